@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine (each builds its own virtual environment):
+#   make demo   — the main job
+#   make test   — the test suite
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+GMD ?= $(or $(MUSICVAE_GMD_DIR),../shared/data/groove)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# constraints.txt pins torch to the CPU build available here; never pulls CUDA wheels.
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: install demo test bench
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/musicvae data stats --data $(GMD)
+
+test: $(VENV)/.installed
+	MUSICVAE_GMD_DIR=$(GMD) $(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	MUSICVAE_GMD_DIR=$(GMD) $(PY) bench/preprocess.py

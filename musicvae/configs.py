@@ -1,0 +1,259 @@
+"""Named model presets, with magenta's names and hyperparameter values.
+
+A :class:`Config` has four sections — ``data`` (how MIDI becomes tensors), ``model`` (layer
+sizes), ``loss`` and ``train`` (optimisation) — each a frozen dataclass. Presets live in
+:data:`CONFIGS`; ``with_overrides`` applies ``section.key=value`` strings such as
+``train.batch_size=64`` (typed and validated, as given on the command line with ``--set``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+
+WINDOWINGS = ("files", "tfds", "grid")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How MIDI becomes groove tensors (see ``musicvae.data.groove``).
+
+    Steps are 16th notes: a bar is 16 steps, so a window is ``16 * split_bars`` steps.
+    """
+
+    split_bars: int = 4
+    # Windowing mode: "files" (magenta's converter on whole files: non-overlapping windows),
+    # "tfds" (TFDS groove/Nbar-midionly then the converter: what magenta trained on) or
+    # "grid" (1-bar hop on the quantized grid, keeps early-played downbeats).
+    windowing: str = "tfds"
+    # Hop between windows in bars; None means the mode's own (split_bars for files, 1 otherwise).
+    hop_bars: int | None = None
+    pitch_map: str = "roland"
+    # Input transforms (encoder side only; the decoder targets never change).
+    humanize: bool = False
+    tapify: bool = False
+    fixed_velocities: bool = False
+    add_instruments: tuple[int, ...] = ()
+    hits_as_controls: bool = False
+    max_note_dropout: float = 0.0
+
+    @property
+    def window_steps(self) -> int:
+        return 16 * self.split_bars
+
+    @property
+    def hop_steps(self) -> int:
+        if self.hop_bars is not None:
+            return 16 * self.hop_bars
+        return self.window_steps if self.windowing == "files" else 16
+
+    @property
+    def control_depth(self) -> int:
+        return 9 if self.hits_as_controls else 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Layer sizes. ``enc_rnn_size`` is units per direction of the bidirectional encoder."""
+
+    z_size: int = 256
+    enc_rnn_size: tuple[int, ...] = (512,)
+    dec_rnn_size: tuple[int, ...] = (256, 256)
+    # Probability of keeping each LSTM-layer input element during training (magenta: 0.3).
+    dropout_keep_prob: float = 0.3
+    input_depth: int = 27
+    output_depth: int = 27
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The ELBO terms. KL is in nats; ``free_bits`` is converted to nats (× ln 2)."""
+
+    free_bits: float = 48.0
+    max_beta: float = 0.2
+    beta_rate: float = 0.0
+    # Count velocity/offset errors only where the target has a hit (magenta counts every cell).
+    mask_by_hits: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 512
+    num_steps: int = 20000
+    learning_rate: float = 1e-3
+    decay_rate: float = 0.9999
+    min_learning_rate: float = 1e-5
+    grad_clip: float = 1.0
+    grad_norm_clip_to_zero: float = 1e4
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def control_depth(self) -> int:
+        return self.data.control_depth
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.data.window_steps
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Config":
+        sections = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "name"}
+        kwargs = {"name": raw["name"]}
+        for section_name in sections:
+            section_cls = _SECTION_TYPES[section_name]
+            values = raw.get(section_name, {})
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            unknown = set(values) - set(known)
+            if unknown:
+                raise ValueError(f"unknown {section_name} keys in config: {sorted(unknown)}")
+            kwargs[section_name] = section_cls(
+                **{k: _coerce(v, known[k].type, f"{section_name}.{k}") for k, v in values.items()}
+            )
+        return cls(**kwargs)
+
+    def with_overrides(self, overrides: typing.Iterable[str]) -> "Config":
+        """Apply ``section.key=value`` strings; raises ValueError naming the valid keys."""
+        config = self
+        for item in overrides:
+            key, sep, text = item.partition("=")
+            key = key.strip()
+            valid = valid_override_keys()
+            if not sep or key not in valid:
+                raise ValueError(f"unknown setting {key!r}; valid keys: {', '.join(valid)}")
+            section_name, attr = key.split(".")
+            section = getattr(config, section_name)
+            ftype = {f.name: f.type for f in dataclasses.fields(section)}[attr]
+            value = _parse(text.strip(), ftype, key)
+            config = dataclasses.replace(config, **{section_name: dataclasses.replace(section, **{attr: value})})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        d = self.data
+        if d.split_bars < 1:
+            raise ValueError("data.split_bars must be ≥ 1")
+        if d.windowing not in WINDOWINGS:
+            raise ValueError(f"data.windowing must be one of {', '.join(WINDOWINGS)}")
+        if d.hop_bars is not None and d.hop_bars < 1:
+            raise ValueError("data.hop_bars must be ≥ 1")
+        if not 0.0 <= d.max_note_dropout <= 1.0:
+            raise ValueError("data.max_note_dropout must be in [0, 1]")
+        if any(not 0 <= i < 9 for i in d.add_instruments):
+            raise ValueError("data.add_instruments must be drum class indices 0–8")
+        if not 0.0 < self.model.dropout_keep_prob <= 1.0:
+            raise ValueError("model.dropout_keep_prob must be in (0, 1]")
+        if self.model.z_size < 1 or not self.model.enc_rnn_size or not self.model.dec_rnn_size:
+            raise ValueError("model sizes must be positive and non-empty")
+        if self.train.batch_size < 1 or self.train.num_steps < 0:
+            raise ValueError("train.batch_size must be ≥ 1 and train.num_steps ≥ 0")
+
+
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def valid_override_keys() -> list[str]:
+    return [f"{s}.{f.name}" for s, cls in _SECTION_TYPES.items() for f in dataclasses.fields(cls)]
+
+
+def _resolve(ftype):
+    """Turn a dataclass field annotation (a string under `from __future__ import annotations`)
+    into (base type, allows None, element type for tuples)."""
+    if isinstance(ftype, str):
+        ftype = eval(ftype, {"tuple": tuple, "int": int, "float": float, "bool": bool, "str": str, "None": None})
+    optional = False
+    if isinstance(ftype, types.UnionType) or typing.get_origin(ftype) is typing.Union:
+        args = [a for a in typing.get_args(ftype) if a is not type(None)]
+        optional = True
+        ftype = args[0]
+    if typing.get_origin(ftype) is tuple:
+        return tuple, optional, typing.get_args(ftype)[0]
+    return ftype, optional, None
+
+
+def _parse(text: str, ftype, key: str):
+    base, optional, element = _resolve(ftype)
+    if optional and text.lower() in ("none", "null", ""):
+        return None
+    try:
+        if base is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base is tuple:
+            parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
+            return tuple(element(p.strip()) for p in parts)
+        return base(text)
+    except ValueError:
+        raise ValueError(f"{key}: cannot read {text!r} as {getattr(base, '__name__', base)}") from None
+
+
+def _coerce(value, ftype, key: str):
+    base, optional, element = _resolve(ftype)
+    if value is None and optional:
+        return None
+    if base is tuple:
+        return tuple(element(v) for v in value)
+    if base is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, base):
+        raise ValueError(f"{key}: expected {base.__name__}, got {value!r}")
+    return value
+
+
+def _groovae(name: str, split_bars: int, **data) -> Config:
+    return Config(name=name, data=DataConfig(split_bars=split_bars, **data))
+
+
+CONFIGS: dict[str, Config] = {
+    c.name: c
+    for c in (
+        _groovae("groovae_4bar", 4),
+        _groovae("groovae_2bar_humanize", 2, humanize=True),
+        _groovae("groovae_2bar_tap_fixed_velocity", 2, tapify=True, fixed_velocities=True),
+        _groovae(
+            "groovae_2bar_tap_fixed_velocity_note_dropout",
+            2,
+            tapify=True,
+            fixed_velocities=True,
+            max_note_dropout=0.8,
+        ),
+        _groovae("groovae_2bar_add_closed_hh", 2, add_instruments=(2,)),
+        _groovae("groovae_2bar_hits_control", 2, hits_as_controls=True),
+    )
+}
+# magenta renamed the hits-control preset in 2019; its published checkpoint still uses the old name.
+CONFIGS["groovae_2bar_hits_control_tfds"] = dataclasses.replace(
+    CONFIGS["groovae_2bar_hits_control"], name="groovae_2bar_hits_control_tfds"
+)
+
+
+def get_config(name: str) -> Config:
+    """The preset called ``name``; ValueError listing the presets when there is none."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown config {name!r}; choose from {', '.join(sorted(CONFIGS))}") from None

@@ -1,0 +1,222 @@
+"""The groove representation: drum notes ↔ [steps, 27] tensors, as magenta's GrooveConverter.
+
+A step is a 16th note (4 steps per quarter, 16 per 4/4 bar). Each step holds 27 floats:
+
+* ``[0:9]``   hits — 1.0 where a drum class is struck in that step, else 0;
+* ``[9:18]``  velocities — MIDI velocity / 127 (0–1) of the note that won the cell;
+* ``[18:27]`` offsets — 2 × (grid time − onset time) / step length, in [−1, 1]:
+  **positive means played early**, ±1 is half a step.
+
+When several notes of one class land in one step, the loudest wins; on a velocity tie the first in
+pretty_midi's note order wins (see ``musicvae.data.midi``). Class order and pitch maps are in
+``musicvae.data.drums``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import symusic
+
+from musicvae.data.drums import NUM_CLASSES, class_lookup, output_pitches, pitch_map
+from musicvae.data.midi import DEFAULT_QPM, DrumPerformance, MidiError
+
+STEPS_PER_QUARTER = 4
+STEPS_PER_BAR = 16
+DEPTH = 3 * NUM_CLASSES  # 27
+HITS, VELOCITIES, OFFSETS = slice(0, 9), slice(9, 18), slice(18, 27)
+MAX_VELOCITY = 127
+
+
+@dataclass(frozen=True)
+class GrooveCells:
+    """The winning note of every occupied (step, class) cell of a performance.
+
+    ``step`` is the 16th-note index from the file's start, ``cls`` the drum class (0–8),
+    ``velocity`` MIDI velocity / 127 and ``offset`` the ×2-scaled early-positive offset.
+    ``skipped_pitches`` counts notes whose pitch is outside the pitch map (magenta would crash).
+    """
+
+    step: np.ndarray
+    cls: np.ndarray
+    velocity: np.ndarray
+    offset: np.ndarray
+    skipped_pitches: dict[int, int]
+
+    @property
+    def num_steps(self) -> int:
+        """Length of the full groove in steps: the last onset's bar, rounded up to a whole bar."""
+        if self.step.size == 0:
+            return 0
+        return STEPS_PER_BAR * ((int(self.step.max()) + 1 + STEPS_PER_BAR - 1) // STEPS_PER_BAR)
+
+    def to_tensor(self, num_steps: int | None = None, dtype=np.float64) -> np.ndarray:
+        """Dense groove [num_steps, 27] (default: the whole performance); float64 like magenta."""
+        steps = self.num_steps if num_steps is None else num_steps
+        tensor = np.zeros((steps, DEPTH), dtype)
+        keep = self.step < steps
+        s, c = self.step[keep], self.cls[keep]
+        tensor[s, c] = 1.0
+        tensor[s, c + 9] = self.velocity[keep]
+        tensor[s, c + 18] = self.offset[keep]
+        return tensor
+
+
+def check_convertible(perf: DrumPerformance, label: str) -> None:
+    """Raise MidiError when magenta's converter would produce nothing for this performance."""
+    num, den = perf.time_signature
+    if perf.time_signature_changes:
+        raise MidiError(f"{label}: time signature changes ({perf.time_signature_changes})")
+    if STEPS_PER_QUARTER * 4 * num != STEPS_PER_BAR * den:
+        raise MidiError(f"{label}: time signature {num}/{den} is not 4/4 (16 steps per bar)")
+    if perf.tempo_changes:
+        raise MidiError(f"{label}: tempo changes ({perf.tempo_changes}); only a single tempo is supported")
+    if perf.num_notes == 0:
+        raise MidiError(f"{label}: no notes")
+
+
+def drum_notes_only(perf: DrumPerformance, label: str) -> DrumPerformance:
+    """Keep the notes of drum tracks (MIDI channel 10); MidiError when there are none.
+
+    For user MIDI: magenta maps every note to a drum class, which turns a bass line into toms.
+    """
+    if not perf.is_drum.any():
+        raise MidiError(f"{label}: no drum notes (no notes on MIDI channel 10)")
+    return perf.select(perf.is_drum)
+
+
+def quantize_steps(seconds: np.ndarray, qpm: float) -> np.ndarray:
+    """Nearest 16th-note step of each time in seconds; exact halves round up (note_seq)."""
+    steps_per_second = STEPS_PER_QUARTER * qpm / 60.0
+    return (seconds * steps_per_second + 0.5).astype(np.int64)
+
+
+def step_offsets(seconds: np.ndarray, steps: np.ndarray, qpm: float) -> np.ndarray:
+    """×2-scaled offset of each onset from its grid step, positive when early."""
+    step_length = 60.0 / qpm / STEPS_PER_QUARTER
+    return 2.0 * (steps * step_length - seconds) / step_length
+
+
+def loudest_per_cell(cells: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """Indices of the winning note per distinct cell id: highest velocity, then earliest index.
+
+    ``cells`` is any integer cell id per note (notes in note order); returns note indices sorted
+    by cell id.
+    """
+    order = np.lexsort((np.arange(cells.size), -velocity.astype(np.int64), cells))
+    sorted_cells = cells[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sorted_cells[1:] != sorted_cells[:-1]
+    return order[first]
+
+
+def performance_cells(perf: DrumPerformance, pitch_map_name: str = "roland") -> GrooveCells:
+    """Quantize a performance into winning-note cells (no windowing, no checks)."""
+    table = class_lookup(pitch_map(pitch_map_name))
+    cls = table[perf.pitch].astype(np.int64)
+    known = cls >= 0
+    skipped = {}
+    if not known.all():
+        values, counts = np.unique(perf.pitch[~known], return_counts=True)
+        skipped = {int(v): int(n) for v, n in zip(values, counts)}
+    start = perf.start[known]
+    cls = cls[known]
+    velocity = perf.velocity[known]
+    steps = quantize_steps(start, perf.qpm)
+    win = loudest_per_cell(steps * NUM_CLASSES + cls, velocity)
+    return GrooveCells(
+        step=steps[win],
+        cls=cls[win],
+        velocity=velocity[win] / MAX_VELOCITY,
+        offset=step_offsets(start[win], steps[win], perf.qpm),
+        skipped_pitches=skipped,
+    )
+
+
+def window_starts(num_steps: int, window_steps: int, hop_steps: int) -> np.ndarray:
+    """Start steps of the whole windows that fit in ``num_steps`` (a trailing partial is dropped)."""
+    if num_steps < window_steps:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, num_steps - window_steps + 1, hop_steps, dtype=np.int64)
+
+
+def to_windows(tensor: np.ndarray, window_steps: int, hop_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a [steps, 27] groove into windows; returns (windows [N, window, 27], start steps)."""
+    starts = window_starts(tensor.shape[0], window_steps, hop_steps)
+    index = starts[:, None] + np.arange(window_steps)[None, :]
+    return tensor[index], starts
+
+
+# ------------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass(frozen=True)
+class DecodedNotes:
+    """Notes decoded from a groove: onset/offset times in seconds, MIDI pitch and velocity 0–127.
+
+    Times are exactly magenta's ``from_tensors`` values (they can be slightly negative at step 0);
+    writers clamp them.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    pitch: np.ndarray
+    velocity: np.ndarray
+
+
+def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: str = "roland") -> DecodedNotes:
+    """Turn a [steps, 27] groove into notes as magenta's ``from_tensors`` does.
+
+    A hit is ``hits > 0.5``; pitch = the class's first pitch; velocity = round-half-even of
+    v × 127 clipped to 0–127; onset = (step − clip(offset/2, ±0.5)) × step length; each note lasts
+    one step. Notes come step by step, classes 0–8 within a step.
+    """
+    groove = np.asarray(groove, dtype=np.float64)
+    if groove.ndim != 2 or groove.shape[1] != DEPTH:
+        raise ValueError(f"expected a [steps, {DEPTH}] groove, got shape {groove.shape}")
+    step_length = 60.0 / qpm / STEPS_PER_QUARTER
+    steps, classes = np.nonzero(groove[:, HITS] > 0.5)
+    velocity = np.clip(np.round(groove[steps, classes + 9] * MAX_VELOCITY), 0, MAX_VELOCITY).astype(np.int64)
+    offset = np.clip(groove[steps, classes + 18] / 2.0, -0.5, 0.5)
+    start = (steps - offset) * step_length
+    return DecodedNotes(
+        start=start,
+        end=start + step_length,
+        pitch=output_pitches(pitch_map(pitch_map_name))[classes],
+        velocity=velocity,
+    )
+
+
+def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480) -> symusic.Score:
+    """A one-track drum Score (channel 10, 4/4, one tempo) holding the notes.
+
+    Notes with velocity 0 are dropped (in MIDI a velocity-0 note-on is a note-off) and negative
+    onsets are moved to time 0, so a written file never has negative times.
+    """
+    seconds_per_tick = 60.0 / (qpm * ticks_per_quarter)
+    keep = notes.velocity > 0
+    start = np.maximum(np.rint(notes.start[keep] / seconds_per_tick), 0).astype(np.int32)
+    end = np.maximum(np.rint(notes.end[keep] / seconds_per_tick).astype(np.int32), start + 1)
+    score = symusic.Score(ticks_per_quarter)
+    score.tempos.append(symusic.Tempo(0, qpm))
+    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    track = symusic.Track("Drums", 0, True)
+    order = np.lexsort((notes.pitch[keep], start))
+    track.notes = symusic.Note.from_numpy(
+        time=start[order],
+        duration=(end - start)[order].astype(np.int32),
+        pitch=notes.pitch[keep][order].astype(np.int8),
+        velocity=notes.velocity[keep][order].astype(np.int8),
+    )
+    score.tracks.append(track)
+    return score
+
+
+def groove_to_midi_bytes(
+    groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: str = "roland", ticks_per_quarter: int = 480
+) -> bytes:
+    """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute."""
+    score = notes_to_score(decode_notes(groove, qpm, pitch_map_name), qpm, ticks_per_quarter)
+    return score.dumps_midi()

@@ -1,0 +1,285 @@
+"""Reading drum performances from MIDI files (symusic), with one-line errors for bad input.
+
+Times follow pretty_midi, which magenta reads MIDI with: a note's time in seconds is
+``tick * 60 / (qpm * ticks_per_quarter)`` for the file's single tempo, and notes are listed in
+the order their note-offs occur. That order decides which note wins a velocity tie inside one
+grid cell, so it is reproduced here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import symusic
+
+DEFAULT_QPM = 120.0
+# Bounds outside which a tempo or resolution is treated as a corrupt file rather than music.
+MIN_QPM, MAX_QPM = 10.0, 1000.0
+MAX_TICKS_PER_QUARTER = 32767
+# Files larger than this are refused before parsing (GMD's largest file is ~40 kB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class MidiError(ValueError):
+    """A MIDI file that cannot be used; the message is one line, meant for the user."""
+
+
+@dataclass(frozen=True)
+class DrumPerformance:
+    """The notes of one MIDI file and the timing facts the groove converter needs.
+
+    ``start``/``end`` are in seconds (float64), ``pitch`` is the MIDI pitch (0–127), ``velocity``
+    the MIDI velocity (1–127); notes are in pretty_midi's note-off order. ``qpm`` is the first
+    tempo in quarter notes per minute (120 when the file has none); ``tempo_changes`` counts tempo
+    events that differ from the first (magenta rejects such files), likewise
+    ``time_signature_changes``. ``end_time`` is pretty_midi's end time in seconds: the latest
+    note-off, control change, pitch bend or meta event.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    pitch: np.ndarray
+    velocity: np.ndarray
+    is_drum: np.ndarray
+    qpm: float
+    tempo_changes: int
+    time_signature: tuple[int, int]
+    time_signature_changes: int
+    ticks_per_quarter: int
+    seconds_per_tick: float
+    end_time: float
+
+    @property
+    def num_notes(self) -> int:
+        return int(self.start.shape[0])
+
+    def select(self, mask: np.ndarray) -> "DrumPerformance":
+        """The same performance restricted to the notes where ``mask`` is true."""
+        return DrumPerformance(
+            start=self.start[mask],
+            end=self.end[mask],
+            pitch=self.pitch[mask],
+            velocity=self.velocity[mask],
+            is_drum=self.is_drum[mask],
+            qpm=self.qpm,
+            tempo_changes=self.tempo_changes,
+            time_signature=self.time_signature,
+            time_signature_changes=self.time_signature_changes,
+            ticks_per_quarter=self.ticks_per_quarter,
+            seconds_per_tick=self.seconds_per_tick,
+            end_time=self.end_time,
+        )
+
+
+def read_midi_bytes(source: str | Path | bytes, name: str | None = None) -> bytes:
+    """The bytes of a MIDI file after basic header checks; MidiError on failure."""
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    if not isinstance(source, bytes):
+        path = Path(source)
+        if not path.is_file():
+            raise MidiError(f"{label}: no such file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise MidiError(f"{label}: file too large for a drum groove ({path.stat().st_size} bytes)")
+        source = path.read_bytes()
+    if len(source) == 0:
+        raise MidiError(f"{label}: empty file")
+    if source[:4] != b"MThd":
+        kind = "a zip archive" if source[:2] == b"PK" else "not a MIDI file"
+        raise MidiError(f"{label}: {kind} (no MThd header)")
+    if len(source) < 14:
+        raise MidiError(f"{label}: truncated MIDI header")
+    division = int.from_bytes(source[12:14], "big")
+    if division & 0x8000:
+        raise MidiError(f"{label}: SMPTE time division is not supported")
+    if division == 0:
+        raise MidiError(f"{label}: resolution of 0 ticks per quarter")
+    return source
+
+
+def parse_score(data: bytes, label: str) -> symusic.Score:
+    """Parse checked MIDI bytes into a tick-based symusic Score; MidiError on failure."""
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as exc:  # symusic raises plain RuntimeError/ValueError with long texts
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MidiError(f"{label}: unreadable MIDI ({reason[:120]})") from None
+
+
+def _note_off_order(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    # pretty_midi appends a note when its note-off is read; events at one tick keep file order,
+    # which symusic does not expose, so ties fall back to onset order.
+    return np.lexsort((starts, ends))
+
+
+def _read_vlq(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos
+
+
+def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
+    """Notes paired the way pretty_midi pairs them, from a scan of the raw note events.
+
+    symusic pairs a note-off with the oldest open note-on of its key; pretty_midi closes every
+    open note of the key (except one opened at the same tick) and drops a note whose on and off
+    share a tick. The two differ only when notes of one key overlap, so this slower scan is used
+    just for such files. Returns (start tick, end tick, pitch, velocity, is_drum) in note-off order.
+    """
+    notes = []
+    pos = 8 + int.from_bytes(data[4:8], "big")
+    while pos + 8 <= len(data):
+        chunk_end = min(pos + 8 + int.from_bytes(data[pos + 4 : pos + 8], "big"), len(data))
+        is_track = data[pos : pos + 4] == b"MTrk"
+        pos += 8
+        tick, status, open_notes = 0, 0, {}
+        while is_track and pos < chunk_end:
+            if data[pos] < 0x80:  # one-byte delta: by far the most common case
+                tick += data[pos]
+                pos += 1
+            else:
+                delta, pos = _read_vlq(data, pos)
+                tick += delta
+            if data[pos] >= 0x80:
+                status = data[pos]
+                pos += 1
+                if status == 0xFF:
+                    length, pos = _read_vlq(data, pos + 1)
+                    pos += length
+                    continue
+                if status in (0xF0, 0xF7):
+                    length, pos = _read_vlq(data, pos)
+                    pos += length
+                    continue
+            kind, channel = status & 0xF0, status & 0x0F
+            if kind in (0xC0, 0xD0):
+                pos += 1
+                continue
+            if kind in (0x80, 0x90):
+                key, velocity = (channel, data[pos]), data[pos + 1]
+                if kind == 0x90 and velocity > 0:
+                    open_notes.setdefault(key, []).append((tick, velocity))
+                elif key in open_notes:
+                    closing = [n for n in open_notes[key] if n[0] != tick]
+                    staying = [n for n in open_notes[key] if n[0] == tick]
+                    notes.extend((start, tick, key[1], vel, channel == 9) for start, vel in closing)
+                    if closing and staying:
+                        open_notes[key] = staying
+                    else:
+                        del open_notes[key]
+            pos += 2
+        pos = chunk_end
+    if not notes:
+        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int16),) * 2 + (np.zeros(0, bool),)
+    start, end, pitch, velocity, drum = zip(*notes)
+    return (
+        np.array(start, np.int64),
+        np.array(end, np.int64),
+        np.array(pitch, np.int16),
+        np.array(velocity, np.int16),
+        np.array(drum, bool),
+    )
+
+
+def _keys_overlap(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> bool:
+    """Whether two notes of one pitch overlap within a track (only then can pairings differ)."""
+    order = np.lexsort((start, pitch))
+    same = pitch[order][1:] == pitch[order][:-1]
+    return bool(np.any(same & (start[order][1:] < end[order][:-1])))
+
+
+def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerformance:
+    """Read every note of a MIDI file (all tracks, as magenta does) with its timing facts."""
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    data = read_midi_bytes(source, label)
+    score = parse_score(data, label)
+    tpq = int(score.ticks_per_quarter)
+    if not 0 < tpq <= MAX_TICKS_PER_QUARTER:
+        raise MidiError(f"{label}: absurd resolution of {tpq} ticks per quarter")
+
+    tempos = sorted(score.tempos, key=lambda t: t.time)
+    if tempos:
+        # pretty_midi derives qpm from the stored microseconds per quarter.
+        qpm = 6e7 / tempos[0].mspq
+        changes = sum(1 for t in tempos[1:] if t.mspq != tempos[0].mspq)
+        if tempos[0].time != 0 and qpm != DEFAULT_QPM:
+            changes += 1  # an implicit change from the default 120 qpm
+    else:
+        qpm, changes = DEFAULT_QPM, 0
+    if not MIN_QPM <= qpm <= MAX_QPM:
+        raise MidiError(f"{label}: absurd tempo of {qpm:.6g} qpm")
+
+    signatures = sorted(score.time_signatures, key=lambda t: t.time)
+    if signatures:
+        first = (int(signatures[0].numerator), int(signatures[0].denominator))
+        ts_changes = sum(1 for s in signatures[1:] if (s.numerator, s.denominator) != first)
+        if signatures[0].time != 0 and first != (4, 4):
+            ts_changes += 1
+    else:
+        first, ts_changes = (4, 4), 0
+
+    starts, ends, pitches, velocities, drums = [], [], [], [], []
+    last_tick = 0
+    repair = False
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        if len(notes["time"]):
+            start = notes["time"].astype(np.int64)
+            end = start + notes["duration"].astype(np.int64)
+            pitch = notes["pitch"].astype(np.int16)
+            repair = repair or _keys_overlap(start, end, pitch)
+            starts.append(start)
+            ends.append(end)
+            pitches.append(pitch)
+            velocities.append(notes["velocity"].astype(np.int16))
+            drums.append(np.full(len(start), bool(track.is_drum)))
+            last_tick = max(last_tick, int(end.max()))
+        for events in (track.controls, track.pitch_bends, track.lyrics):
+            if len(events):
+                last_tick = max(last_tick, int(events.numpy()["time"].max()))
+    for events in (score.time_signatures, score.key_signatures, score.markers, score.tempos):
+        if len(events):
+            last_tick = max(last_tick, int(events.numpy()["time"].max()))
+
+    seconds_per_tick = 60.0 / (qpm * tpq)
+    # note_seq takes the tempo back from pretty_midi's tick scale; the round trip can move qpm by
+    # one ulp, which decides the step of notes lying exactly half a step off the grid.
+    qpm = 60.0 / (seconds_per_tick * tpq)
+    if repair:
+        try:
+            start_ticks, end_ticks, pitch, velocity, is_drum = _pretty_midi_notes(data)
+        except IndexError:
+            raise MidiError(f"{label}: truncated MIDI track") from None
+    elif starts:
+        start_ticks = np.concatenate(starts)
+        end_ticks = np.concatenate(ends)
+        order = _note_off_order(start_ticks, end_ticks)
+        # pretty_midi drops a note whose note-on and note-off share a tick.
+        order = order[end_ticks[order] > start_ticks[order]]
+        start_ticks, end_ticks = start_ticks[order], end_ticks[order]
+        pitch = np.concatenate(pitches)[order]
+        velocity = np.concatenate(velocities)[order]
+        is_drum = np.concatenate(drums)[order]
+    else:
+        start_ticks = end_ticks = np.zeros(0, np.int64)
+        pitch = velocity = np.zeros(0, np.int16)
+        is_drum = np.zeros(0, bool)
+    return DrumPerformance(
+        start=start_ticks * seconds_per_tick,
+        end=end_ticks * seconds_per_tick,
+        pitch=pitch,
+        velocity=velocity,
+        is_drum=is_drum,
+        qpm=qpm,
+        tempo_changes=changes,
+        time_signature=first,
+        time_signature_changes=ts_changes,
+        ticks_per_quarter=tpq,
+        seconds_per_tick=seconds_per_tick,
+        end_time=last_tick * seconds_per_tick,
+    )

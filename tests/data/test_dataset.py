@@ -1,0 +1,69 @@
+"""Building, saving and caching groove windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicvae.configs import get_config
+from musicvae.data.dataset import GrooveWindows, build_windows, load_windows
+from musicvae.data.gmd import open_dataset
+from musicvae.data.transforms import encoder_inputs, note_dropout
+
+
+@pytest.fixture(scope="module")
+def validation(gmd_dir):
+    return build_windows(open_dataset(gmd_dir), get_config("groovae_4bar").data, ("validation",))
+
+
+def test_build_reports_skips_and_metadata(validation):
+    windows, report = validation
+    assert len(windows) == 1929
+    assert report.files_used == 122 and sum(report.skipped.values()) == 2
+    assert windows.outputs.dtype == np.float32 and windows.outputs.shape[1:] == (64, 27)
+    assert set(windows.split.tolist()) == {"validation"}
+    for source in np.unique(windows.source)[:20]:
+        assert np.all(np.diff(windows.start_step[windows.source == source]) > 0)
+    assert windows.bpm.min() >= 50 and windows.bpm.max() <= 290
+
+
+def test_npz_round_trip_and_numpy_only(validation, tmp_path):
+    windows, _ = validation
+    path = tmp_path / "val.npz"
+    windows.save(path)
+    assert not list(tmp_path.glob(".*tmp"))
+    raw = np.load(path, allow_pickle=False)
+    assert set(raw.files) >= {"inputs", "outputs", "source", "split", "start_step", "bpm", "drummer", "style", "beat_type"}
+    again = GrooveWindows.load(path)
+    np.testing.assert_array_equal(again.outputs, windows.outputs)
+    assert again.source.tolist() == windows.source.tolist()
+
+
+def test_load_windows_caches_and_recomputes_inputs(validation, tmp_path, monkeypatch):
+    windows, _ = validation
+    path = tmp_path / "val.npz"
+    windows.save(path)
+    humanize = get_config("groovae_2bar_humanize").data
+    with pytest.raises(Exception, match="bars"):
+        load_windows(path, humanize)
+    hits_control = get_config("groovae_4bar").with_overrides(["data.hits_as_controls=true"]).data
+    loaded = load_windows(path, hits_control)
+    np.testing.assert_array_equal(loaded.controls, windows.outputs[..., :9])
+
+
+def test_note_dropout_is_fresh_and_drops_quiet_notes_first():
+    rng = np.random.default_rng(0)
+    grooves = np.zeros((400, 32, 27), np.float32)
+    grooves[:, :, 0] = 1.0
+    grooves[:, :16, 9] = 0.1  # quiet
+    grooves[:, 16:, 9] = 1.0  # loud
+    a = note_dropout(grooves, 0.8, rng)
+    b = note_dropout(grooves, 0.8, rng)
+    assert not np.array_equal(a, b)
+    quiet_kept, loud_kept = a[:, :16, 0].mean(), a[:, 16:, 0].mean()
+    assert quiet_kept < loud_kept < 1.0
+    dropped = a[:, :, 0] == 0
+    assert np.all(a[:, :, 9][dropped] == 0)
+    config = get_config("groovae_2bar_tap_fixed_velocity_note_dropout").data
+    # No rng → no dropout: evaluation and inference never drop notes.
+    np.testing.assert_array_equal(encoder_inputs(grooves, config), encoder_inputs(grooves, config))
