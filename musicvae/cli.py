@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -173,12 +174,46 @@ def inspect(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command("train")
+def train_command(
+    run_dir: Path = typer.Option(..., "--run-dir", help="Folder for checkpoints, logs and the final model."),
+    data: Optional[Path] = DataOption,
+    config: str = ConfigOption,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
+    windowing: Optional[str] = WindowingOption,
+    overrides: Optional[list[str]] = SetOption,
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 (autocast)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),
+) -> None:
+    """Train a preset on the GMD (folder or zip) or a preprocessed .npz."""
+    from musicvae.train import train
+
+    sets = list(overrides or [])
+    if steps is not None:
+        sets.append(f"train.num_steps={steps}")
+    if batch_size is not None:
+        sets.append(f"train.batch_size={batch_size}")
+    cfg = resolve_config(config, sets, windowing=windowing)
+    metrics = train(cfg, default_data(data), run_dir, device=device, precision=precision, resume=resume, progress=progress)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
+    if metrics:
+        typer.echo(
+            f"validation: loss {metrics['loss']:.2f}, hit F1 {metrics['hit_f1']:.3f}, "
+            f"velocity MAE {metrics['velocity_mae']:.1f}, offset MAE {metrics['offset_mae_ms']:.1f} ms"
+        )
+    typer.echo(f"model saved in {run_dir}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one-line messages."""
     try:
         app(args=argv, prog_name="musicvae")
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
         if isinstance(exc, user_errors()):

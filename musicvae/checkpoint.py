@@ -1,0 +1,305 @@
+"""Saving and loading models and optimizer state, without pickle.
+
+A checkpoint is a folder:
+
+* ``config.json``          the :class:`~musicvae.configs.Config` (``Config.to_json``)
+* ``model.safetensors``    the model's state dict (float32; fp16/bf16 files are upcast on load)
+* ``optimizer.safetensors`` + ``training_state.json``  (optional, for resuming) the optimizer's
+  tensors flattened as ``state.{param_index}.{name}`` plus a JSON file with the param groups'
+  hyperparameters, scalar optimizer state and the trainer's own counters.
+
+Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so
+a crash mid-save never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from musicvae.configs import Config, get_config
+from musicvae.model.vae import MusicVAE
+
+try:  # one exception type for every checkpoint problem, TF imports included
+    from musicvae.tf_checkpoint import CheckpointError
+except ImportError:  # pragma: no cover - the TF importer is optional
+
+    class CheckpointError(ValueError):
+        """A checkpoint that cannot be read or does not fit the model; the message is one line."""
+
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+TRAINING_STATE_FILE = "training_state.json"
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+# ------------------------------------------------------------------------------------------------
+# Atomic writes
+# ------------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _atomic_write_json(path: Path, obj) -> None:
+    _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _atomic_write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None):
+    # safetensors refuses shared or non-contiguous storage; clone to own, contiguous CPU memory.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    _atomic_write(path, safetensors_bytes(flat, metadata=metadata))
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+
+def save_model(run_dir, model: MusicVAE, config: Config | None = None, *, extra_json: dict | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``run_dir`` (created if needed).
+
+    ``extra_json`` maps further file names to JSON-serialisable objects written alongside, e.g.
+    ``{"metrics.json": {...}}``. Returns ``run_dir`` as a Path.
+    """
+    run_dir = Path(run_dir)
+    config = model.config if config is None else config
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_tensors(run_dir / MODEL_FILE, model.state_dict(), metadata={"format": "pt"})
+    _atomic_write(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
+    for name, obj in (extra_json or {}).items():
+        if Path(name).name != name:
+            raise ValueError(f"extra_json file names must be plain names, got {name!r}")
+        _atomic_write_json(run_dir / name, obj)
+    return run_dir
+
+
+def _model_paths(path) -> tuple[Path, Path]:
+    """(config.json, model.safetensors) for a checkpoint folder or a path to either file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    folder = path if path.is_dir() else path.parent
+    weights = path if path.is_file() and path.suffix == ".safetensors" else folder / MODEL_FILE
+    return folder / CONFIG_FILE, weights
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
+    """Load ``state`` into ``model`` after checking keys, shapes and dtypes; fp16/bf16 are upcast.
+
+    Raises :class:`CheckpointError` with one line listing every missing, unexpected and
+    wrongly shaped tensor, before anything is copied (so a failure never loads partially).
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} is {list(state[k].shape)}, expected {list(expected[k].shape)}"
+        for k in sorted(set(expected) & set(state))
+        if state[k].shape != expected[k].shape
+    ]
+    bad_dtype = [f"{k} has dtype {state[k].dtype}" for k in sorted(state) if state[k].dtype not in _FLOAT_DTYPES]
+    if missing or unexpected or wrong or bad_dtype:
+        problems = []
+        if missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if wrong:
+            problems.append("wrong shape: " + "; ".join(wrong))
+        if bad_dtype:
+            problems.append("not floating point: " + "; ".join(bad_dtype))
+        raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems))
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+
+
+def load_model(path, device=None) -> MusicVAE:
+    """Rebuild a model from a checkpoint folder (or its ``model.safetensors``), in eval mode."""
+    config_path, weights_path = _model_paths(path)
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path}: no config.json in checkpoint")
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: no model weights in checkpoint")
+    try:
+        config = Config.from_dict(json.loads(config_path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{config_path}: invalid config ({err})") from None
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{weights_path}: cannot read safetensors file ({err})") from None
+    model = MusicVAE(config)
+    load_state_dict_strict(model, state, str(weights_path))
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
+    """Load a model for inference (re-exported as ``musicvae.load``).
+
+    ``path`` is one of our checkpoint folders / ``model.safetensors`` files, or a magenta TF
+    checkpoint (prefix, folder or ``.tar``), in which case ``config`` names its preset; without
+    it the preset is guessed from the file name (``groovae_4bar.tar`` -> ``groovae_4bar``).
+    """
+    if Path(path).exists():
+        config_path, weights_path = _model_paths(path)
+        if config_path.is_file() and weights_path.is_file():
+            return load_model(path, device)
+    from musicvae.tf_checkpoint import import_magenta_checkpoint
+
+    if config is None:
+        stem = Path(path).name.split(".")[0]
+        try:
+            config = get_config(stem)
+        except ValueError:
+            raise CheckpointError(
+                f"{path}: not a musicvae checkpoint; for a magenta checkpoint pass config=<preset name>"
+            ) from None
+    elif isinstance(config, str):
+        config = get_config(config)
+    m = config.model
+    state, _ = import_magenta_checkpoint(
+        path,
+        input_depth=m.input_depth,
+        control_depth=config.control_depth,
+        z_size=m.z_size,
+        enc_rnn_size=m.enc_rnn_size,
+        dec_rnn_size=m.dec_rnn_size,
+        output_depth=m.output_depth,
+    )
+    model = MusicVAE(config)
+    load_state_dict_strict(model, state, str(path))
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimizer + trainer state
+# ------------------------------------------------------------------------------------------------
+
+
+def _json_scalar(value, what: str):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_json_scalar(v, what) for v in value]
+    raise CheckpointError(f"{what}: cannot store a {type(value).__name__} in JSON")
+
+
+def save_training_state(path, optimizer: torch.optim.Optimizer, trainer_state: dict) -> Path:
+    """Write ``optimizer.safetensors`` and ``training_state.json`` into folder ``path``.
+
+    Optimizer tensors (Adam's ``step``, ``exp_avg``, ``exp_avg_sq``) are stored with their dtype
+    as ``state.{param_index}.{name}``, so a reload is bit-exact. ``trainer_state`` holds JSON
+    values; tensor values (e.g. RNG states) go to the safetensors file as ``trainer.{key}``.
+    """
+    path = Path(path)
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalar_state: dict[str, dict] = {}
+    for index, entries in sd["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{name}"] = value
+            else:
+                scalar_state.setdefault(str(index), {})[name] = _json_scalar(value, f"optimizer state {name}")
+    groups = []
+    for group in sd["param_groups"]:
+        groups.append({k: _json_scalar(v, f"param group {k}") for k, v in group.items() if not isinstance(v, torch.Tensor)})
+        tensor_keys = [k for k, v in group.items() if isinstance(v, torch.Tensor)]
+        for k in tensor_keys:
+            tensors[f"group.{len(groups) - 1}.{k}"] = group[k]
+    trainer_json = {}
+    for key, value in trainer_state.items():
+        if isinstance(value, torch.Tensor):
+            tensors[f"trainer.{key}"] = value
+        else:
+            trainer_json[key] = _json_scalar(value, f"trainer_state[{key!r}]")
+    meta = {
+        "optimizer": type(optimizer).__name__,
+        "param_groups": groups,
+        "scalar_state": scalar_state,
+        "trainer_state": trainer_json,
+        "tensor_keys": sorted(tensors),
+    }
+    _atomic_write_tensors(path / OPTIMIZER_FILE, tensors)
+    _atomic_write_json(path / TRAINING_STATE_FILE, meta)
+    return path
+
+
+def load_training_state(path, optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Restore ``optimizer`` (if given) from folder ``path``; returns the trainer state dict.
+
+    The optimizer must be built over the same parameters, in the same order, as when saved.
+    """
+    path = Path(path)
+    json_path, tensor_path = path / TRAINING_STATE_FILE, path / OPTIMIZER_FILE
+    if not json_path.is_file() or not tensor_path.is_file():
+        raise CheckpointError(f"{path}: no {TRAINING_STATE_FILE} / {OPTIMIZER_FILE} to resume from")
+    meta = json.loads(json_path.read_text())
+    tensors = load_file(str(tensor_path), device="cpu")
+    trainer_state = dict(meta.get("trainer_state", {}))
+    for key, value in tensors.items():
+        if key.startswith("trainer."):
+            trainer_state[key[len("trainer.") :]] = value
+    if optimizer is None:
+        return trainer_state
+    if meta.get("optimizer") != type(optimizer).__name__:
+        raise CheckpointError(f"{path}: saved optimizer is {meta.get('optimizer')}, not {type(optimizer).__name__}")
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, entries in meta.get("scalar_state", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = []
+    for g_index, group in enumerate(meta["param_groups"]):
+        group = dict(group)
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        for key, value in tensors.items():
+            if key.startswith(f"group.{g_index}."):
+                group[key.split(".", 2)[2]] = value
+        groups.append(group)
+    current = optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in current] != [len(g["params"]) for g in groups]:
+        raise CheckpointError(f"{path}: optimizer parameter groups do not match the saved ones")
+    # Shapes are checked by Optimizer.load_state_dict only loosely; do it here, one line.
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved_index = [i for g in groups for i in g["params"]]
+    wrong = [
+        f"param {i}: {name} {list(v.shape)} vs {list(p.shape)}"
+        for p, i in zip(params, saved_index)
+        for name, v in state.get(i, {}).items()
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape
+    ]
+    if wrong:
+        raise CheckpointError(f"{path}: optimizer state does not fit the parameters: " + "; ".join(wrong))
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    return trainer_state

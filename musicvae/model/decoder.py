@@ -1,0 +1,144 @@
+"""The GrooVAE decoder: magenta's ``GrooveLstmDecoder`` (a ``BaseLstmDecoder``).
+
+A stack of LSTMs whose initial state is tanh(Dense(z)) split into [c0, h0, c1, h1, ...]. The
+input at step t is concat(previous 27-vector, z, control_t); in training the previous vector is
+the target at t-1 (teacher forcing, zeros at t = 0). The top layer's h goes through a Dense(27)
+``output_projection``; the 27 raw outputs are [hit logits 9 | velocity 9 | offset 9], activated
+with sigmoid / sigmoid / tanh.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from musicvae.model.encoder import init_dense_glorot, init_dense_small_normal, init_lstm_like_tf
+
+NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
+
+
+def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Raw outputs [..., 27] -> (hit probabilities, velocities, offsets), each [..., 9]."""
+    hits, velocities, offsets = logits.split(NUM_CLASSES, dim=-1)
+    return torch.sigmoid(hits), torch.sigmoid(velocities), torch.tanh(offsets)
+
+
+class GrooveLstmDecoder(nn.Module):
+    def __init__(
+        self,
+        output_depth: int,
+        z_size: int,
+        layer_sizes: tuple[int, ...],
+        control_depth: int,
+        keep_prob: float,
+    ):
+        super().__init__()
+        if len(set(layer_sizes)) != 1:
+            # A single fused nn.LSTM needs equal layer widths (all magenta drum configs have them).
+            raise ValueError(f"decoder layers must all have the same size, got {layer_sizes}")
+        self.output_depth = output_depth
+        self.z_size = z_size
+        self.control_depth = control_depth
+        self.hidden_size = layer_sizes[0]
+        self.num_layers = len(layer_sizes)
+        self.keep_prob = keep_prob
+        self.z_to_initial_state = nn.Linear(z_size, 2 * sum(layer_sizes))
+        # nn.LSTM's own `dropout` acts on the outputs of every layer but the last, i.e. on the
+        # inputs of layers 1.., elementwise over [B, T, H]: a fresh mask per step, as TF's
+        # DropoutWrapper on those layers. Layer 0's input is dropped in `_drop_input`.
+        self.lstm = nn.LSTM(
+            output_depth + z_size + control_depth,
+            self.hidden_size,
+            num_layers=self.num_layers,
+            batch_first=True,
+            dropout=(1.0 - keep_prob) if self.num_layers > 1 else 0.0,
+        )
+        self.output_projection = nn.Linear(self.hidden_size, output_depth)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_dense_small_normal(self.z_to_initial_state)
+        init_lstm_like_tf(self.lstm)
+        init_dense_glorot(self.output_projection)
+
+    def initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tanh(Dense(z)) split, in magenta's order, into [c0, h0, c1, h1, ...] -> (h, c), each
+        [num_layers, B, H] as nn.LSTM wants them."""
+        state = torch.tanh(self.z_to_initial_state(z))
+        parts = state.split(self.hidden_size, dim=-1)
+        c = torch.stack(parts[0::2], dim=0)
+        h = torch.stack(parts[1::2], dim=0)
+        return h.contiguous(), c.contiguous()
+
+    def _drop_input(self, x: torch.Tensor) -> torch.Tensor:
+        # Layer-0 input dropout covers the whole input, z and controls included (as in TF).
+        if not self.training or self.keep_prob >= 1.0:
+            return x
+        return F.dropout(x, p=1.0 - self.keep_prob, training=True)
+
+    def _step_inputs(self, previous: torch.Tensor, z: torch.Tensor, controls: torch.Tensor | None):
+        """concat(previous [B,T,27], z broadcast over T, controls [B,T,c]) -> [B, T, in]."""
+        batch, steps, _ = previous.shape
+        parts = [previous, z.unsqueeze(1).expand(batch, steps, z.shape[-1])]
+        if self.control_depth:
+            if controls is None:
+                raise ValueError(f"this model needs controls of depth {self.control_depth}")
+            parts.append(controls.to(previous.dtype))
+        return torch.cat(parts, dim=-1)
+
+    def forward(
+        self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Teacher-forced raw outputs [B, T, 27]: step t sees target t-1 (zeros at t = 0)."""
+        previous = F.pad(targets[:, :-1], (0, 0, 1, 0))
+        inputs = self._drop_input(self._step_inputs(previous, z, controls))
+        # One fused nn.LSTM call for the whole sequence (oneDNN RNN kernel on CPU).
+        outputs, _ = self.lstm(inputs, self.initial_state(z))
+        return self.output_projection(outputs)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: torch.Tensor,
+        num_steps: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        controls: torch.Tensor | None = None,
+        feedback: str = "magenta",
+    ) -> torch.Tensor:
+        """Autoregressive sampling, one step at a time with carried LSTM state.
+
+        Hits ~ Bernoulli(sigmoid(logit / temperature)); velocity and offset are the sigmoid / tanh
+        means (temperature touches only hits, as in magenta). ``feedback="magenta"`` feeds the
+        27-vector back unchanged; ``"consistent"`` zeroes velocity and offset where no hit was
+        drawn, which is what the decoder saw in training. Uniforms are drawn from ``generator``
+        on its own device and moved, so a CPU generator gives device-independent results.
+        """
+        if feedback not in ("magenta", "consistent"):
+            raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        batch = z.shape[0]
+        gen_device = generator.device if generator is not None else z.device
+        state = self.initial_state(z)
+        previous = z.new_zeros(batch, 1, self.output_depth)
+        steps = []
+        for t in range(num_steps):
+            control_t = controls[:, t : t + 1] if self.control_depth else None
+            out, state = self.lstm(self._step_inputs(previous, z, control_t), state)
+            logits = self.output_projection(out).float()
+            hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+            probs = torch.sigmoid(hit_logits / temperature)
+            uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
+            hits = (uniform < probs).to(logits.dtype)
+            velocities = torch.sigmoid(vel_logits)
+            offsets = torch.tanh(off_logits)
+            if feedback == "consistent":
+                velocities = velocities * hits
+                offsets = offsets * hits
+            step = torch.cat([hits, velocities, offsets], dim=-1)
+            steps.append(step)  # the returned sequence is exactly what was fed back
+            previous = step.to(z.dtype)
+        return torch.cat(steps, dim=1)

@@ -1,0 +1,152 @@
+"""GrooVAE's training objective and optimisation schedule, as magenta computes them.
+
+* Reconstruction (``GrooveLstmDecoder._flat_reconstruction_loss``): per cell,
+  hits  -[y·ln(p + 1e-7) + (1 - y)·ln(1 - p + 1e-7)] with p = sigmoid(logit) (TF's ``log_loss``,
+  *not* BCE-with-logits: the epsilon changes values and gradients where p saturates),
+  velocities (target - sigmoid(out))², offsets (target - tanh(out))²; summed over the 9 classes
+  and all steps, weighted equally. No masking by hit unless ``mask_by_hits`` is set.
+* KL(q(z|x) ‖ N(0, I)) per example in nats; free bits are applied to each example's *total* KL;
+  beta = (1 - beta_rate**step)·max_beta; loss = mean(r_loss) + beta·mean(kl_cost).
+* Learning rate (lr - min_lr)·decay**step + min_lr, global-norm clipping with a zero-out
+  threshold, Adam.
+
+All loss arithmetic is done in float32, also when the model ran under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+
+from musicvae.configs import LossConfig, TrainConfig
+
+NUM_CLASSES = 9
+LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss default, added inside both logarithms
+
+
+def reconstruction_loss(
+    logits: torch.Tensor, targets: torch.Tensor, *, mask_by_hits: bool = False
+) -> dict[str, torch.Tensor]:
+    """Per-example loss terms, each [B], from raw outputs and targets [B, T, 27].
+
+    Returns ``hits_loss``, ``velocities_loss``, ``offsets_loss`` and their sum ``r_loss``.
+    """
+    logits = logits.float()
+    targets = targets.float()
+    hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+    hit_targets, vel_targets, off_targets = targets.split(NUM_CLASSES, dim=-1)
+
+    p = torch.sigmoid(hit_logits)
+    hits = -(
+        hit_targets * torch.log(p + LOG_LOSS_EPSILON)
+        + (1.0 - hit_targets) * torch.log(1.0 - p + LOG_LOSS_EPSILON)
+    )
+    velocities = (vel_targets - torch.sigmoid(vel_logits)).square()
+    offsets = (off_targets - torch.tanh(off_logits)).square()
+    if mask_by_hits:
+        # Empty cells carry velocity/offset targets of 0; optionally don't train on them.
+        velocities = velocities * hit_targets
+        offsets = offsets * hit_targets
+
+    hits_loss = hits.sum(dim=(1, 2))
+    velocities_loss = velocities.sum(dim=(1, 2))
+    offsets_loss = offsets.sum(dim=(1, 2))
+    return {
+        "hits_loss": hits_loss,
+        "velocities_loss": velocities_loss,
+        "offsets_loss": offsets_loss,
+        "r_loss": hits_loss + velocities_loss + offsets_loss,
+    }
+
+
+def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag sigma²) ‖ N(0, I)) per example, in nats: Σ_d [-ln σ + (σ² + μ²)/2 - 1/2]."""
+    mu = mu.float()
+    sigma = sigma.float()
+    return (-torch.log(sigma) + 0.5 * (sigma.square() + mu.square()) - 0.5).sum(dim=-1)
+
+
+def free_nats(loss_cfg: LossConfig) -> float:
+    """free_bits in nats (48 bits -> 33.2711 nats), applied to each example's total KL."""
+    return loss_cfg.free_bits * math.log(2.0)
+
+
+def kl_beta(step: int, loss_cfg: LossConfig) -> float:
+    """beta = (1 - beta_rate**step)·max_beta. Python's 0.0**0 == 1 (like tf.pow), so with
+    beta_rate 0 the KL weight is 0 at step 0 and max_beta from step 1 on."""
+    return (1.0 - loss_cfg.beta_rate ** int(step)) * loss_cfg.max_beta
+
+
+def elbo(terms: dict[str, torch.Tensor], step: int, loss_cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """Batch scalars from per-example ``terms`` (``r_loss``, ``kl`` [B], as returned by
+    ``MusicVAE.forward``): ``loss`` (to minimise), ``r_loss``, ``kl_loss`` (mean cost after free
+    bits), ``kl_bits`` (mean KL before free bits, in bits), ``kl_beta`` and the three
+    reconstruction terms (batch means, summed over steps)."""
+    kl = terms["kl"]
+    kl_cost = torch.clamp(kl - free_nats(loss_cfg), min=0.0)
+    beta = kl_beta(step, loss_cfg)
+    r_loss = terms["r_loss"].mean()
+    kl_loss = kl_cost.mean()
+    out = {
+        "loss": r_loss + beta * kl_loss,
+        "r_loss": r_loss,
+        "kl_loss": kl_loss,
+        "kl_bits": kl.mean() / math.log(2.0),
+        "kl_beta": torch.tensor(beta),
+    }
+    for name in ("hits_loss", "velocities_loss", "offsets_loss"):
+        if name in terms:
+            out[name] = terms[name].mean()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Optimisation
+# ------------------------------------------------------------------------------------------------
+
+
+def learning_rate(step: int, train_cfg: TrainConfig) -> float:
+    """(lr - min_lr)·decay**step + min_lr: 1e-3 at step 0, ~9.06e-4 at 1k, -> 1e-5."""
+    lr, min_lr = train_cfg.learning_rate, train_cfg.min_learning_rate
+    return (lr - min_lr) * train_cfg.decay_rate ** int(step) + min_lr
+
+
+@torch.no_grad()
+def clip_gradients(
+    params: Iterable[torch.nn.Parameter], grad_clip: float = 1.0, zero_threshold: float = 1e4
+) -> torch.Tensor:
+    """TF-style global-norm clipping; returns the *unclipped* global norm (a 0-d tensor).
+
+    Every gradient is scaled by grad_clip / max(norm, grad_clip) (tf.clip_by_global_norm; no
+    epsilon, unlike torch's clip_grad_norm_). If the norm is ≥ ``zero_threshold`` or not finite,
+    all gradients become zero instead; magenta still takes the optimizer step, so Adam's moments
+    decay and the parameters coast on momentum.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
+    norm = torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+    value = float(norm)
+    if not math.isfinite(value) or value >= zero_threshold:
+        for g in grads:
+            g.zero_()
+    elif value > grad_clip:
+        torch._foreach_mul_(grads, grad_clip / value)
+    return norm
+
+
+def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over the trainable parameters (frozen LSTM ``bias_hh`` excluded), TF1 defaults.
+
+    TF's Adam uses the "epsilon-hat" form, var -= lr·sqrt(1-β2^t)/(1-β1^t)·m/(sqrt(v) + ε),
+    which equals PyTorch's Adam with ε_torch = ε/sqrt(1 - β2^t). The two differ only while
+    sqrt(v) is comparable to ε (the first steps, tiny gradients), so plain Adam is used.
+    The learning rate is set per step by the trainer from :func:`learning_rate`.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(
+        params, lr=learning_rate(0, train_cfg), betas=(0.9, 0.999), eps=1e-8
+    )

@@ -1,0 +1,333 @@
+"""The training loop: ``musicvae train`` (and ``torchrun -m musicvae train`` for DDP).
+
+Run directory layout::
+
+    RUN/config.json, RUN/model.safetensors     latest weights (``musicvae.load(RUN)`` reads them)
+    RUN/best/                                  weights with the lowest validation loss
+    RUN/checkpoints/step-000500/               weights + optimizer.safetensors + training_state.json
+    RUN/metrics.jsonl                          one JSON object per logged train / eval step
+
+Determinism: the batch of step s, the note-dropout pattern, the dropout masks and the z noise
+are all derived from (seed, s, rank), so an interrupted run resumed from its last checkpoint
+reproduces the uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from musicvae.checkpoint import load_state_dict_strict, load_training_state, save_model, save_training_state
+from musicvae.configs import Config
+from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.data.transforms import encoder_inputs
+from musicvae.evaluate import reconstruction_metrics
+from musicvae.model import MusicVAE
+from musicvae.model.losses import clip_gradients, elbo, learning_rate, make_optimizer
+
+CHECKPOINTS = "checkpoints"
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given, else CUDA, then Apple MPS, then CPU."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> "Distributed":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def batch_indices(step: int, num_windows: int, batch_size: int, seed: int) -> np.ndarray:
+    """Window indices of the global batch of ``step``: consecutive slices of a stream of
+    per-epoch permutations, so every window is seen once per epoch and any step can be
+    recomputed on resume."""
+    first = step * batch_size
+    positions = np.arange(first, first + batch_size)
+    epochs = positions // num_windows
+    out = np.empty(batch_size, dtype=np.int64)
+    for epoch in np.unique(epochs):
+        perm = np.random.default_rng([seed, int(epoch)]).permutation(num_windows)
+        mask = epochs == epoch
+        out[mask] = perm[positions[mask] % num_windows]
+    return out
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step-*") if (p / "training_state.json").is_file())
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        windows: GrooveWindows,
+        run_dir: Path,
+        *,
+        device: torch.device,
+        precision: str = "fp32",
+        progress: bool = True,
+    ):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError("--precision must be fp32 or bf16")
+        self.config, self.run_dir, self.device, self.precision = config, Path(run_dir), device, precision
+        self.dist = Distributed.from_env(device)
+        self.train_set = windows.of_split("train")
+        self.valid_set = windows.of_split("validation")
+        if len(self.train_set) == 0:
+            raise ValueError("no training windows (split 'train') in the data")
+        if config.train.batch_size % self.dist.world:
+            raise ValueError(f"batch size {config.train.batch_size} is not divisible by {self.dist.world} processes")
+        torch.manual_seed(config.train.seed)  # parameter initialisation
+        self.model = MusicVAE(config).to(device)
+        self.optimizer = make_optimizer(self.model, config.train)
+        self.net = self.model
+        if self.dist.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.step = 0
+        self.best_loss = float("inf")
+        self.progress = progress and self.dist.is_main
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def resume(self) -> bool:
+        """Continue from the run's last checkpoint; False when there is none."""
+        found = checkpoint_dirs(self.run_dir)
+        if not found:
+            return False
+        last = found[-1]
+        from safetensors.torch import load_file
+
+        load_state_dict_strict(self.model, load_file(str(last / "model.safetensors")), str(last))
+        state = load_training_state(last, self.optimizer)
+        self.step = int(state["step"])
+        self.best_loss = float(state.get("best_loss", float("inf")))
+        return True
+
+    def save_checkpoint(self) -> None:
+        """Write RUN/checkpoints/step-N atomically (a temporary folder renamed when complete),
+        refresh RUN's latest weights and drop checkpoints beyond ``keep_checkpoints``."""
+        if not self.dist.is_main:
+            return
+        root = self.run_dir / CHECKPOINTS
+        final = root / f"step-{self.step:06d}"
+        tmp = root / f".tmp-step-{self.step:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_model(tmp, self.model, self.config)
+        save_training_state(tmp, self.optimizer, {"step": self.step, "best_loss": self.best_loss})
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        save_model(self.run_dir, self.model, self.config)
+        for old in checkpoint_dirs(self.run_dir)[: -self.config.train.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        cfg = self.config
+        per_rank = cfg.train.batch_size // self.dist.world
+        index = batch_indices(step, len(self.train_set), cfg.train.batch_size, cfg.train.seed)
+        index = index[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
+        outputs = self.train_set.outputs[index]
+        if cfg.data.max_note_dropout > 0:
+            # Drawn afresh for every served example (magenta froze it after the first epoch).
+            rng = np.random.default_rng([cfg.train.seed, step, self.dist.rank, 1])
+            inputs = encoder_inputs(outputs, cfg.data, rng)
+        else:
+            inputs = self.train_set.inputs[index]
+        controls = None if self.train_set.controls is None else self.train_set.controls[index]
+
+        def put(a):
+            return None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=True)
+
+        return put(inputs), put(outputs), put(controls)
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.config
+        inputs, targets, controls = self._batch(self.step)
+        lr = learning_rate(self.step, cfg.train)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        # Dropout masks and z noise for this step come from the global RNG seeded per step.
+        torch.manual_seed(int(np.random.SeedSequence([cfg.train.seed, self.step, self.dist.rank]).generate_state(1)[0]))
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        self.model.train()
+        with autocast:
+            terms = self.net(inputs, targets, controls)
+            scalars = elbo(terms, self.step, cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        scalars["loss"].backward()
+        norm = clip_gradients(self.model.parameters(), cfg.train.grad_clip, cfg.train.grad_norm_clip_to_zero)
+        self.optimizer.step()
+        self.step += 1
+        out = {k: float(v.detach()) for k, v in scalars.items()}
+        out.update(global_norm=float(norm), learning_rate=lr)
+        return out
+
+    def evaluate(self) -> dict[str, float] | None:
+        if len(self.valid_set) == 0 or not self.dist.is_main:
+            return None
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return reconstruction_metrics(self.model, self.valid_set, step=self.step, seed=self.config.train.seed)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def log(self, record: dict) -> None:
+        if not self.dist.is_main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        if self.tensorboard is not None:
+            kind = record["kind"]
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step",):
+                    self.tensorboard.add_scalar(f"{kind}/{key}", value, record["step"])
+
+    def fit(self) -> dict[str, float] | None:
+        """Train up to ``config.train.num_steps``; returns the last validation metrics."""
+        cfg = self.config.train
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(self.config.to_json())
+        self.tensorboard = _tensorboard(self.run_dir) if self.dist.is_main else None
+        last_eval = None
+        start_step, started = self.step, time.perf_counter()
+        bar = _progress_bar(self.progress, cfg.num_steps, self.step)
+        try:
+            with bar:
+                task = bar.add_task("train", total=cfg.num_steps, completed=self.step, status="")
+                while self.step < cfg.num_steps:
+                    record = self.train_step()
+                    speed = (self.step - start_step) * cfg.batch_size / (time.perf_counter() - started)
+                    record.update(kind="train", step=self.step, examples_per_second=speed)
+                    bar.update(task, completed=self.step, status=_status(record))
+                    if self.step % 10 == 0 or self.step == cfg.num_steps:
+                        self.log(record)
+                    if self.step % cfg.eval_every == 0 or self.step == cfg.num_steps:
+                        last_eval = self.evaluate()
+                        if last_eval is not None:
+                            self.log({"kind": "eval", "step": self.step, **last_eval})
+                            if last_eval["loss"] < self.best_loss:
+                                self.best_loss = last_eval["loss"]
+                                save_model(
+                                    self.run_dir / "best", self.model, self.config, extra_json={"eval.json": {"step": self.step, **last_eval}}
+                                )
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.num_steps:
+                        self.save_checkpoint()
+                        self.dist.barrier()
+        except KeyboardInterrupt:
+            self.save_checkpoint()  # the finished steps are kept; --resume continues from here
+            raise
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+        return last_eval
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir))
+
+
+def _status(record: dict) -> str:
+    return (
+        f"loss {record['loss']:.1f} r {record['r_loss']:.1f} KL {record['kl_bits']:.1f} bits "
+        f"β {record['kl_beta']:.2f} lr {record['learning_rate']:.2e} {record['examples_per_second']:.0f} ex/s"
+    )
+
+
+def _progress_bar(enabled: bool, total: int, done: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if not enabled:
+        return _NullProgress()
+    return Progress(
+        TextColumn("step"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        transient=False,
+    )
+
+
+class _NullProgress(contextlib.nullcontext):
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def train(
+    config: Config,
+    data: str | Path,
+    run_dir: str | Path,
+    *,
+    device: str | None = None,
+    precision: str = "fp32",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, float] | None:
+    """Train ``config`` on a GMD folder/zip or a preprocessed .npz; see the module docstring."""
+    run_dir = Path(run_dir)
+    if resume:
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            raise ValueError(f"{run_dir}: nothing to resume (no config.json)")
+        stored = Config.from_dict(json.loads(saved.read_text()))
+        # Only the step budget may change on resume; everything else must match the run.
+        config = stored.with_overrides([f"train.num_steps={config.train.num_steps}"])
+    elif checkpoint_dirs(run_dir):
+        raise ValueError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    windows = load_windows(data, config.data)
+    trainer = Trainer(config, windows, run_dir, device=pick_device(device), precision=precision, progress=progress)
+    if resume and not trainer.resume():
+        raise ValueError(f"{run_dir}: no checkpoint to resume from")
+    try:
+        return trainer.fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -1,0 +1,246 @@
+"""MusicVAE structure, modes, shapes, sampling and (when available) magenta's reference outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from musicvae.configs import get_config
+from musicvae.model import MusicVAE
+from musicvae.model.losses import kl_divergence, reconstruction_loss
+
+TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16", "data.split_bars=1"]
+
+
+def tiny_config(name: str = "groovae_4bar", extra: tuple[str, ...] = ()):
+    return get_config(name).with_overrides(TINY + list(extra))
+
+
+def random_batch(batch: int, steps: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    hits = (torch.rand(batch, steps, 9, generator=g) < 0.3).float()
+    vel = torch.rand(batch, steps, 9, generator=g) * hits
+    off = (torch.rand(batch, steps, 9, generator=g) * 2 - 1) * hits
+    return torch.cat([hits, vel, off], dim=-1)
+
+
+@pytest.fixture()
+def model():
+    torch.manual_seed(0)
+    return MusicVAE(tiny_config())
+
+
+def test_parameter_counts_match_tensorflow():
+    assert MusicVAE(get_config("groovae_4bar")).num_parameters() == 4_085_019
+    assert MusicVAE(get_config("groovae_2bar_hits_control")).num_parameters() == 4_131_099
+
+
+def test_state_dict_names_for_the_tf_importer():
+    names = set(MusicVAE(tiny_config()).state_dict())
+    for d in ("fw", "bw"):
+        for p in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            assert f"encoder.layers.0.{d}.{p}" in names
+    for p in ("weight_ih_l0", "weight_hh_l1", "bias_ih_l1", "bias_hh_l0"):
+        assert f"decoder.lstm.{p}" in names
+    for lin in ("encoder.mu", "encoder.sigma", "decoder.z_to_initial_state", "decoder.output_projection"):
+        assert f"{lin}.weight" in names and f"{lin}.bias" in names
+
+
+def test_initialisation_like_tf(model):
+    lstm = model.encoder.layers[0].fw
+    hidden, fan_in = 16, 27 + 16
+    bound = math.sqrt(6.0 / (fan_in + 4 * hidden))
+    assert lstm.weight_ih_l0.abs().max() <= bound and lstm.weight_hh_l0.abs().max() <= bound
+    assert lstm.weight_hh_l0.abs().max() > 0.8 * bound
+    b = lstm.bias_ih_l0.detach()
+    assert torch.equal(b[hidden : 2 * hidden], torch.ones(hidden))  # forget bias folded in
+    assert b[:hidden].abs().sum() == 0 and b[2 * hidden :].abs().sum() == 0
+    for name, p in model.named_parameters():
+        if "bias_hh" in name:
+            assert not p.requires_grad and p.abs().sum() == 0
+    assert model.encoder.mu.weight.std() < 0.003 and model.encoder.sigma.bias.abs().sum() == 0
+    # sigma starts at softplus(~0) = ln 2
+    _, sigma = model.encode(random_batch(2, 16))
+    assert torch.allclose(sigma, torch.full_like(sigma, math.log(2.0)), atol=0.01)
+
+
+def test_shapes(model):
+    x = random_batch(3, 16)
+    mu, sigma = model.encode(x)
+    assert mu.shape == sigma.shape == (3, 8)
+    assert model.decode_logits(mu, x).shape == (3, 16, 27)
+    out = model(x, x)
+    for k in ("r_loss", "hits_loss", "velocities_loss", "offsets_loss", "kl"):
+        assert out[k].shape == (3,)
+    assert out["mu"].shape == (3, 8) and out["logits"].shape == (3, 16, 27)
+    s = model.sample(5, seed=1)
+    assert s.shape == (5, 16, 27)
+    hits = s[..., :9]
+    assert torch.all((hits == 0) | (hits == 1))
+    assert torch.all((s[..., 9:18] > 0) & (s[..., 9:18] < 1)) and torch.all(s[..., 18:].abs() < 1)
+
+
+def test_hits_control_shapes():
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config("groovae_2bar_hits_control"))
+    x = random_batch(2, 16)
+    controls = x[..., :9]
+    assert m.encoder.layers[0].fw.input_size == 36
+    mu, _ = m.encode(x, controls)
+    assert m.decode_logits(mu, x, controls).shape == (2, 16, 27)
+    assert m(x, x, controls)["r_loss"].shape == (2,)
+    assert m.sample(2, controls=controls[0]).shape == (2, 16, 27)
+    with pytest.raises(ValueError):
+        m.encode(x)
+
+
+def test_dropout_train_vs_eval(model):
+    x = random_batch(4, 16)
+    model.train()
+    a = model(x, x, sample_z=False)["logits"]
+    b = model(x, x, sample_z=False)["logits"]
+    assert not torch.allclose(a, b)  # fresh dropout masks
+    model.eval()
+    c = model(x, x, sample_z=False)["logits"]
+    d = model(x, x, sample_z=False)["logits"]
+    assert torch.equal(c, d)
+    # encode / decode_logits are eval-mode even when the model is training, and restore the mode
+    model.train()
+    mu1, _ = model.encode(x)
+    mu2, _ = model.encode(x)
+    assert torch.equal(mu1, mu2) and model.training
+    assert torch.equal(model.decode_logits(mu1, x), model.decode_logits(mu1, x)) and model.training
+
+
+def test_dropout_rate_and_independent_encoder_masks(model):
+    """Each LSTM layer input keeps ~30% of elements, scaled by 1/0.3; fw and bw masks differ."""
+    seen = {}
+    hooks = [
+        model.encoder.layers[0].fw.register_forward_pre_hook(lambda m, a: seen.__setitem__("fw", a[0])),
+        model.encoder.layers[0].bw.register_forward_pre_hook(lambda m, a: seen.__setitem__("bw", a[0])),
+        model.decoder.lstm.register_forward_pre_hook(lambda m, a: seen.__setitem__("dec", a[0])),
+    ]
+    x = torch.ones(8, 16, 27)
+    model.train()
+    model(x, x)
+    for h in hooks:
+        h.remove()
+    for key in ("fw", "bw"):
+        kept = seen[key] != 0
+        assert 0.25 < kept.float().mean() < 0.35
+        assert torch.allclose(seen[key][kept], torch.full_like(seen[key][kept], 1 / 0.3))
+    # the bw LSTM reads reversed time: compare its mask with the fw mask re-reversed
+    assert not torch.equal(seen["fw"] != 0, seen["bw"].flip(1) != 0)
+    dec_kept = (seen["dec"] != 0).float().mean()
+    assert 0.25 < dec_kept < 0.35  # the z part of the decoder input is dropped too
+    assert model.decoder.lstm.dropout == pytest.approx(0.7)
+
+
+def test_sample_reproducible(model):
+    a = model.sample(4, seed=3)
+    b = model.sample(4, seed=3)
+    c = model.sample(4, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # same_z: step 0's velocities/offsets depend only on z, so they agree across rows
+    same = model.sample(3, seed=3, same_z=True)
+    assert torch.equal(same[0, 0, 9:], same[1, 0, 9:]) and torch.equal(same[1, 0, 9:], same[2, 0, 9:])
+    assert not torch.equal(a[0, 0, 9:], a[1, 0, 9:])
+    z = torch.randn(1, 8)
+    assert model.sample(2, z=z, seed=0).shape == (2, 16, 27)
+    with torch.no_grad():
+        model.train()
+        model.sample(1)
+        assert model.training
+
+
+def test_teacher_forcing_shifts_targets(model):
+    """decode_logits at step t must not depend on targets at t or later."""
+    x = random_batch(2, 16)
+    z = torch.randn(2, 8)
+    y = x.clone()
+    y[:, 5:] = random_batch(2, 11, seed=9)
+    a = model.decode_logits(z, x)
+    b = model.decode_logits(z, y)
+    assert torch.allclose(a[:, :6], b[:, :6]) and not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_feedback_consistent_zeroes_empty_cells(model):
+    with torch.no_grad():  # make velocities/offsets clearly non-zero
+        model.decoder.output_projection.bias[9:].fill_(0.7)
+    fed = []
+    hook = model.decoder.lstm.register_forward_pre_hook(lambda m, a: fed.append(a[0][:, 0, :27].clone()))
+    out = model.sample(6, seed=0, feedback="consistent")
+    hook.remove()
+    assert len(fed) == 16
+    assert torch.equal(fed[0], torch.zeros_like(fed[0]))
+    for t in range(1, 16):
+        prev = fed[t]
+        empty = prev[:, :9] == 0
+        assert torch.all(prev[:, 9:18][empty] == 0) and torch.all(prev[:, 18:][empty] == 0)
+        assert torch.equal(prev, out[:, t - 1])
+    # magenta feedback keeps the raw velocity/offset at empty cells
+    fed.clear()
+    hook = model.decoder.lstm.register_forward_pre_hook(lambda m, a: fed.append(a[0][:, 0, :27].clone()))
+    model.sample(6, seed=0, feedback="magenta")
+    hook.remove()
+    empty = fed[1][:, :9] == 0
+    assert empty.any() and torch.all(fed[1][:, 9:18][empty] > 0)
+
+
+def test_forward_terms_match_loss_functions(model):
+    model.eval()
+    x = random_batch(3, 16)
+    out = model(x, x, sample_z=False)
+    assert torch.equal(out["z"], out["mu"])
+    terms = reconstruction_loss(model.decode_logits(out["mu"], x), x)
+    assert torch.allclose(terms["r_loss"], out["r_loss"])
+    assert torch.allclose(kl_divergence(out["mu"], out["sigma"]), out["kl"])
+    g1 = torch.Generator().manual_seed(5)
+    g2 = torch.Generator().manual_seed(5)
+    assert torch.equal(model(x, x, generator=g1)["z"], model(x, x, generator=g2)["z"])
+
+
+def test_gradients_flow_and_skip_frozen_bias(model):
+    x = random_batch(2, 16)
+    model.train()
+    out = model(x, x)
+    (out["r_loss"].mean() + out["kl"].mean()).backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        else:
+            assert p.grad is None
+
+
+def test_bf16_autocast_runs(model):
+    x = random_batch(2, 16)
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, x)
+    assert out["r_loss"].dtype == torch.float32 and torch.isfinite(out["r_loss"]).all()
+    out["r_loss"].mean().backward()
+
+
+def test_matches_magenta_reference(reference_dir):
+    """Weights from magenta's TF checkpoint reproduce TF's own encoder/decoder/loss outputs."""
+    tf_checkpoint = pytest.importorskip("musicvae.tf_checkpoint")
+    state, _ = tf_checkpoint.import_magenta_checkpoint(reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200")
+    m = MusicVAE(get_config("groovae_4bar"))
+    m.load_state_dict(state)
+    ref = np.load(reference_dir / "model_reference.npz")
+    x = torch.from_numpy(ref["encoder_inputs"])
+    y = torch.from_numpy(ref["targets"])
+    mu, sigma = m.encode(x)
+    assert np.allclose(mu.detach().numpy(), ref["mu"], atol=1e-4)
+    assert np.allclose(sigma.detach().numpy(), ref["sigma"], atol=1e-4)
+    logits = m.decode_logits(mu, y)
+    assert np.allclose(logits.detach().numpy(), ref["decoder_logits"], atol=1e-4)
+    terms = reconstruction_loss(logits, y)
+    assert np.allclose(terms["r_loss"].detach().numpy(), ref["r_loss"], rtol=1e-4)
+    assert np.allclose(terms["hits_loss"].detach().numpy(), ref["loss_hits"], rtol=1e-4)
+    assert np.allclose(kl_divergence(mu, sigma).detach().numpy(), ref["kl"], rtol=1e-4)
+    zs = torch.from_numpy(ref["extra_z_sample"])
+    assert np.allclose(m.decode_logits(zs, y).detach().numpy(), ref["extra_decoder_logits_z_sample"], atol=1e-4)

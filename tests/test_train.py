@@ -1,0 +1,142 @@
+"""The training loop: learning, resume equality, atomic checkpoints, DDP (tiny configs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicvae.checkpoint import load_model
+from musicvae.configs import get_config
+from musicvae.data.dataset import GrooveWindows
+from musicvae.train import batch_indices, checkpoint_dirs, train
+
+TINY = [
+    "model.z_size=8",
+    "model.enc_rnn_size=16",
+    "model.dec_rnn_size=16,16",
+    "train.batch_size=16",
+    "train.eval_every=4",
+    "train.checkpoint_every=2",
+    "train.keep_checkpoints=2",
+]
+
+
+def tiny_config(steps: int, *extra: str):
+    return get_config("groovae_2bar_humanize").with_overrides([*TINY, f"train.num_steps={steps}", *extra])
+
+
+def synthetic_windows(path: Path, n: int = 48, steps: int = 32) -> Path:
+    """A small .npz of random sparse grooves, 3/4 train and 1/4 validation."""
+    rng = np.random.default_rng(0)
+    hits = (rng.random((n, steps, 9)) < 0.15).astype(np.float32)
+    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
+    split = np.array(["train"] * (3 * n // 4) + ["validation"] * (n - 3 * n // 4))
+    GrooveWindows(
+        inputs=grooves.astype(np.float32),
+        outputs=grooves.astype(np.float32),
+        controls=None,
+        source=np.array([f"f{i // 4}.mid" for i in range(n)]),
+        split=split,
+        start_step=np.arange(n) % 4 * steps,
+        bpm=np.full(n, 100.0),
+        drummer=np.full(n, "d"),
+        style=np.full(n, "rock"),
+        beat_type=np.full(n, "beat"),
+        settings={"data": {"split_bars": steps // 16}},
+    ).save(path)
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    return synthetic_windows(tmp_path / "tiny.npz")
+
+
+def weights(run: Path) -> bytes:
+    return (run / "model.safetensors").read_bytes()
+
+
+def test_batches_cover_each_epoch_once():
+    seen = np.concatenate([batch_indices(s, 10, 4, seed=1) for s in range(5)])
+    assert sorted(seen[:10].tolist()) == list(range(10))
+    assert sorted(seen[10:20].tolist()) == list(range(10))
+    assert not np.array_equal(seen[:10], seen[10:20])
+
+
+def test_loss_falls_and_run_layout(data, tmp_path):
+    run = tmp_path / "run"
+    metrics = train(tiny_config(12, "train.learning_rate=0.01"), data, run, progress=False)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [4, 8, 12]
+    assert evals[-1]["loss"] < evals[0]["loss"]
+    assert metrics["windows"] == 12 and 0 <= metrics["hit_f1"] <= 1
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-000010", "step-000012"]
+    assert (run / "best" / "model.safetensors").is_file()
+    load_model(run)  # the run folder itself is a loadable model
+
+
+def test_same_seed_same_weights_and_resume_is_identical(data, tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny_config(6), data, straight, progress=False)
+    again = tmp_path / "again"
+    train(tiny_config(6), data, again, progress=False)
+    assert weights(straight) == weights(again)
+
+    split = tmp_path / "split"
+    train(tiny_config(4), data, split, progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        train(tiny_config(6), data, split, progress=False)
+    train(tiny_config(6), data, split, resume=True, progress=False)
+    assert weights(split) == weights(straight)
+
+
+def test_note_dropout_preset_trains_and_resumes(data, tmp_path):
+    config = get_config("groovae_2bar_tap_fixed_velocity_note_dropout").with_overrides([*TINY, "train.num_steps=4"])
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(config, data, a, progress=False)
+    train(config.with_overrides(["train.num_steps=2"]), data, b, progress=False)
+    train(config, data, b, resume=True, progress=False)
+    assert weights(a) == weights(b)
+
+
+def test_killed_checkpoint_writer_keeps_previous_checkpoint(data, tmp_path, monkeypatch):
+    import musicvae.train as train_module
+
+    run = tmp_path / "run"
+    train(tiny_config(2), data, run, progress=False)
+    before = checkpoint_dirs(run)
+    assert [p.name for p in before] == ["step-000002"]
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the writer dies half-way (model written, optimizer not)
+
+    monkeypatch.setattr(train_module, "save_training_state", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(4), data, run, resume=True, progress=False)
+    monkeypatch.undo()
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-000002"]
+    train(tiny_config(4), data, run, resume=True, progress=False)  # resumes from step 2
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-000002", "step-000004"]
+
+
+def test_ddp_two_cpu_processes(data, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "musicvae", "train", "--run-dir", str(run), "--data", str(data), "--device", "cpu",
+        "--config", "groovae_2bar_humanize", "--steps", "2", "--no-progress",
+        *[arg for item in TINY for arg in ("--set", item)],
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in checkpoint_dirs(run)] == ["step-000002"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [2]  # rank 0 logs alone
