@@ -208,6 +208,20 @@ def train_command(
     typer.echo(f"model saved in {run_dir}")
 
 
+@app.command("import-magenta")
+def import_magenta(
+    src: Path = typer.Argument(..., help="magenta checkpoint: prefix (…/model.ckpt-200), run folder, or .tar."),
+    config: str = typer.Option(..., "--config", "-c", help="The preset the checkpoint was trained with."),
+    out: Path = typer.Option(..., "--out", "-o", help="musicvae checkpoint folder to write."),
+) -> None:
+    """Convert a magenta TensorFlow GrooVAE checkpoint (no TensorFlow needed)."""
+    from musicvae.checkpoint import load, save_model
+
+    model = load(src, config=get_config(config))
+    save_model(out, model)
+    typer.echo(f"imported {src} ({config}, {model.num_parameters():,} parameters) into {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one-line messages."""
     try:
