@@ -15,14 +15,13 @@ a crash mid-save never leaves a half-written checkpoint behind.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from musicvae.atomic import write_bytes
 from musicvae.configs import Config, get_config
 from musicvae.model.vae import MusicVAE
 
@@ -46,32 +45,14 @@ _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 # ------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _atomic_write_json(path: Path, obj) -> None:
-    _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _atomic_write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None):
     # safetensors refuses shared or non-contiguous storage; clone to own, contiguous CPU memory.
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    _atomic_write(path, safetensors_bytes(flat, metadata=metadata))
+    write_bytes(path, safetensors_bytes(flat, metadata=metadata))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -89,7 +70,7 @@ def save_model(run_dir, model: MusicVAE, config: Config | None = None, *, extra_
     config = model.config if config is None else config
     run_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_tensors(run_dir / MODEL_FILE, model.state_dict(), metadata={"format": "pt"})
-    _atomic_write(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
+    write_bytes(run_dir / CONFIG_FILE, (config.to_json() + "\n").encode())
     for name, obj in (extra_json or {}).items():
         if Path(name).name != name:
             raise ValueError(f"extra_json file names must be plain names, got {name!r}")
@@ -158,6 +139,15 @@ def load_model(path, device=None) -> MusicVAE:
     return model.eval()
 
 
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained_path(name: str) -> Path | None:
+    """The folder of the bundled model called ``name`` (e.g. "groovae_4bar"), if shipped."""
+    folder = PRETRAINED_DIR / name
+    return folder if (folder / CONFIG_FILE).is_file() else None
+
+
 def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
     """Load a model for inference (re-exported as ``musicvae.load``).
 
@@ -165,6 +155,9 @@ def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
     checkpoint (prefix, folder or ``.tar``), in which case ``config`` names its preset; without
     it the preset is guessed from the file name (``groovae_4bar.tar`` -> ``groovae_4bar``).
     """
+    bundled = pretrained_path(str(path)) if not Path(path).exists() else None
+    if bundled is not None:
+        return load_model(bundled, device)
     if Path(path).exists():
         config_path, weights_path = _model_paths(path)
         if config_path.is_file() and weights_path.is_file():

@@ -222,6 +222,202 @@ def import_magenta(
     typer.echo(f"imported {src} ({config}, {model.num_parameters():,} parameters) into {out}")
 
 
+# ------------------------------------------------------------------------------------------------
+# Generation
+
+CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
+TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
+SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
+OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
+WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
+PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
+FeedbackOption = typer.Option(
+    "magenta", "--feedback", help="magenta (feed back raw velocity/offset) | consistent (zero them where no hit)."
+)
+
+
+def load_model(checkpoint: Optional[str], default: str):
+    """The model at ``checkpoint``, or the bundled ``default`` model."""
+    from musicvae.checkpoint import load, pretrained_path
+
+    if checkpoint is None:
+        if pretrained_path(default) is None:
+            raise ValueError(f"no bundled {default} model in this install; pass --checkpoint RUN_DIR")
+        checkpoint = default
+    return load(checkpoint)
+
+
+def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, png: bool) -> None:
+    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths."""
+    from musicvae.atomic import write_bytes
+    from musicvae.generate import midi_bytes
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, groove in zip(names, grooves):
+        data = midi_bytes(groove, qpm)
+        write_bytes(out / f"{name}.mid", data)
+        if wav:
+            from musicvae.render import render_midi_to_wav
+
+            render_midi_to_wav(data, out / f"{name}.wav")
+        if png:
+            from musicvae.render import plot_grooves
+
+            plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=qpm)
+    typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+
+
+@app.command("sample")
+def sample_command(
+    checkpoint: Optional[str] = CheckpointOption,
+    n: int = typer.Option(8, "-n", help="Number of grooves."),
+    temperature: float = TemperatureOption,
+    seed: int = SeedOption,
+    bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
+    same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
+    feedback: str = FeedbackOption,
+    out: Path = OutOption,
+    wav: bool = WavOption,
+    png: bool = PngOption,
+) -> None:
+    """Sample new grooves from the prior z ~ N(0, I)."""
+    from musicvae.generate import sample
+
+    if n < 1:
+        fail("-n must be at least 1")
+    if not 20 <= bpm <= 400:
+        fail("--bpm must be between 20 and 400")
+    model = load_model(checkpoint, "groovae_4bar")
+    grooves = sample(model, n, temperature=temperature, seed=seed, feedback=feedback, same_z=same_z)
+    write_grooves(out, [f"sample_{i:03d}" for i in range(n)], grooves, bpm, wav, png)
+
+
+def _regroove_command(
+    source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
+    feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None,
+) -> None:  # fmt: skip
+    from musicvae.generate import read_groove, regroove
+
+    model = load_model(checkpoint, default)
+    midi = read_groove(source)
+    score = read_groove(control).groove if control is not None else None
+    result = regroove(model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score)
+    if midi.skipped_pitches:
+        skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
+        typer.echo(f"note: skipped notes with unmapped pitches: {skipped}")
+    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png)
+
+
+BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
+
+
+@app.command("reconstruct")
+def reconstruct_command(
+    source: Path = typer.Argument(..., help="Drum MIDI file (any length)."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Encode a groove (μ) and decode it again, window by window."""
+    _regroove_command(source, checkpoint, "groovae_4bar", out, "reconstructed", temperature, seed, feedback, bpm, wav, png)
+
+
+@app.command("humanize")
+def humanize_command(
+    source: Path = typer.Argument(..., help="Quantized, constant-velocity drum MIDI."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model)."""
+    _regroove_command(source, checkpoint, "groovae_2bar_humanize", out, "humanized", temperature, seed, feedback, bpm, wav, png)
+
+
+@app.command("drumify")
+def drumify_command(
+    source: Path = typer.Argument(..., help="A rhythm tapped on any single drum (MIDI channel 10)."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Turn a tapped rhythm into a full drum groove (a tap_fixed_velocity model)."""
+    _regroove_command(source, checkpoint, "groovae_2bar_tap_fixed_velocity", out, "drumified", temperature, seed, feedback, bpm, wav, png)
+
+
+@app.command("infill-hihat")
+def infill_hihat_command(
+    source: Path = typer.Argument(..., help="Drum MIDI whose closed hi-hat part is to be (re)written."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Write a closed hi-hat part for a groove (an add_closed_hh model)."""
+    _regroove_command(source, checkpoint, "groovae_2bar_add_closed_hh", out, "hihat", temperature, seed, feedback, bpm, wav, png)
+
+
+@app.command("groove-transfer")
+def groove_transfer_command(
+    hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
+    groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Play one groove's score with another's feel (a hits-control model)."""
+    _regroove_command(groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png, control=hits)
+
+
+@app.command("interpolate")
+def interpolate_command(
+    start: Path = typer.Argument(..., help="First groove (MIDI)."),
+    end: Path = typer.Argument(..., help="Last groove (MIDI)."),
+    steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
+    checkpoint: Optional[str] = CheckpointOption,
+    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+) -> None:  # fmt: skip
+    """Spherical interpolation between two grooves' μ: separate files and one joined MIDI."""
+    import numpy as np
+
+    from musicvae.generate import interpolate, read_groove
+
+    model = load_model(checkpoint, "groovae_4bar")
+    a, b = read_groove(start), read_groove(end)
+    grooves = interpolate(model, a.groove, b.groove, steps, temperature=temperature, seed=seed, feedback=feedback)
+    qpm = bpm or a.qpm
+    names = [f"interp_{i:02d}" for i in range(steps)]
+    write_grooves(out, names, grooves, qpm, wav, png)
+    write_grooves(out, ["interpolation"], [np.concatenate(list(grooves))], qpm, wav, False)
+    if png:
+        from musicvae.render import plot_grooves
+
+        plot_grooves(list(grooves), out / "interpolation.png", titles=names, bpm=qpm)
+
+
+@app.command("render")
+def render_command(
+    source: Path = typer.Argument(..., help="MIDI file."),
+    wav: Optional[Path] = typer.Option(None, "--wav", help="WAV file to write (44.1 kHz, 16-bit)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Drum-grid picture to write."),
+    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="Render with this .sf2 instead of the built-in synth."),
+) -> None:
+    """Render a MIDI file to sound (WAV) and/or a drum-grid picture (PNG)."""
+    if wav is None and png is None:
+        fail("nothing to do: pass --wav OUT.wav and/or --png OUT.png")
+    if wav is not None:
+        from musicvae.render import render_midi_to_wav
+
+        render_midi_to_wav(source, wav, soundfont=str(soundfont) if soundfont else None)
+        typer.echo(f"wrote {wav}")
+    if png is not None:
+        from musicvae.generate import read_groove
+        from musicvae.render import plot_grooves
+
+        midi = read_groove(source)
+        plot_grooves([midi.groove], png, titles=[source.name], bpm=midi.qpm)
+        typer.echo(f"wrote {png}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one-line messages."""
     try:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
+
+from musicvae.atomic import atomic_path
 
 from .data.drums import CLASS_NAMES, NUM_CLASSES, REDUCED, class_lookup
 
@@ -210,18 +211,10 @@ def groove_to_notes(groove: np.ndarray, bpm: float) -> tuple[np.ndarray, np.ndar
 
 
 def _atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Call ``write(file_object)`` on a temporary file that replaces ``path`` when complete."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+    return Path(path)
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:

@@ -17,12 +17,12 @@ import collections
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from musicvae.atomic import atomic_path
 from musicvae.configs import DataConfig
 from musicvae.data.gmd import GrooveDataset, GrooveRow, open_dataset
 from musicvae.data.groove import check_convertible, performance_cells
@@ -75,15 +75,8 @@ class GrooveWindows:
         for name in META_FIELDS:
             arrays[name] = getattr(self, name)
         arrays["settings"] = np.array(json.dumps(self.settings, sort_keys=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "GrooveWindows":

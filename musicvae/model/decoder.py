@@ -13,7 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from musicvae.model.encoder import init_dense_glorot, init_dense_small_normal, init_lstm_like_tf
+from musicvae.model.encoder import (
+    init_dense_glorot,
+    init_dense_small_normal,
+    init_lstm_like_tf,
+    input_dropout,
+)
 
 NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
 
@@ -71,31 +76,42 @@ class GrooveLstmDecoder(nn.Module):
         h = torch.stack(parts[1::2], dim=0)
         return h.contiguous(), c.contiguous()
 
-    def _drop_input(self, x: torch.Tensor) -> torch.Tensor:
-        # Layer-0 input dropout covers the whole input, z and controls included (as in TF).
-        if not self.training or self.keep_prob >= 1.0:
-            return x
-        return F.dropout(x, p=1.0 - self.keep_prob, training=True)
-
     def _step_inputs(self, previous: torch.Tensor, z: torch.Tensor, controls: torch.Tensor | None):
-        """concat(previous [B,T,27], z broadcast over T, controls [B,T,c]) -> [B, T, in]."""
-        batch, steps, _ = previous.shape
-        parts = [previous, z.unsqueeze(1).expand(batch, steps, z.shape[-1])]
+        """concat(previous [T,B,27], z broadcast over T, controls [T,B,c]) -> [T, B, in].
+
+        Time-major: nn.LSTM's oneDNN kernel works on [T, B, ·] memory, so building the input in
+        that layout (and handing the LSTM a batch-first *view* of it) saves a transpose copy.
+        Under autocast the input is built directly in the autocast dtype for the same reason.
+        """
+        steps, batch, _ = previous.shape
+        dtype = previous.dtype
+        if torch.is_autocast_enabled(previous.device.type):
+            dtype = torch.get_autocast_dtype(previous.device.type)
+        parts = [previous.to(dtype), z.to(dtype).unsqueeze(0).expand(steps, batch, z.shape[-1])]
         if self.control_depth:
             if controls is None:
                 raise ValueError(f"this model needs controls of depth {self.control_depth}")
-            parts.append(controls.to(previous.dtype))
+            parts.append(controls.to(dtype))
         return torch.cat(parts, dim=-1)
+
+    def _run_lstm(self, inputs_tm: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
+        """LSTM + output projection on time-major inputs; returns (logits [T,B,27], state)."""
+        outputs, state = self.lstm(inputs_tm.transpose(0, 1), state)
+        # outputs is a batch-first view of time-major memory: project it time-major (no copy).
+        return self.output_projection(outputs.transpose(0, 1)), state
 
     def forward(
         self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Teacher-forced raw outputs [B, T, 27]: step t sees target t-1 (zeros at t = 0)."""
-        previous = F.pad(targets[:, :-1], (0, 0, 1, 0))
-        inputs = self._drop_input(self._step_inputs(previous, z, controls))
+        targets_tm = targets.transpose(0, 1)
+        previous = F.pad(targets_tm[:-1], (0, 0, 0, 0, 1, 0))  # shift right in time, zeros at t=0
+        controls_tm = controls.transpose(0, 1) if controls is not None else None
+        # Layer-0 input dropout covers the whole input, z and controls included (as in TF).
+        inputs = input_dropout(self._step_inputs(previous, z, controls_tm), self.keep_prob, self.training)
         # One fused nn.LSTM call for the whole sequence (oneDNN RNN kernel on CPU).
-        outputs, _ = self.lstm(inputs, self.initial_state(z))
-        return self.output_projection(outputs)
+        logits, _ = self._run_lstm(inputs, self.initial_state(z))
+        return logits.transpose(0, 1)
 
     @torch.no_grad()
     def sample(
@@ -113,8 +129,9 @@ class GrooveLstmDecoder(nn.Module):
         Hits ~ Bernoulli(sigmoid(logit / temperature)); velocity and offset are the sigmoid / tanh
         means (temperature touches only hits, as in magenta). ``feedback="magenta"`` feeds the
         27-vector back unchanged; ``"consistent"`` zeroes velocity and offset where no hit was
-        drawn, which is what the decoder saw in training. Uniforms are drawn from ``generator``
-        on its own device and moved, so a CPU generator gives device-independent results.
+        drawn (in the fed-back input and in the returned sequence), which is what the decoder saw
+        in training. Uniforms are drawn from ``generator`` on its own device and moved, so a CPU
+        generator gives device-independent results.
         """
         if feedback not in ("magenta", "consistent"):
             raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
@@ -123,12 +140,12 @@ class GrooveLstmDecoder(nn.Module):
         batch = z.shape[0]
         gen_device = generator.device if generator is not None else z.device
         state = self.initial_state(z)
-        previous = z.new_zeros(batch, 1, self.output_depth)
+        previous = z.new_zeros(1, batch, self.output_depth)  # time-major, one step
         steps = []
         for t in range(num_steps):
-            control_t = controls[:, t : t + 1] if self.control_depth else None
-            out, state = self.lstm(self._step_inputs(previous, z, control_t), state)
-            logits = self.output_projection(out).float()
+            control_t = controls[:, t : t + 1].transpose(0, 1) if self.control_depth else None
+            logits, state = self._run_lstm(self._step_inputs(previous, z, control_t), state)
+            logits = logits.float()
             hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
             probs = torch.sigmoid(hit_logits / temperature)
             uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
@@ -138,7 +155,7 @@ class GrooveLstmDecoder(nn.Module):
             if feedback == "consistent":
                 velocities = velocities * hits
                 offsets = offsets * hits
-            step = torch.cat([hits, velocities, offsets], dim=-1)
+            step = torch.cat([hits, velocities, offsets], dim=-1)  # [1, B, 27]
             steps.append(step)  # the returned sequence is exactly what was fed back
             previous = step.to(z.dtype)
-        return torch.cat(steps, dim=1)
+        return torch.cat(steps, dim=0).transpose(0, 1).contiguous()

@@ -57,6 +57,21 @@ def init_dense_small_normal(linear: nn.Linear, std: float = 0.001) -> None:
         linear.bias.zero_()
 
 
+def input_dropout(x: torch.Tensor, keep_prob: float, training: bool) -> torch.Tensor:
+    """TF's DropoutWrapper(input_keep_prob): keep each element with probability ``keep_prob``
+    and scale kept ones by 1/keep_prob. A mask over all of [B, T, D] is a fresh mask per step
+    (not variational), and every call draws its own mask.
+
+    Same distribution as ``F.dropout(x, 1 - keep_prob)``, but drawing uniforms and comparing is
+    ~2x faster on CPU than ``bernoulli_`` (the decoder input alone is 9.3 M elements at batch
+    512), and ``where`` keeps the backward to one masked pass.
+    """
+    if not training or keep_prob >= 1.0:
+        return x
+    keep = torch.rand(x.shape, device=x.device) < keep_prob
+    return torch.where(keep, x, 0.0).mul_(1.0 / keep_prob)
+
+
 def init_dense_glorot(linear: nn.Linear) -> None:
     """TF Dense default: glorot-uniform kernel, zero bias."""
     with torch.no_grad():
@@ -98,29 +113,28 @@ class BidirectionalLstmEncoder(nn.Module):
         init_dense_small_normal(self.sigma)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        # TF's DropoutWrapper(input_keep_prob): an elementwise mask on each layer's input with a
-        # fresh draw at every step (not variational), scaled by 1/keep. A mask over [B, T, D] is
-        # exactly that. Each call draws its own mask, so fw and bw get independent ones as in TF.
-        if not self.training or self.keep_prob >= 1.0:
-            return x
-        return F.dropout(x, p=1.0 - self.keep_prob, training=True)
+        # Each call draws its own mask, so fw and bw get independent ones, as in TF.
+        return input_dropout(x, self.keep_prob, self.training)
 
     def encode_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] -> e = concat(h_fw_final, h_bw_final) of the last layer, [B, 2H]."""
-        fw_in = x
-        bw_in = x.flip(1)  # the backward LSTM reads steps T-1..0
+        # Work time-major ([T, B, D] memory, handed to the batch-first LSTMs as a view): that is
+        # the layout the oneDNN kernel uses, so no transpose copies are made.
+        fw_in = x.transpose(0, 1).contiguous()
+        bw_in = fw_in.flip(0)  # the backward LSTM reads steps T-1..0
         num_layers = len(self.layers)
         for k, layer in enumerate(self.layers):
-            fw_out, (h_fw, _) = layer.fw(self._drop(fw_in))
-            bw_out, (h_bw, _) = layer.bw(self._drop(bw_in))
+            fw_out, (h_fw, _) = layer.fw(self._drop(fw_in).transpose(0, 1))
+            bw_out, (h_bw, _) = layer.bw(self._drop(bw_in).transpose(0, 1))
             if k + 1 < num_layers:
                 # Next layer input at step t is concat(fw_out[t], bw_out aligned to step t).
                 # bw_out is in reversed time, so re-reverse it for the forward direction and
-                # reverse fw_out for the backward direction (flip is cheap next to the LSTMs).
-                fw_in = torch.cat([fw_out, bw_out.flip(1)], dim=-1)
-                bw_in = torch.cat([fw_out.flip(1), bw_out], dim=-1)
-        # h_* is [num_layers=1, B, H]: the forward state after step T-1 and the backward state
-        # after it has read step 0.
+                # reverse fw_out for the backward direction.
+                fw_tm, bw_tm = fw_out.transpose(0, 1), bw_out.transpose(0, 1)
+                fw_in = torch.cat([fw_tm, bw_tm.flip(0)], dim=-1)
+                bw_in = torch.cat([fw_tm.flip(0), bw_tm], dim=-1)
+        # h_* is [1, B, H]: the forward state after step T-1 and the backward state after it has
+        # read step 0.
         return torch.cat([h_fw[-1], h_bw[-1]], dim=-1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -90,7 +90,7 @@ class MusicVAE(nn.Module):
         """Teacher-forced raw decoder outputs [B, T, 27] (before activation), in eval mode."""
         with _eval_mode(self):
             controls = self._check_controls(controls, targets.shape[0], targets.shape[1])
-            return self.decoder(z, targets, controls)
+            return self.decoder(z, targets, controls).contiguous()
 
     def forward(
         self,

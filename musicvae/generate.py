@@ -1,0 +1,161 @@
+"""Generation with a loaded model: sample, reconstruct, interpolate, and the "regroove" family
+(humanize, drumify, hi-hat infill, groove transfer), on groove tensors and on MIDI files.
+
+Grooves are float32 arrays [steps, 27] (see ``musicvae.data.groove``). User MIDI of any length is
+read with the general (REDUCED) drum map, cut into the model's window (4 or 2 bars, padded with
+silence at the end), processed window by window and joined — so an 8-bar input gives an 8-bar
+output. Written MIDI uses the tempo asked for (default: the input's, else 120 qpm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicvae.data.groove import (
+    STEPS_PER_BAR,
+    check_convertible,
+    drum_notes_only,
+    groove_to_midi_bytes,
+    performance_cells,
+)
+from musicvae.data.midi import DEFAULT_QPM, read_drums
+from musicvae.data.transforms import controls_for, encoder_inputs
+from musicvae.model import MusicVAE
+
+OUTPUT_PITCH_MAP = "reduced"  # General-MIDI tom pitches (45/48/50), as magenta's TrainedModel
+
+
+@dataclass(frozen=True)
+class MidiGroove:
+    """A user MIDI file as a groove: [steps, 27] (whole bars), its tempo and skipped pitches."""
+
+    groove: np.ndarray
+    qpm: float
+    skipped_pitches: dict[int, int]
+
+
+def read_groove(path: str | Path | bytes, name: str | None = None) -> MidiGroove:
+    """Read drum MIDI (channel 10 notes) into a groove; MidiError with one line when unusable."""
+    label = name or (str(path) if not isinstance(path, bytes) else "<bytes>")
+    perf = read_drums(path, label)
+    check_convertible(perf, label)
+    perf = drum_notes_only(perf, label)
+    cells = performance_cells(perf, OUTPUT_PITCH_MAP)
+    return MidiGroove(cells.to_tensor(dtype=np.float32), perf.qpm, cells.skipped_pitches)
+
+
+def to_windows(groove: np.ndarray, window_steps: int) -> np.ndarray:
+    """Split a groove into consecutive windows, padding the last one with silence."""
+    count = max(1, math.ceil(groove.shape[0] / window_steps))
+    padded = np.zeros((count * window_steps, groove.shape[1]), np.float32)
+    padded[: groove.shape[0]] = groove
+    return padded.reshape(count, window_steps, groove.shape[1])
+
+
+def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
+    """Concatenate windows and trim to ``num_steps`` (rounded up to whole bars)."""
+    steps = STEPS_PER_BAR * math.ceil(num_steps / STEPS_PER_BAR)
+    return windows.reshape(-1, windows.shape[-1])[:steps]
+
+
+def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
+    return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
+
+
+def sample(
+    model: MusicVAE, n: int = 1, *, temperature: float = 1.0, seed: int = 0, feedback: str = "magenta", same_z: bool = False
+) -> np.ndarray:
+    """``n`` grooves [n, steps, 27] from z ~ N(0, I); same seed → same grooves."""
+    return model.sample(n, temperature, seed, feedback=feedback, same_z=same_z).cpu().numpy()
+
+
+def encode(model: MusicVAE, grooves: np.ndarray) -> np.ndarray:
+    """μ [n, z] of grooves [n, steps, 27] after the model's own input transforms."""
+    data = model.config.data
+    with torch.no_grad():
+        mu, _ = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls_for(grooves, data)))
+    return mu.cpu().numpy()
+
+
+def decode(
+    model: MusicVAE,
+    z: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    feedback: str = "magenta",
+    controls: np.ndarray | None = None,
+) -> np.ndarray:
+    """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size]."""
+    out = model.sample(
+        len(z), temperature, seed, z=_tensor(model, z), controls=_tensor(model, controls), feedback=feedback
+    )
+    return out.cpu().numpy()
+
+
+def regroove(
+    model: MusicVAE,
+    groove: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    feedback: str = "magenta",
+    control_groove: np.ndarray | None = None,
+) -> np.ndarray:
+    """Encode a groove of any length window by window (with the model's input transforms:
+    humanize, tap, hi-hat removal …) and decode it from μ; returns a groove of the same length.
+
+    For hits-control models the decoder's controls are the hits of ``control_groove`` (default:
+    ``groove`` itself) — groove transfer plays ``control_groove``'s score with ``groove``'s feel.
+    """
+    steps = model.config.max_seq_len
+    windows = to_windows(groove, steps)
+    controls = None
+    if model.config.control_depth:
+        source = to_windows(control_groove if control_groove is not None else groove, steps)
+        if len(source) != len(windows):  # align the two lengths: repeat or cut the score
+            source = np.resize(source, windows.shape)
+        controls = controls_for(source, model.config.data)
+    out = decode(model, encode(model, windows), temperature=temperature, seed=seed, feedback=feedback, controls=controls)
+    return join_windows(out, groove.shape[0])
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation between vectors a and b, endpoints included: [steps, z].
+
+    Nearly parallel (or identical) vectors fall back to linear interpolation; exactly opposite
+    ones, where the great circle is undefined, too — never NaN.
+    """
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return (1 - t) * a + t * b
+    cos = float(np.clip(np.dot(a / na, b / nb), -1.0, 1.0))
+    omega = math.acos(cos)
+    if math.sin(omega) < 1e-6:
+        path = (1 - t) * a + t * b
+    else:
+        path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+    path[0], path[-1] = a, b  # exact endpoints, free of rounding
+    return path
+
+
+def interpolate(
+    model: MusicVAE, a: np.ndarray, b: np.ndarray, steps: int = 5, *, temperature: float = 1.0, seed: int = 0, feedback: str = "magenta"
+) -> np.ndarray:
+    """Grooves [steps, T, 27] along the slerp between μ of the first windows of a and b."""
+    if steps < 2:
+        raise ValueError("interpolation needs at least 2 steps")
+    window = model.config.max_seq_len
+    mu = encode(model, np.stack([to_windows(a, window)[0], to_windows(b, window)[0]]))
+    return decode(model, slerp(mu[0], mu[1], steps).astype(np.float32), temperature=temperature, seed=seed, feedback=feedback)
+
+
+def midi_bytes(groove: np.ndarray, qpm: float | None = None) -> bytes:
+    """MIDI file bytes of a groove at ``qpm`` (default 120): drum channel, no negative times."""
+    return groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, OUTPUT_PITCH_MAP)
