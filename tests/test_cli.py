@@ -1,0 +1,63 @@
+"""The command line: one-line errors, exit codes, preprocess output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import symusic
+
+from musicvae.cli import main
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def test_inspect_reports_each_file_and_exit_code(tmp_path, capsys):
+    good = tmp_path / "good.mid"
+    score = symusic.Score(480)
+    track = symusic.Track("d", 0, True)
+    for bar in range(5):
+        track.notes.append(symusic.Note(bar * 1920, 120, 36, 100))
+    track.notes.append(symusic.Note(0, 120, 21, 100))  # outside the drum map
+    score.tracks.append(track)
+    score.dump_midi(good)
+    code, out, _ = run(["inspect", str(good)], capsys)
+    assert code == 0
+    assert "kick=5" in out and "skipped pitches 1" in out and "1 usable 4-bar windows" in out
+    (tmp_path / "zip.mid").write_bytes(b"PK\x03\x04zip")
+    code, out, _ = run(["inspect", str(good), str(tmp_path / "zip.mid"), str(tmp_path / "none.mid")], capsys)
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and lines[1].startswith("error:") and lines[2].startswith("error:")
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    for args in (
+        ["data", "stats", "--config", "nope", "--data", str(tmp_path)],
+        ["data", "stats", "--data", str(tmp_path / "missing")],
+        ["preprocess", "--out", str(tmp_path / "x.txt"), "--data", str(tmp_path)],
+        ["train", "--run-dir", str(tmp_path / "r"), "--data", str(tmp_path), "--set", "train.nope=1"],
+    ):
+        code, _, err = run(args, capsys)
+        assert code == 1, args
+        assert err.startswith("error:") and err.count("\n") == 1, err
+
+
+def test_preprocess_writes_the_documented_npz(gmd_dir, tmp_path, capsys):
+    out = tmp_path / "val.npz"
+    code, text, _ = run(["preprocess", "--data", str(gmd_dir), "--windowing", "grid", "--split", "validation", "--out", str(out)], capsys)
+    assert code == 0 and "1939 windows" in text
+    data = np.load(out, allow_pickle=False)
+    assert data["inputs"].shape == data["outputs"].shape == (1939, 64, 27)
+    assert set(data["split"].tolist()) == {"validation"}
+    assert list(tmp_path.iterdir()) == [out]  # no temporary leftovers
+
+
+def test_data_stats_counts(gmd_dir, capsys):
+    code, out, _ = run(["data", "stats", "--data", str(gmd_dir), "--windowing", "files"], capsys)
+    assert code == 0
+    assert "train" in out and "4078" in out and "504" in out and "526" in out
