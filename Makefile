@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/musicvae data stats --data $(GMD)
+	$(VENV)/bin/musicvae sample -n 8 --seed 0 --bpm 100 --out grooves --wav --png
 
 test: $(VENV)/.installed
 	MUSICVAE_GMD_DIR=$(GMD) $(PY) -m pytest -q
