@@ -60,7 +60,9 @@ def _atomic_write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata
 # ------------------------------------------------------------------------------------------------
 
 
-def save_model(run_dir, model: MusicVAE, config: Config | None = None, *, extra_json: dict | None = None) -> Path:
+def save_model(
+    run_dir, model: MusicVAE, config: Config | None = None, *, extra_json: dict | None = None
+) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``run_dir`` (created if needed).
 
     ``extra_json`` maps further file names to JSON-serialisable objects written alongside, e.g.
@@ -88,7 +90,9 @@ def _model_paths(path) -> tuple[Path, Path]:
     return folder / CONFIG_FILE, weights
 
 
-def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
+def load_state_dict_strict(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
     """Load ``state`` into ``model`` after checking keys, shapes and dtypes; fp16/bf16 are upcast.
 
     Raises :class:`CheckpointError` with one line listing every missing, unexpected and
@@ -102,7 +106,9 @@ def load_state_dict_strict(model: torch.nn.Module, state: dict[str, torch.Tensor
         for k in sorted(set(expected) & set(state))
         if state[k].shape != expected[k].shape
     ]
-    bad_dtype = [f"{k} has dtype {state[k].dtype}" for k in sorted(state) if state[k].dtype not in _FLOAT_DTYPES]
+    bad_dtype = [
+        f"{k} has dtype {state[k].dtype}" for k in sorted(state) if state[k].dtype not in _FLOAT_DTYPES
+    ]
     if missing or unexpected or wrong or bad_dtype:
         problems = []
         if missing:
@@ -220,10 +226,17 @@ def save_training_state(path, optimizer: torch.optim.Optimizer, trainer_state: d
             if isinstance(value, torch.Tensor):
                 tensors[f"state.{index}.{name}"] = value
             else:
-                scalar_state.setdefault(str(index), {})[name] = _json_scalar(value, f"optimizer state {name}")
+                value = _json_scalar(value, f"optimizer state {name}")
+                scalar_state.setdefault(str(index), {})[name] = value
     groups = []
     for group in sd["param_groups"]:
-        groups.append({k: _json_scalar(v, f"param group {k}") for k, v in group.items() if not isinstance(v, torch.Tensor)})
+        groups.append(
+            {
+                k: _json_scalar(v, f"param group {k}")
+                for k, v in group.items()
+                if not isinstance(v, torch.Tensor)
+            }
+        )
         tensor_keys = [k for k, v in group.items() if isinstance(v, torch.Tensor)]
         for k in tensor_keys:
             tensors[f"group.{len(groups) - 1}.{k}"] = group[k]
@@ -263,7 +276,9 @@ def load_training_state(path, optimizer: torch.optim.Optimizer | None = None) ->
     if optimizer is None:
         return trainer_state
     if meta.get("optimizer") != type(optimizer).__name__:
-        raise CheckpointError(f"{path}: saved optimizer is {meta.get('optimizer')}, not {type(optimizer).__name__}")
+        raise CheckpointError(
+            f"{path}: saved optimizer is {meta.get('optimizer')}, not {type(optimizer).__name__}"
+        )
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
@@ -293,6 +308,8 @@ def load_training_state(path, optimizer: torch.optim.Optimizer | None = None) ->
         if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape
     ]
     if wrong:
-        raise CheckpointError(f"{path}: optimizer state does not fit the parameters: " + "; ".join(wrong))
+        raise CheckpointError(
+            f"{path}: optimizer state does not fit the parameters: " + "; ".join(wrong)
+        )
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     return trainer_state

@@ -4,6 +4,7 @@ from musicvae.model.decoder import GrooveLstmDecoder, activate_outputs
 from musicvae.model.encoder import BidirectionalLstmEncoder
 from musicvae.model.losses import (
     clip_gradients,
+    configure_cpu_allocator,
     elbo,
     kl_beta,
     kl_divergence,
@@ -25,4 +26,5 @@ __all__ = [
     "learning_rate",
     "clip_gradients",
     "make_optimizer",
+    "configure_cpu_allocator",
 ]

@@ -51,7 +51,7 @@ class GrooveLstmDecoder(nn.Module):
         self.z_to_initial_state = nn.Linear(z_size, 2 * sum(layer_sizes))
         # nn.LSTM's own `dropout` acts on the outputs of every layer but the last, i.e. on the
         # inputs of layers 1.., elementwise over [B, T, H]: a fresh mask per step, as TF's
-        # DropoutWrapper on those layers. Layer 0's input is dropped in `_drop_input`.
+        # DropoutWrapper on those layers. Layer 0's input is dropped in `forward`.
         self.lstm = nn.LSTM(
             output_depth + z_size + control_depth,
             self.hidden_size,

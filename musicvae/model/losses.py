@@ -150,3 +150,31 @@ def make_optimizer(model: torch.nn.Module, train_cfg: TrainConfig) -> torch.opti
     return torch.optim.Adam(
         params, lr=learning_rate(0, train_cfg), betas=(0.9, 0.999), eps=1e-8
     )
+
+
+def configure_cpu_allocator() -> bool:
+    """Keep freed memory in the process heap (glibc only); returns whether it was applied.
+
+    glibc serves allocations above 32 MiB with mmap and returns them to the OS on free, so every
+    CPU training step page-faults its big buffers back in (~1.7 GB of fresh zeroed pages per
+    step at batch 512: 0.5-1 s of kernel time). Disabling mmap-backed allocations and heap
+    trimming makes steps after the first two reuse the same memory: -25% step time at batch
+    512 in fp32 and bf16, same math. The price is that peak memory stays resident (~3.8 GB at
+    batch 512 fp32 instead of ~2 GB peak). Call once, before training; later calls are no-ops.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl or another libc without mallopt
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # from glibc's malloc.h
+    ok = mallopt(m_mmap_max, 0) == 1
+    ok &= mallopt(m_trim_threshold, 2**31 - 1) == 1
+    ok &= mallopt(m_top_pad, 64 << 20) == 1
+    return bool(ok)

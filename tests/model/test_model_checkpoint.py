@@ -137,7 +137,8 @@ def test_training_state_mismatch(tmp_path):
     opt = make_optimizer(model, model.config.train)
     train_steps(model, opt, 1)
     save_training_state(tmp_path, opt, {"step": 1})
-    other = MusicVAE(get_config("groovae_4bar").with_overrides(["model.z_size=4", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]))
+    smaller = ["model.z_size=4", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]
+    other = MusicVAE(get_config("groovae_4bar").with_overrides(smaller))
     with pytest.raises(CheckpointError):
         load_training_state(tmp_path, make_optimizer(other, other.config.train))
 
@@ -147,3 +148,18 @@ def test_missing_config(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
         load_model(tmp_path)
+
+
+def test_load_magenta_tf_checkpoint(reference_dir, tmp_path):
+    """musicvae.load also takes magenta's TF checkpoints (with the preset named)."""
+    pytest.importorskip("musicvae.tf_checkpoint")
+    prefix = reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200"
+    model = load(prefix, config="groovae_4bar")
+    assert not model.training and model.num_parameters() == 4_085_019
+    with pytest.raises(CheckpointError, match="config="):
+        load(prefix)  # "model" is no preset name
+    # and it survives our own save/load
+    save_model(tmp_path, model)
+    again = load_model(tmp_path)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name

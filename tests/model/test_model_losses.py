@@ -50,7 +50,9 @@ def make_tensors():
     logits[0, 0, 0] = 30.0  # saturated: p + 1e-7 matters (log_loss, not BCE-with-logits)
     hits = (torch.rand(2, 2, 9, generator=g) < 0.5).double()
     hits[0, 0, 0] = 0.0
-    targets = torch.cat([hits, torch.rand(2, 2, 9, generator=g).double() * hits, (torch.rand(2, 2, 9, generator=g).double() * 2 - 1) * hits], -1)
+    velocities = torch.rand(2, 2, 9, generator=g).double() * hits
+    offsets = (torch.rand(2, 2, 9, generator=g).double() * 2 - 1) * hits
+    targets = torch.cat([hits, velocities, offsets], -1)
     return logits, targets
 
 
@@ -145,7 +147,8 @@ def test_clip_zeroes_huge_or_nonfinite_norms():
 def test_optimizer_excludes_frozen_biases():
     from musicvae.model import MusicVAE
 
-    model = MusicVAE(get_config("groovae_4bar").with_overrides(["model.z_size=4", "model.enc_rnn_size=8", "model.dec_rnn_size=8,8"]))
+    small = ["model.z_size=4", "model.enc_rnn_size=8", "model.dec_rnn_size=8,8"]
+    model = MusicVAE(get_config("groovae_4bar").with_overrides(small))
     opt = make_optimizer(model, CFG.train)
     n = sum(p.numel() for g in opt.param_groups for p in g["params"])
     assert n == model.num_parameters()

@@ -167,13 +167,23 @@ def test_teacher_forcing_shifts_targets(model):
     assert torch.allclose(a[:, :6], b[:, :6]) and not torch.allclose(a[:, 6:], b[:, 6:])
 
 
+def _fed_inputs(model, feedback):
+    """The 27-vectors the decoder LSTM receives at each step (reference per-step module path)."""
+    fed = []
+    hook = model.decoder.lstm.register_forward_pre_hook(lambda m, a: fed.append(a[0][:, 0, :27].clone()))
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    out = model.decoder.sample(
+        z, 16, generator=torch.Generator().manual_seed(1), feedback=feedback, implementation="module"
+    )
+    hook.remove()
+    return fed, out
+
+
 def test_feedback_consistent_zeroes_empty_cells(model):
     with torch.no_grad():  # make velocities/offsets clearly non-zero
         model.decoder.output_projection.bias[9:].fill_(0.7)
-    fed = []
-    hook = model.decoder.lstm.register_forward_pre_hook(lambda m, a: fed.append(a[0][:, 0, :27].clone()))
-    out = model.sample(6, seed=0, feedback="consistent")
-    hook.remove()
+    fed, out = _fed_inputs(model, "consistent")
     assert len(fed) == 16
     assert torch.equal(fed[0], torch.zeros_like(fed[0]))
     for t in range(1, 16):
@@ -182,12 +192,32 @@ def test_feedback_consistent_zeroes_empty_cells(model):
         assert torch.all(prev[:, 9:18][empty] == 0) and torch.all(prev[:, 18:][empty] == 0)
         assert torch.equal(prev, out[:, t - 1])
     # magenta feedback keeps the raw velocity/offset at empty cells
-    fed.clear()
-    hook = model.decoder.lstm.register_forward_pre_hook(lambda m, a: fed.append(a[0][:, 0, :27].clone()))
-    model.sample(6, seed=0, feedback="magenta")
-    hook.remove()
+    fed, _ = _fed_inputs(model, "magenta")
     empty = fed[1][:, :9] == 0
     assert empty.any() and torch.all(fed[1][:, 9:18][empty] > 0)
+    # the public API: returned sequence == what was fed back, so empty cells are zero there too
+    s = model.sample(6, seed=0, feedback="consistent")
+    empty = s[..., :9] == 0
+    assert empty.any() and torch.all(s[..., 9:18][empty] == 0) and torch.all(s[..., 18:][empty] == 0)
+
+
+@pytest.mark.parametrize("name", ["groovae_4bar", "groovae_2bar_hits_control"])
+@pytest.mark.parametrize("feedback", ["magenta", "consistent"])
+def test_fast_sampling_cell_matches_nn_lstm(name, feedback):
+    """The explicit-cell sampler computes what nn.LSTM does one step at a time."""
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config(name)).eval()
+    with torch.no_grad():
+        for p in m.parameters():  # larger weights so the test exercises non-trivial dynamics
+            p.mul_(3.0)
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    controls = random_batch(5, 16, seed=4)[..., :9] if m.control_depth else None
+    a = m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback)
+    b = m.decoder.sample(
+        z, 16, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback, implementation="module"
+    )
+    assert torch.equal(a[..., :9], b[..., :9])
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_forward_terms_match_loss_functions(model):
@@ -244,3 +274,23 @@ def test_matches_magenta_reference(reference_dir):
     assert np.allclose(kl_divergence(mu, sigma).detach().numpy(), ref["kl"], rtol=1e-4)
     zs = torch.from_numpy(ref["extra_z_sample"])
     assert np.allclose(m.decode_logits(zs, y).detach().numpy(), ref["extra_decoder_logits_z_sample"], atol=1e-4)
+
+
+def test_two_layer_encoder_matches_manual_bidirectional_stack():
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config(extra=("model.enc_rnn_size=16,12",))).eval()
+    enc = m.encoder
+    assert enc.layers[1].fw.input_size == 32 and enc.mu.in_features == 24
+    x = random_batch(3, 16)
+    with torch.no_grad():
+        fw0, _ = enc.layers[0].fw(x)
+        bw0, _ = enc.layers[0].bw(x.flip(1))
+        layer1_in = torch.cat([fw0, bw0.flip(1)], dim=-1)  # bw outputs re-aligned to time t
+        _, (h_fw, _) = enc.layers[1].fw(layer1_in)
+        _, (h_bw, _) = enc.layers[1].bw(layer1_in.flip(1))
+        expected = torch.cat([h_fw[0], h_bw[0]], dim=-1)
+        assert torch.allclose(enc.encode_sequence(x), expected, atol=1e-6)
+    m.train()
+    out = m(x, x)
+    out["r_loss"].sum().backward()
+    assert enc.layers[0].fw.weight_hh_l0.grad is not None
