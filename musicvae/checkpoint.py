@@ -25,19 +25,14 @@ from musicvae.atomic import write_bytes
 from musicvae.configs import Config, get_config
 from musicvae.model.vae import MusicVAE
 
-try:  # one exception type for every checkpoint problem, TF imports included
-    from musicvae.tf_checkpoint import CheckpointError
-except ImportError:  # pragma: no cover - the TF importer is optional
-
-    class CheckpointError(ValueError):
-        """A checkpoint that cannot be read or does not fit the model; the message is one line."""
+# One exception type for every checkpoint problem, TF imports included.
+from musicvae.tf_checkpoint import CheckpointError, describe_mismatches
 
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINING_STATE_FILE = "training_state.json"
-_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -98,28 +93,10 @@ def load_state_dict_strict(
     Raises :class:`CheckpointError` with one line listing every missing, unexpected and
     wrongly shaped tensor, before anything is copied (so a failure never loads partially).
     """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k} is {list(state[k].shape)}, expected {list(expected[k].shape)}"
-        for k in sorted(set(expected) & set(state))
-        if state[k].shape != expected[k].shape
-    ]
-    bad_dtype = [
-        f"{k} has dtype {state[k].dtype}" for k in sorted(state) if state[k].dtype not in _FLOAT_DTYPES
-    ]
-    if missing or unexpected or wrong or bad_dtype:
-        problems = []
-        if missing:
-            problems.append("missing keys: " + ", ".join(missing))
-        if unexpected:
-            problems.append("unexpected keys: " + ", ".join(unexpected))
-        if wrong:
-            problems.append("wrong shape: " + "; ".join(wrong))
-        if bad_dtype:
-            problems.append("not floating point: " + "; ".join(bad_dtype))
-        raise CheckpointError(f"{source} does not fit the model: " + " | ".join(problems))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = describe_mismatches(expected, state)
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model: {problems}")
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
 
 

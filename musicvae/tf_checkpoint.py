@@ -786,6 +786,30 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(array, dtype=np.float32, order="C", copy=True))
 
 
+def describe_mismatches(expected: dict[str, tuple[int, ...]], actual: dict) -> str:
+    """One line naming every tensor of ``actual`` (numpy arrays or torch tensors) that is missing
+    from, extra to, misshapen against or not floating point in ``expected`` (name → shape);
+    empty when everything fits."""
+
+    def is_float(value) -> bool:
+        if hasattr(value, "is_floating_point"):
+            return bool(value.is_floating_point())
+        return bool(np.issubdtype(np.asarray(value).dtype, np.floating))
+
+    common = sorted(set(expected) & set(actual))
+    groups = (
+        ("wrong shape", "; ", [
+            f"{k} is {list(np.shape(actual[k]))}, expected {list(expected[k])}"
+            for k in common
+            if tuple(np.shape(actual[k])) != tuple(expected[k])
+        ]),
+        ("missing", ", ", sorted(set(expected) - set(actual))),
+        ("unexpected", ", ", sorted(set(actual) - set(expected))),
+        ("not floating point", "; ", [f"{k} has dtype {actual[k].dtype}" for k in common if not is_float(actual[k])]),
+    )  # fmt: skip
+    return " | ".join(f"{label}: {sep.join(items)}" for label, sep, items in groups if items)
+
+
 def magenta_to_state_dict(
     variables: dict[str, np.ndarray],
     *,
@@ -812,35 +836,15 @@ def magenta_to_state_dict(
         input_depth, control_depth, z_size, tuple(enc_rnn_size), tuple(dec_rnn_size), out_depth
     )
     model_vars = {k: v for k, v in variables.items() if is_model_variable(k)}
-    missing = sorted(set(shapes) - set(model_vars))
-    extra = sorted(set(model_vars) - set(shapes))
-    wrong = [
-        f"{name} is {list(np.shape(model_vars[name]))}, expected {list(shapes[name])}"
-        for name in sorted(set(shapes) & set(model_vars))
-        if tuple(np.shape(model_vars[name])) != shapes[name]
-    ]
-    not_float = [
-        f"{name} has dtype {np.asarray(model_vars[name]).dtype}"
-        for name in sorted(set(shapes) & set(model_vars))
-        if not np.issubdtype(np.asarray(model_vars[name]).dtype, np.floating)
-    ]
-    if missing or extra or wrong or not_float:
+    problems = describe_mismatches(shapes, model_vars)
+    if problems:
         sizes = (
             f"input_depth={input_depth}, control_depth={control_depth}, z_size={z_size}, "
             f"enc_rnn_size={tuple(enc_rnn_size)}, dec_rnn_size={tuple(dec_rnn_size)}, "
             f"output_depth={out_depth}"
         )
-        problems = []
-        if wrong:
-            problems.append("wrong shape: " + "; ".join(wrong))
-        if missing:
-            problems.append("missing: " + ", ".join(missing))
-        if extra:
-            problems.append("unexpected: " + ", ".join(extra))
-        if not_float:
-            problems.append("not floating point: " + "; ".join(not_float))
         raise CheckpointError(
-            f"checkpoint does not match a GrooVAE with {sizes}: " + " | ".join(problems)
+            f"checkpoint does not match a GrooVAE with {sizes}: {problems}"
         )
 
     state: dict[str, torch.Tensor] = {}

@@ -75,7 +75,7 @@ def test_strict_loading_errors(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path)
     msg = str(err.value)
-    assert "\n" not in msg and "missing keys: encoder.mu.bias" in msg and "unexpected keys: encoder.extra" in msg
+    assert "\n" not in msg and "missing: encoder.mu.bias" in msg and "unexpected: encoder.extra" in msg
 
     state = load_file(str(tmp_path / "model.safetensors"))
     state.pop("encoder.extra")
