@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 
 WINDOWINGS = ("files", "tfds", "grid")
+DECODERS = ("flat", "hierarchical")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class ModelConfig:
     dropout_keep_prob: float = 0.3
     input_depth: int = 27
     output_depth: int = 27
+    # "flat" (magenta's GrooveLstmDecoder) or "hierarchical" (a conductor LSTM emits one embedding
+    # per segment and a bottom LSTM of sizes ``dec_rnn_size`` decodes each segment from it; see
+    # ``musicvae.model.hierarchical``). The two fields below are used by "hierarchical" only.
+    decoder: str = "flat"
+    conductor_rnn_size: tuple[int, ...] = (256,)
+    # Steps per conductor segment (16 = one bar); the window must be a whole number of segments.
+    steps_per_segment: int = 16
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,17 @@ class Config:
             raise ValueError("model.dropout_keep_prob must be in (0, 1]")
         if self.model.z_size < 1 or not self.model.enc_rnn_size or not self.model.dec_rnn_size:
             raise ValueError("model sizes must be positive and non-empty")
+        m = self.model
+        if m.decoder not in DECODERS:
+            raise ValueError(f"model.decoder must be one of {', '.join(DECODERS)}")
+        if m.decoder == "hierarchical":
+            if not m.conductor_rnn_size or min(m.conductor_rnn_size) < 1:
+                raise ValueError("model.conductor_rnn_size must be positive and non-empty")
+            if m.steps_per_segment < 1 or d.window_steps % m.steps_per_segment:
+                raise ValueError(
+                    f"model.steps_per_segment ({m.steps_per_segment}) must divide the window "
+                    f"({d.window_steps} steps)"
+                )
         if self.train.batch_size < 1 or self.train.num_steps < 0:
             raise ValueError("train.batch_size must be ≥ 1 and train.num_steps ≥ 0")
 
@@ -248,6 +267,40 @@ CONFIGS: dict[str, Config] = {
 # magenta renamed the hits-control preset in 2019; its published checkpoint still uses the old name.
 CONFIGS["groovae_2bar_hits_control_tfds"] = dataclasses.replace(
     CONFIGS["groovae_2bar_hits_control"], name="groovae_2bar_hits_control_tfds"
+)
+
+# Hierarchical (conductor) decoders: magenta has no drums-only hierarchical config, so these are
+# ours. The conductor emits one embedding per bar (steps_per_segment 16); the bottom decoder uses
+# dec_rnn_size. Trainable parameter counts (frozen zero LSTM biases / conductor input excluded):
+#
+# groovae_4bar_hier, 4,078,699 (groovae_4bar has 4,085,019, -0.15%): the groovae_4bar encoder
+#   and data, z 256, conductor (192,), bottom (240, 240). The parts: encoder LSTM 2 × 1,105,920,
+#   mu + sigma 2 × 262,400, z -> conductor state 98,688, conductor LSTM 148,224,
+#   embedding -> bottom state 185,280, bottom layer 0 441,600, layer 1 461,760, output 6,507.
+# groovae_16bar_hier, 6,710,043: 16-bar windows on the 1-bar-hop quantized grid, z 512,
+#   encoder (512,), conductor (512,), bottom (256, 256). free_bits 192 keeps groovae_4bar's
+#   48 bits per 4 bars. The parts: encoder LSTM 2 × 1,105,920, mu + sigma 2 × 524,800,
+#   z -> conductor state 525,312, conductor LSTM 1,050,624, embedding -> bottom state 525,312,
+#   bottom layer 0 815,104, layer 1 525,312, output 6,939.
+CONFIGS["groovae_4bar_hier"] = Config(
+    name="groovae_4bar_hier",
+    data=DataConfig(split_bars=4),
+    model=ModelConfig(
+        decoder="hierarchical", conductor_rnn_size=(192,), dec_rnn_size=(240, 240), steps_per_segment=16
+    ),
+)
+CONFIGS["groovae_16bar_hier"] = Config(
+    name="groovae_16bar_hier",
+    data=DataConfig(split_bars=16, windowing="grid"),
+    model=ModelConfig(
+        z_size=512,
+        enc_rnn_size=(512,),
+        decoder="hierarchical",
+        conductor_rnn_size=(512,),
+        dec_rnn_size=(256, 256),
+        steps_per_segment=16,
+    ),
+    loss=LossConfig(free_bits=192.0),
 )
 
 

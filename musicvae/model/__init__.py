@@ -2,6 +2,7 @@
 
 from musicvae.model.decoder import GrooveLstmDecoder, activate_outputs
 from musicvae.model.encoder import BidirectionalLstmEncoder
+from musicvae.model.hierarchical import HierarchicalDecoder
 from musicvae.model.losses import (
     clip_gradients,
     configure_cpu_allocator,
@@ -18,6 +19,7 @@ __all__ = [
     "MusicVAE",
     "BidirectionalLstmEncoder",
     "GrooveLstmDecoder",
+    "HierarchicalDecoder",
     "activate_outputs",
     "reconstruction_loss",
     "kl_divergence",

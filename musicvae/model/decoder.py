@@ -29,6 +29,42 @@ def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     return torch.sigmoid(hits), torch.sigmoid(velocities), torch.tanh(offsets)
 
 
+def draw_groove_step(
+    logits: torch.Tensor,
+    *,
+    temperature: float,
+    generator: torch.Generator | None,
+    feedback: str,
+) -> torch.Tensor:
+    """One sampled step [B, 27] from raw outputs [B, 27], with the flat decoder's semantics.
+
+    hits ~ Bernoulli(sigmoid(hit_logit / temperature)), using one uniform per cell drawn from
+    ``generator`` (on its own device, then moved); velocity = sigmoid and offset = tanh of their
+    logits (the means; temperature touches only hits). ``feedback="consistent"`` zeroes velocity
+    and offset where no hit was drawn. The result is both what is returned and what is fed back.
+    """
+    logits = logits.float()
+    hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+    probs = torch.sigmoid(hit_logits / temperature)
+    gen_device = generator.device if generator is not None else logits.device
+    uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
+    hits = (uniform < probs).to(logits.dtype)
+    velocities = torch.sigmoid(vel_logits)
+    offsets = torch.tanh(off_logits)
+    if feedback == "consistent":
+        velocities = velocities * hits
+        offsets = offsets * hits
+    return torch.cat([hits, velocities, offsets], dim=-1)
+
+
+def split_lstm_state(flat_state: torch.Tensor, hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, 2·L·H] laid out as magenta's [c0, h0, c1, h1, ...] -> (h, c), each [L, B, H]."""
+    parts = flat_state.split(hidden_size, dim=-1)
+    c = torch.stack(parts[0::2], dim=0)
+    h = torch.stack(parts[1::2], dim=0)
+    return h.contiguous(), c.contiguous()
+
+
 class GrooveLstmDecoder(nn.Module):
     def __init__(
         self,
@@ -70,11 +106,7 @@ class GrooveLstmDecoder(nn.Module):
     def initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tanh(Dense(z)) split, in magenta's order, into [c0, h0, c1, h1, ...] -> (h, c), each
         [num_layers, B, H] as nn.LSTM wants them."""
-        state = torch.tanh(self.z_to_initial_state(z))
-        parts = state.split(self.hidden_size, dim=-1)
-        c = torch.stack(parts[0::2], dim=0)
-        h = torch.stack(parts[1::2], dim=0)
-        return h.contiguous(), c.contiguous()
+        return split_lstm_state(torch.tanh(self.z_to_initial_state(z)), self.hidden_size)
 
     def _step_inputs(self, previous: torch.Tensor, z: torch.Tensor, controls: torch.Tensor | None):
         """concat(previous [T,B,27], z broadcast over T, controls [T,B,c]) -> [T, B, in].
@@ -188,7 +220,6 @@ class GrooveLstmDecoder(nn.Module):
         if temperature <= 0:
             raise ValueError("temperature must be > 0")
         batch = z.shape[0]
-        gen_device = generator.device if generator is not None else z.device
         h0, c0 = self.initial_state(z)
         previous = z.new_zeros(batch, self.output_depth)
         if implementation == "cell":
@@ -207,17 +238,7 @@ class GrooveLstmDecoder(nn.Module):
                 )
                 logits, state = self._run_lstm(step_in, state)
                 logits = logits[0]
-            logits = logits.float()
-            hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
-            probs = torch.sigmoid(hit_logits / temperature)
-            uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
-            hits = (uniform < probs).to(logits.dtype)
-            velocities = torch.sigmoid(vel_logits)
-            offsets = torch.tanh(off_logits)
-            if feedback == "consistent":
-                velocities = velocities * hits
-                offsets = offsets * hits
-            step = torch.cat([hits, velocities, offsets], dim=-1)  # [B, 27]
+            step = draw_groove_step(logits, temperature=temperature, generator=generator, feedback=feedback)
             steps.append(step)  # the returned sequence is exactly what was fed back
             previous = step.to(z.dtype)
         return torch.stack(steps, dim=1)

@@ -16,6 +16,7 @@ from musicvae.configs import Config
 from musicvae.model import losses
 from musicvae.model.decoder import GrooveLstmDecoder
 from musicvae.model.encoder import BidirectionalLstmEncoder
+from musicvae.model.hierarchical import HierarchicalDecoder
 
 
 @contextlib.contextmanager
@@ -38,15 +39,29 @@ class MusicVAE(nn.Module):
         self.encoder = BidirectionalLstmEncoder(
             m.input_depth + self.control_depth, m.enc_rnn_size, m.z_size, m.dropout_keep_prob
         )
-        self.decoder = GrooveLstmDecoder(
-            m.output_depth, m.z_size, m.dec_rnn_size, self.control_depth, m.dropout_keep_prob
-        )
+        if m.decoder == "hierarchical":
+            self.decoder = HierarchicalDecoder(
+                m.output_depth,
+                m.z_size,
+                m.conductor_rnn_size,
+                m.dec_rnn_size,
+                self.control_depth,
+                m.dropout_keep_prob,
+                m.steps_per_segment,
+            )
+        elif m.decoder == "flat":
+            self.decoder = GrooveLstmDecoder(
+                m.output_depth, m.z_size, m.dec_rnn_size, self.control_depth, m.dropout_keep_prob
+            )
+        else:
+            raise ValueError(f"unknown model.decoder {m.decoder!r}; use 'flat' or 'hierarchical'")
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def num_parameters(self) -> int:
         """Trainable parameters; equals TF's count (the frozen zero LSTM ``bias_hh`` excluded):
-        4,085,019 for groovae_4bar, 4,131,099 with hits controls."""
+        4,085,019 for groovae_4bar, 4,131,099 with hits controls (the hierarchical presets'
+        counts are in ``musicvae.configs``)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     @property
@@ -140,7 +155,8 @@ class MusicVAE(nn.Module):
         sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh means. All
         randomness comes from a CPU ``torch.Generator`` seeded with ``seed`` and is then moved to
         the model's device, so results do not depend on the device. See
-        :meth:`GrooveLstmDecoder.sample` for ``feedback``.
+        :meth:`GrooveLstmDecoder.sample` for ``feedback`` (the hierarchical decoder's sampler
+        has the same semantics).
         """
         steps = self.config.max_seq_len
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
