@@ -1,0 +1,151 @@
+"""The evaluation suite: per-class hit metrics, one-pass reconstruction, `musicvae evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musicvae.checkpoint import save_model
+from musicvae.cli import main
+from musicvae.configs import get_config
+from musicvae.data.dataset import GrooveWindows
+from musicvae.evaluate import hit_metrics, reconstruction_evaluation, reconstruction_metrics
+from musicvae.model import MusicVAE
+
+TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot on a busy machine."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def tiny(seed: int = 0) -> MusicVAE:
+    torch.manual_seed(seed)
+    model = MusicVAE(get_config("groovae_4bar").with_overrides(TINY))
+    with torch.no_grad():  # push the hit bias up so samples are not silent
+        model.decoder.output_projection.bias[:9] += 1.0
+    return model.eval()
+
+
+def windows(n: int = 24, steps: int = 64) -> GrooveWindows:
+    rng = np.random.default_rng(0)
+    hits = (rng.random((n, steps, 9)) < 0.15).astype(np.float32)
+    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
+    return GrooveWindows(
+        inputs=grooves.astype(np.float32),
+        outputs=grooves.astype(np.float32),
+        controls=None,
+        source=np.array([f"f{i // 4}.mid" for i in range(n)]),
+        split=np.array(["train"] * (n // 2) + ["test"] * (n - n // 2)),
+        start_step=np.arange(n) % 4 * 16,
+        bpm=np.full(n, 100.0),
+        drummer=np.full(n, "d"),
+        style=np.full(n, "rock"),
+        beat_type=np.full(n, "beat"),
+        settings={"data": {"split_bars": steps // 16, "windowing": "grid"}},
+    )
+
+
+def cell(groove, step, cls, vel, offset):
+    groove[step, cls], groove[step, 9 + cls], groove[step, 18 + cls] = 1.0, vel, offset
+
+
+def test_hit_metrics_per_class_on_a_hand_made_case():
+    target = np.zeros((1, 16, 27), np.float32)
+    pred = np.zeros_like(target)
+    for step in (0, 4, 8):
+        cell(target[0], step, 0, 100 / 127, 0.0)
+    cell(target[0], 4, 1, 0.5, 0.0)
+    cell(pred[0], 0, 0, 90 / 127, 0.2)  # matched kick: 10 MIDI velocity units, 0.2 offset off
+    cell(pred[0], 4, 0, 80 / 127, 0.0)  # matched kick: 20 units
+    cell(pred[0], 12, 0, 1.0, 0.0)  # a kick too many
+    cell(pred[0], 2, 2, 1.0, 0.0)  # a hi-hat that is not there; the snare is missed
+    m = hit_metrics(target, pred, 120.0)
+    assert m["hit_precision_kick"] == m["hit_recall_kick"] == m["hit_f1_kick"] == pytest.approx(2 / 3)
+    assert m["hit_f1_snare"] == 0 and m["hit_recall_snare"] == 0
+    assert m["hit_f1_closed_hihat"] == 0 and m["hits_closed_hihat"] == 0
+    assert m["hits_kick"] == 3 and m["hits_snare"] == 1
+    assert m["hit_precision"] == m["hit_recall"] == m["hit_f1"] == pytest.approx(0.5)  # 2 TP, 2 FP, 2 FN
+    assert m["matched_hits"] == 2
+    assert m["velocity_mae"] == pytest.approx(15.0, abs=1e-4)
+    # offset unit = half a step; a step is 125 ms at 120 bpm, so 0.2 → 12.5 ms, averaged over 2
+    assert m["offset_mae_ms"] == pytest.approx(6.25, abs=1e-4)
+    assert np.isnan(m["velocity_mae_snare"])
+
+
+def test_one_pass_reconstruction_matches_reconstruction_metrics():
+    model, data = tiny(), windows()
+    tf = reconstruction_metrics(model, data, sample_z=False, per_class=True, batch_size=8)
+    sampled = reconstruction_metrics(model, data, sample_z=True, batch_size=8, seed=5, step=10)
+    out = reconstruction_evaluation(model, data, batch_size=8, seed=5, step=10)
+    for key in ("hit_f1", "hit_f1_kick", "hit_recall_snare", "velocity_mae", "offset_mae_ms", "hits_ride"):
+        assert out["teacher_forced"][key] == pytest.approx(tf[key], rel=1e-5), key
+    for key in ("r_loss", "kl_bits", "loss"):
+        assert out["elbo"][key] == pytest.approx(sampled[key], rel=1e-5), key
+    assert out["elbo"]["elbo_nats"] == pytest.approx(-(sampled["r_loss"] + sampled["kl_bits"] * np.log(2)), rel=1e-5)
+    assert "hit_f1_kick" not in reconstruction_metrics(model, data, batch_size=8)  # training logs stay small
+    again = reconstruction_evaluation(model, data, batch_size=8, seed=5, step=10)
+    assert json.dumps(again, sort_keys=True) == json.dumps(out, sort_keys=True)  # free-running is seeded too
+    assert 0 <= out["free_running"]["hit_f1"] <= 1 and out["free_running"]["windows"] == len(data)
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.fixture
+def tiny_setup(tmp_path):
+    data = tmp_path / "tiny.npz"
+    windows().save(data)
+    save_model(tmp_path / "run_a", tiny(0))
+    save_model(tmp_path / "run_b", tiny(1))
+    return tmp_path, data
+
+
+def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
+    # one run covers both forms: --checkpoint A plus a positional B after --compare
+    tmp_path, data = tiny_setup
+    out = tmp_path / "eval"
+    args = ["evaluate", "--checkpoint", str(tmp_path / "run_a"), "--compare", str(tmp_path / "run_b"), "--data", str(data)]
+    code, stdout, err = run(args + ["--split", "test", "--samples", "32", "--out", str(out), "--no-progress", "--threads", "1"], capsys)
+    assert code == 0, err
+    assert stdout.count("targets passed") == 2
+    payload = json.loads((out / "evaluation.json").read_text())
+    assert list(payload["models"]) == ["run_a", "run_b"] and payload["run"]["split"] == "test"
+    result = payload["models"]["run_a"]
+    assert result["data"]["windows"] == 12 and result["settings"]["samples"] == 32
+    assert set(result["reconstruction"]) == {"teacher_forced", "free_running", "elbo"}
+    assert "hit_f1_kick" in result["reconstruction"]["free_running"]
+    assert result["features"]["generated"]["step_density"]["n"] == 32
+    assert len(result["targets"]) == 5 and "oa" in result["relative"]["swing"]
+    report = (out / "report.md").read_text()
+    assert "## Targets" in report and "| step_density |" in report and "KL" in report
+    header = next(line for line in report.splitlines() if line.startswith("| target"))
+    assert "run_a" in header and "run_b" in header  # side by side
+    assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_errors_are_one_line(tiny_setup, capsys):
+    tmp_path, data = tiny_setup
+    base = ["evaluate", "--data", str(data), "--out", str(tmp_path / "x"), "--no-progress"]
+    for extra in (
+        ["--compare", str(tmp_path / "run_a")],
+        ["--checkpoint", str(tmp_path / "run_a"), "--split", "validation"],
+        ["--checkpoint", str(tmp_path / "run_a"), "--samples", "1"],
+        ["--checkpoint", str(tmp_path / "run_a"), "--feedback", "odd"],
+        ["--checkpoint", str(tmp_path / "nothing_here")],
+    ):
+        code, _, err = run(base + extra, capsys)
+        assert code == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1, (extra, err)
+    assert not (tmp_path / "x").exists()
