@@ -232,7 +232,7 @@ OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
-    "magenta", "--feedback", help="magenta (feed back raw velocity/offset) | consistent (zero them where no hit)."
+    "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
 )
 
 
@@ -311,48 +311,34 @@ def _regroove_command(
 BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
 
 
-@app.command("reconstruct")
-def reconstruct_command(
-    source: Path = typer.Argument(..., help="Drum MIDI file (any length)."),
-    checkpoint: Optional[str] = CheckpointOption,
-    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
-) -> None:  # fmt: skip
-    """Encode a groove (μ) and decode it again, window by window."""
-    _regroove_command(source, checkpoint, "groovae_4bar", out, "reconstructed", temperature, seed, feedback, bpm, wav, png)
+def _add_regroove_command(name: str, default_model: str, suffix: str, summary: str, source_help: str) -> None:
+    """Register a command that encodes a MIDI file with a model and decodes it (window by window)."""
+
+    def command(
+        source: Path = typer.Argument(..., help=source_help),
+        checkpoint: Optional[str] = CheckpointOption,
+        temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
+        bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+    ) -> None:  # fmt: skip
+        _regroove_command(source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png)
+
+    command.__doc__ = summary
+    app.command(name)(command)
 
 
-@app.command("humanize")
-def humanize_command(
-    source: Path = typer.Argument(..., help="Quantized, constant-velocity drum MIDI."),
-    checkpoint: Optional[str] = CheckpointOption,
-    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
-) -> None:  # fmt: skip
-    """Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model)."""
-    _regroove_command(source, checkpoint, "groovae_2bar_humanize", out, "humanized", temperature, seed, feedback, bpm, wav, png)
-
-
-@app.command("drumify")
-def drumify_command(
-    source: Path = typer.Argument(..., help="A rhythm tapped on any single drum (MIDI channel 10)."),
-    checkpoint: Optional[str] = CheckpointOption,
-    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
-) -> None:  # fmt: skip
-    """Turn a tapped rhythm into a full drum groove (a tap_fixed_velocity model)."""
-    _regroove_command(source, checkpoint, "groovae_2bar_tap_fixed_velocity", out, "drumified", temperature, seed, feedback, bpm, wav, png)
-
-
-@app.command("infill-hihat")
-def infill_hihat_command(
-    source: Path = typer.Argument(..., help="Drum MIDI whose closed hi-hat part is to be (re)written."),
-    checkpoint: Optional[str] = CheckpointOption,
-    temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
-) -> None:  # fmt: skip
-    """Write a closed hi-hat part for a groove (an add_closed_hh model)."""
-    _regroove_command(source, checkpoint, "groovae_2bar_add_closed_hh", out, "hihat", temperature, seed, feedback, bpm, wav, png)
+for _spec in (
+    ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove (μ) and decode it again, window by window.",
+     "Drum MIDI file (any length)."),
+    ("humanize", "groovae_2bar_humanize", "humanized",
+     "Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model).",
+     "Quantized, constant-velocity drum MIDI."),
+    ("drumify", "groovae_2bar_tap_fixed_velocity", "drumified",
+     "Turn a tapped rhythm into a full drum groove (a tap_fixed_velocity model).",
+     "A rhythm tapped on any single drum (MIDI channel 10)."),
+    ("infill-hihat", "groovae_2bar_add_closed_hh", "hihat", "Write a closed hi-hat part for a groove (an add_closed_hh model).",
+     "Drum MIDI whose closed hi-hat part is to be (re)written."),
+):  # fmt: skip
+    _add_regroove_command(*_spec)
 
 
 @app.command("groove-transfer")
@@ -416,20 +402,6 @@ def render_command(
         midi = read_groove(source)
         plot_grooves([midi.groove], png, titles=[source.name], bpm=midi.qpm)
         typer.echo(f"wrote {png}")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user errors into one-line messages."""
-    try:
-        app(args=argv, prog_name="musicvae")
-    except KeyboardInterrupt:
-        typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
-        if isinstance(exc, user_errors()):
-            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(1)
-        raise
 
 
 @app.command("evaluate")
@@ -514,3 +486,17 @@ def evaluate(
             f"free-running; targets passed {passed}/{len(result['targets'])} ({result['runtime_s']:.0f} s)"
         )
     typer.echo(f"wrote {paths['json']}, {paths['report']}, {paths['figure']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one-line messages."""
+    try:
+        app(args=argv, prog_name="musicvae")
+    except KeyboardInterrupt:
+        typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
+        if isinstance(exc, user_errors()):
+            typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
+        raise

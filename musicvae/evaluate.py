@@ -29,6 +29,7 @@ import torch
 
 from musicvae.data.dataset import GrooveWindows
 from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES
+from musicvae.generate import FEEDBACK_DEFAULT, decode, sample
 from musicvae.model import MusicVAE
 from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
 
@@ -202,7 +203,7 @@ def reconstruction_evaluation(
     *,
     temperature: float = 1.0,
     seed: int = 0,
-    feedback: str = "magenta",
+    feedback: str = FEEDBACK_DEFAULT,
     batch_size: int = 256,
     step: int | None = None,
     progress=None,
@@ -219,7 +220,6 @@ def reconstruction_evaluation(
       ``temperature``, batch b seeded with ``batch_seed(seed, b)``) and scored with
       :func:`hit_metrics` (velocity / offset MAE over matched hits).
     """
-    from musicvae.generate import decode
 
     was_training = model.training
     model.eval()
@@ -273,7 +273,7 @@ def sample_grooves(
     *,
     temperature: float = 1.0,
     seed: int = 0,
-    feedback: str = "magenta",
+    feedback: str = FEEDBACK_DEFAULT,
     batch_size: int = 256,
     controls: np.ndarray | None = None,
     progress=None,
@@ -281,7 +281,6 @@ def sample_grooves(
     """``n`` grooves from the prior, in batches; batch b uses ``batch_seed(seed, b)`` (z and hit
     noise), so the result depends on ``seed`` and ``batch_size`` only. ``controls`` [n, T, 9]
     are needed by hits-control models."""
-    from musicvae.generate import decode, sample
 
     progress = progress if progress is not None else _NullProgress()
     task = progress.add_task(f"sampling {n} grooves", total=n)
@@ -342,7 +341,7 @@ def evaluate_model(
     samples: int = 1024,
     seed: int = 0,
     temperature: float = 1.0,
-    feedback: str = "magenta",
+    feedback: str = FEEDBACK_DEFAULT,
     batch_size: int = 256,
     max_pairs: int = 20000,
     progress: bool = False,
