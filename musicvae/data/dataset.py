@@ -119,7 +119,9 @@ def _skip_reason(message: str) -> str:
 def file_windows(perf, row: GrooveRow, config: DataConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     """Windows of one performance under ``config``'s windowing; also the skipped pitch counts."""
     if config.windowing == "tfds":
-        windows, starts = tfds_windows(perf, row.bpm, row.numerator, config.split_bars, config.pitch_map, np.float32)
+        # TFDS measures bars with info.csv's bpm; a folder of your own MIDI has none (bpm 0).
+        bpm = row.bpm or perf.qpm
+        windows, starts = tfds_windows(perf, bpm, row.numerator, config.split_bars, config.pitch_map, np.float32)
         return windows, starts, {}
     cells = performance_cells(perf, config.pitch_map)
     if config.windowing == "files":

@@ -234,13 +234,16 @@ def open_dataset(path: str | Path) -> GrooveDataset:
     """Open the GMD at ``path`` without extracting anything.
 
     ``path`` is a folder holding info.csv, a folder with exactly one subfolder holding it (the
-    ``groove/`` of the official zip), the info.csv file itself, or the zip. Raises DatasetError
+    ``groove/`` of the official zip), the info.csv file itself, or the zip — or any folder of
+    your own ``.mid``/``.midi`` files (see :func:`_open_midi_folder`). Raises DatasetError
     when the path is missing, holds no info.csv, is not a readable zip, or info.csv is malformed.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise DatasetError(f"dataset not found: {p}")
     if p.is_dir():
+        if not (p / INFO_CSV).is_file() and not any(p.glob(f"*/{INFO_CSV}")) and _midi_files(p):
+            return _open_midi_folder(p)
         return _open_folder(_info_dir(p, str(p)))
     if p.name == INFO_CSV:
         return _open_folder(p.parent)
@@ -300,6 +303,47 @@ def _info_dir(p: Path, label: str) -> Path:
         raise DatasetError(f"no {INFO_CSV} in {label}: expected the extracted GMD folder or its zip")
     names = ", ".join(f.name for f in found)
     raise DatasetError(f"{label} holds several datasets ({names}); pass one of them")
+
+
+def _midi_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi") and p.is_file())
+
+
+def _own_split(name: str) -> str:
+    # A stable 80/10/10 split by file name, so adding files never moves the existing ones.
+    bucket = hashlib.sha1(name.encode()).digest()[0] % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+def _open_midi_folder(folder: Path) -> GrooveDataset:
+    """A dataset of your own MIDI files: every .mid/.midi below ``folder`` becomes a row.
+
+    There is no info.csv, so rows carry what can be known without parsing: the relative path,
+    the first sub-folder as "drummer", a split drawn from a hash of the path (80 % train, 10 %
+    validation, 10 % test) and bpm 0 (unknown: the converter uses the tempo stored in the file).
+    The synthesised info.csv bytes make the dataset fingerprint cover the file list.
+    """
+    rows = []
+    for path in _midi_files(folder):
+        name = path.relative_to(folder).as_posix()
+        parts = name.split("/")
+        rows.append(
+            GrooveRow(
+                drummer=parts[0] if len(parts) > 1 else "",
+                session="/".join(parts[:-1]),
+                id=name.rsplit(".", 1)[0],
+                style="",
+                bpm=0,
+                beat_type="beat",
+                time_signature="4-4",
+                midi_filename=name,
+                audio_filename="",
+                duration=0.0,
+                split=_own_split(name),
+            )
+        )
+    info = ",".join(COLUMNS) + "\n" + "".join(f"{r.midi_filename},{r.split}\n" for r in rows)
+    return GrooveDataset(rows, info.encode(), str(folder), folder=folder)
 
 
 def _open_folder(folder: Path) -> GrooveDataset:

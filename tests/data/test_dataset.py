@@ -67,3 +67,29 @@ def test_note_dropout_is_fresh_and_drops_quiet_notes_first():
     config = get_config("groovae_2bar_tap_fixed_velocity_note_dropout").data
     # No rng → no dropout: evaluation and inference never drop notes.
     np.testing.assert_array_equal(encoder_inputs(grooves, config), encoder_inputs(grooves, config))
+
+
+def test_a_folder_of_your_own_midi_is_a_dataset(tmp_path):
+    import symusic
+
+    for i in range(12):
+        score = symusic.Score(480)
+        score.tempos.append(symusic.Tempo(0, 90.0 + i))
+        track = symusic.Track("d", 0, True)
+        for step in range(16 * 5):
+            track.notes.append(symusic.Note(step * 120, 60, 42 if step % 2 else 36, 80))
+        score.tracks.append(track)
+        folder = tmp_path / ("rock" if i % 2 else "funk")
+        folder.mkdir(exist_ok=True)
+        score.dump_midi(folder / f"take{i}.mid")
+    (tmp_path / "notes.txt").write_text("not midi")
+    dataset = open_dataset(tmp_path)
+    assert len(dataset) == 12 and {r.drummer for r in dataset.rows} == {"rock", "funk"}
+    assert {r.split for r in dataset.rows} <= {"train", "validation", "test"}
+    assert open_dataset(tmp_path).rows == dataset.rows  # the split is stable
+    config = get_config("groovae_4bar").with_overrides(["data.windowing=grid", "data.pitch_map=reduced"]).data
+    windows, report = build_windows(dataset, config)
+    assert report.files_used == 12 and len(windows) == 12 * 2  # 5 bars → grid windows at bars 0 and 1
+    tfds, _ = build_windows(dataset, get_config("groovae_4bar").data)  # bars measured with the file tempo
+    assert len(tfds) > 0
+    assert sorted(set(windows.bpm.round(3))) == [90.0 + i for i in range(12)]
