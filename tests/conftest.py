@@ -34,3 +34,41 @@ def gmd_dir() -> Path:
 def reference_dir() -> Path:
     """magenta 2.1.4's fixtures (converter tensors, round trips, a TF checkpoint)."""
     return _require(REFERENCE_DIR, "magenta reference fixtures")
+
+
+def random_batch(batch: int, steps: int, seed: int = 0):
+    """Random grooves as a torch tensor [batch, steps, 27]: 30 % hits with velocities/offsets."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    hits = (torch.rand(batch, steps, 9, generator=g) < 0.3).float()
+    vel = torch.rand(batch, steps, 9, generator=g) * hits
+    off = (torch.rand(batch, steps, 9, generator=g) * 2 - 1) * hits
+    return torch.cat([hits, vel, off], dim=-1)
+
+
+def synthetic_windows(n: int = 48, steps: int = 32, *, split=None, hit_rate: float = 0.15, seed: int = 0,
+                      bpm: float = 100.0, settings: dict | None = None):  # fmt: skip
+    """A small GrooveWindows of random sparse grooves (default split: 3/4 train, 1/4 validation)."""
+    import numpy as np
+
+    from musicvae.data.dataset import GrooveWindows
+
+    rng = np.random.default_rng(seed)
+    hits = (rng.random((n, steps, 9)) < hit_rate).astype(np.float32)
+    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
+    if split is None:
+        split = ["train"] * (3 * n // 4) + ["validation"] * (n - 3 * n // 4)
+    return GrooveWindows(
+        inputs=grooves.astype(np.float32),
+        outputs=grooves.astype(np.float32),
+        controls=None,
+        source=np.array([f"f{i // 4}.mid" for i in range(n)]),
+        split=np.array(split),
+        start_step=np.arange(n) % 4 * steps,
+        bpm=np.full(n, bpm),
+        drummer=np.full(n, "d"),
+        style=np.full(n, "rock"),
+        beat_type=np.full(n, "beat"),
+        settings={"data": {"split_bars": steps // 16}, **(settings or {})},
+    )

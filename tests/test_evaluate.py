@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import synthetic_windows
+
 from musicvae.checkpoint import save_model
 from musicvae.cli import main
 from musicvae.configs import get_config
@@ -36,22 +38,8 @@ def tiny(seed: int = 0) -> MusicVAE:
 
 
 def windows(n: int = 24, steps: int = 64) -> GrooveWindows:
-    rng = np.random.default_rng(0)
-    hits = (rng.random((n, steps, 9)) < 0.15).astype(np.float32)
-    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
-    return GrooveWindows(
-        inputs=grooves.astype(np.float32),
-        outputs=grooves.astype(np.float32),
-        controls=None,
-        source=np.array([f"f{i // 4}.mid" for i in range(n)]),
-        split=np.array(["train"] * (n // 2) + ["test"] * (n - n // 2)),
-        start_step=np.arange(n) % 4 * 16,
-        bpm=np.full(n, 100.0),
-        drummer=np.full(n, "d"),
-        style=np.full(n, "rock"),
-        beat_type=np.full(n, "beat"),
-        settings={"data": {"split_bars": steps // 16, "windowing": "grid"}},
-    )
+    split = ["train"] * (n // 2) + ["test"] * (n - n // 2)
+    return synthetic_windows(n, steps, split=split, settings={"windowing": "grid"})
 
 
 def cell(groove, step, cls, vel, offset):

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import synthetic_windows
+
 from musicvae.checkpoint import load_model
 from musicvae.configs import get_config
-from musicvae.data.dataset import GrooveWindows
 from musicvae.train import batch_indices, checkpoint_dirs, train
 
 TINY = [
@@ -31,31 +32,15 @@ def tiny_config(steps: int, *extra: str):
     return get_config("groovae_2bar_humanize").with_overrides([*TINY, f"train.num_steps={steps}", *extra])
 
 
-def synthetic_windows(path: Path, n: int = 48, steps: int = 32) -> Path:
+def synthetic_windows_file(path: Path) -> Path:
     """A small .npz of random sparse grooves, 3/4 train and 1/4 validation."""
-    rng = np.random.default_rng(0)
-    hits = (rng.random((n, steps, 9)) < 0.15).astype(np.float32)
-    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
-    split = np.array(["train"] * (3 * n // 4) + ["validation"] * (n - 3 * n // 4))
-    GrooveWindows(
-        inputs=grooves.astype(np.float32),
-        outputs=grooves.astype(np.float32),
-        controls=None,
-        source=np.array([f"f{i // 4}.mid" for i in range(n)]),
-        split=split,
-        start_step=np.arange(n) % 4 * steps,
-        bpm=np.full(n, 100.0),
-        drummer=np.full(n, "d"),
-        style=np.full(n, "rock"),
-        beat_type=np.full(n, "beat"),
-        settings={"data": {"split_bars": steps // 16}},
-    ).save(path)
+    synthetic_windows(48, 32).save(path)
     return path
 
 
 @pytest.fixture
 def data(tmp_path):
-    return synthetic_windows(tmp_path / "tiny.npz")
+    return synthetic_windows_file(tmp_path / "tiny.npz")
 
 
 def weights(run: Path) -> bytes:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_batch, synthetic_windows
+
 from musicvae.checkpoint import load_model, save_model
 from musicvae.configs import Config, get_config
-from musicvae.data.dataset import GrooveWindows
 from musicvae.model import GrooveLstmDecoder, HierarchicalDecoder, MusicVAE
 from musicvae.model.decoder import activate_outputs
 
@@ -43,12 +44,6 @@ def hier_model(extra: tuple[str, ...] = (), seed: int = 0, scale: float = 3.0, n
     return m.eval()
 
 
-def random_batch(batch: int, steps: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    hits = (torch.rand(batch, steps, 9, generator=g) < 0.3).float()
-    vel = torch.rand(batch, steps, 9, generator=g) * hits
-    off = (torch.rand(batch, steps, 9, generator=g) * 2 - 1) * hits
-    return torch.cat([hits, vel, off], dim=-1)
 
 
 @pytest.fixture()
@@ -331,22 +326,8 @@ def test_save_load_round_trip(model, tmp_path):
 
 
 def synthetic_npz(path: Path, n: int = 24, steps: int = 32) -> Path:
-    rng = np.random.default_rng(1)
-    hits = (rng.random((n, steps, 9)) < 0.2).astype(np.float32)
-    grooves = np.concatenate([hits, hits * rng.uniform(0.2, 1, hits.shape), hits * rng.uniform(-1, 1, hits.shape)], -1)
-    GrooveWindows(
-        inputs=grooves.astype(np.float32),
-        outputs=grooves.astype(np.float32),
-        controls=None,
-        source=np.array([f"f{i}.mid" for i in range(n)]),
-        split=np.array(["train"] * (n - 6) + ["validation"] * 6),
-        start_step=np.zeros(n, dtype=np.int64),
-        bpm=np.full(n, 120.0),
-        drummer=np.full(n, "d"),
-        style=np.full(n, "rock"),
-        beat_type=np.full(n, "beat"),
-        settings={"data": {"split_bars": steps // 16}},
-    ).save(path)
+    split = ["train"] * (n - 6) + ["validation"] * 6
+    synthetic_windows(n, steps, split=split, hit_rate=0.2, seed=1, bpm=120.0).save(path)
     return path
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_batch
+
 from musicvae.configs import get_config
 from musicvae.model import MusicVAE
 from musicvae.model.losses import kl_divergence, reconstruction_loss
@@ -19,12 +21,6 @@ def tiny_config(name: str = "groovae_4bar", extra: tuple[str, ...] = ()):
     return get_config(name).with_overrides(TINY + list(extra))
 
 
-def random_batch(batch: int, steps: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    hits = (torch.rand(batch, steps, 9, generator=g) < 0.3).float()
-    vel = torch.rand(batch, steps, 9, generator=g) * hits
-    off = (torch.rand(batch, steps, 9, generator=g) * 2 - 1) * hits
-    return torch.cat([hits, vel, off], dim=-1)
 
 
 @pytest.fixture()
