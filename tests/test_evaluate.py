@@ -117,7 +117,11 @@ def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
     assert "hit_f1_kick" in result["reconstruction"]["free_running"]
     assert result["features"]["generated"]["step_density"]["n"] == 32
     assert len(result["targets"]) == 5 and "oa" in result["relative"]["swing"]
+    latent = result["latent"]
+    assert 0 <= latent["active_units"] <= 8 and len(latent["kl_per_dim"]) == 8
+    assert set(latent["latent_usage"]) == {"posterior_mean", "other_mean", "prior"}
     report = (out / "report.md").read_text()
+    assert "## Latent usage (posterior collapse)" in report
     assert "## Targets" in report and "| step_density |" in report and "KL" in report
     header = next(line for line in report.splitlines() if line.startswith("| target"))
     assert "run_a" in header and "run_b" in header  # side by side
