@@ -28,13 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from musicvae.hit_metrics import HitCounter, teacher_forced_errors
 from musicvae.model.losses import reconstruction_loss
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-# An offset of 1.0 in the tensor is half a step and a step (a 16th note) lasts 60 / bpm / 4 s,
-# so one offset unit is 0.5 · 15000 / bpm = 7500 / bpm milliseconds.
-OFFSET_MS_TIMES_BPM = 7500.0
-MIDI_VELOCITY_MAX = 127.0
 USAGE_CONDITIONS = ("posterior_mean", "other_mean", "prior")
 USAGE_METRICS = ("hit_precision", "hit_recall", "hit_f1", "velocity_mae", "offset_mae_ms", "r_loss")
 
@@ -139,46 +136,6 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
             return perm
 
 
-class _Accumulator:
-    """Pooled hit counts and error sums over windows, for one latent condition."""
-
-    def __init__(self):
-        self.tp = self.fp = self.fn = self.hits = 0
-        self.vel_err = self.off_err_ms = self.r_loss = 0.0
-        self.windows = 0
-
-    def add(self, logits: torch.Tensor, targets: torch.Tensor, bpm: torch.Tensor, mask_by_hits: bool):
-        logits = logits.float()
-        true_hit = targets[..., :9] > 0.5
-        pred_hit = logits[..., :9] > 0.0  # sigmoid(logit) > 0.5
-        self.tp += int((true_hit & pred_hit).sum())
-        self.fp += int((~true_hit & pred_hit).sum())
-        self.fn += int((true_hit & ~pred_hit).sum())
-        self.hits += int(true_hit.sum())
-        vel_err = (torch.sigmoid(logits[..., 9:18]) - targets[..., 9:18]).abs() * MIDI_VELOCITY_MAX
-        off_err = (torch.tanh(logits[..., 18:27]) - targets[..., 18:27]).abs() * (
-            OFFSET_MS_TIMES_BPM / bpm.float()[:, None, None]
-        )
-        self.vel_err += float(vel_err[true_hit].double().sum())
-        self.off_err_ms += float(off_err[true_hit].double().sum())
-        self.r_loss += float(reconstruction_loss(logits, targets, mask_by_hits=mask_by_hits)["r_loss"].double().sum())
-        self.windows += targets.shape[0]
-
-    def result(self) -> dict[str, float]:
-        precision = self.tp / max(self.tp + self.fp, 1)
-        recall = self.tp / max(self.tp + self.fn, 1)
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        nan = float("nan")
-        return {
-            "hit_precision": precision,
-            "hit_recall": recall,
-            "hit_f1": f1,
-            "velocity_mae": self.vel_err / self.hits if self.hits else nan,
-            "offset_mae_ms": self.off_err_ms / self.hits if self.hits else nan,
-            "r_loss": self.r_loss / self.windows if self.windows else nan,
-        }
-
-
 @torch.no_grad()
 def latent_usage(
     model,
@@ -210,22 +167,28 @@ def latent_usage(
     latents = {"posterior_mean": mu, "other_mean": None if partner is None else mu[partner], "prior": prior_z}
     device = model.device
     mask_by_hits = model.config.loss.mask_by_hits
-    acc = {name: _Accumulator() for name in USAGE_CONDITIONS}
+    counters = {name: HitCounter() for name in USAGE_CONDITIONS}
+    r_loss = dict.fromkeys(USAGE_CONDITIONS, 0.0)
     for begin, end in _batches(total, batch_size):
         targets = _tensor(outputs, begin, end, device)
         batch_controls = _tensor(controls, begin, end, device)
-        batch_bpm = _tensor(bpm, begin, end, device)
         for name, z in latents.items():
             if z is None:
                 continue
             logits = model.decode_logits(_tensor(z, begin, end, device), targets, batch_controls)
-            acc[name].add(logits, targets, batch_bpm, mask_by_hits)
+            true_hit, pred_hit, vel_err, off_err_ms = teacher_forced_errors(logits, targets, bpm[begin:end])
+            counters[name].add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
+            loss = reconstruction_loss(logits.float(), targets, mask_by_hits=mask_by_hits)["r_loss"]
+            r_loss[name] += float(loss.double().sum())
     out = {}
     for name in USAGE_CONDITIONS:
         if latents[name] is None:
             out[name] = {k: float("nan") for k in USAGE_METRICS}
-        else:
-            out[name] = acc[name].result()
+            continue
+        metrics = counters[name].metrics(False)
+        if not counters[name].err_cells.any():  # no target hits: the errors are undefined
+            metrics["velocity_mae"] = metrics["offset_mae_ms"] = float("nan")
+        out[name] = {**metrics, "r_loss": r_loss[name] / total}
     return out
 
 

@@ -31,80 +31,9 @@ from musicvae.data.dataset import GrooveWindows
 from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES
 from musicvae.diagnostics import collapse_diagnostics
 from musicvae.generate import FEEDBACK_DEFAULT, decode, sample
+from musicvae.hit_metrics import OFFSET_MS_TIMES_BPM, HitCounter, teacher_forced_errors
 from musicvae.model import MusicVAE
 from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
-
-# An offset of 1.0 in the tensor is half a step; a step lasts 60 / bpm / 4 seconds, so one
-# offset unit is 7500 / bpm milliseconds.
-_OFFSET_MS_TIMES_BPM = 0.5 * 60.0 / 4 * 1000.0
-
-
-class _HitCounter:
-    """Accumulates hit confusion counts and velocity / offset errors per drum class."""
-
-    def __init__(self) -> None:
-        self.tp = np.zeros(NUM_CLASSES, np.int64)
-        self.fp = np.zeros(NUM_CLASSES, np.int64)
-        self.fn = np.zeros(NUM_CLASSES, np.int64)
-        self.vel_err = np.zeros(NUM_CLASSES)
-        self.off_err_ms = np.zeros(NUM_CLASSES)
-        self.err_cells = np.zeros(NUM_CLASSES, np.int64)
-
-    def add(self, true_hit: np.ndarray, pred_hit: np.ndarray, vel_err: np.ndarray, off_err_ms: np.ndarray, where: np.ndarray) -> None:
-        """Boolean ``true_hit`` / ``pred_hit`` [B, T, 9]; absolute errors (MIDI units, ms) [B, T, 9]
-        summed over the cells of ``where``."""
-        self.tp += (true_hit & pred_hit).sum(axis=(0, 1))
-        self.fp += (~true_hit & pred_hit).sum(axis=(0, 1))
-        self.fn += (true_hit & ~pred_hit).sum(axis=(0, 1))
-        self.vel_err += np.where(where, vel_err, 0.0).sum(axis=(0, 1))
-        self.off_err_ms += np.where(where, off_err_ms, 0.0).sum(axis=(0, 1))
-        self.err_cells += where.sum(axis=(0, 1))
-
-    @staticmethod
-    def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-        precision = tp / max(tp + fp, 1)
-        recall = tp / max(tp + fn, 1)
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        return precision, recall, f1
-
-    def metrics(self, per_class: bool) -> dict[str, float]:
-        precision, recall, f1 = self._prf(int(self.tp.sum()), int(self.fp.sum()), int(self.fn.sum()))
-        cells = max(int(self.err_cells.sum()), 1)
-        out = {
-            "hit_precision": precision,
-            "hit_recall": recall,
-            "hit_f1": f1,
-            "velocity_mae": float(self.vel_err.sum()) / cells,
-            "offset_mae_ms": float(self.off_err_ms.sum()) / cells,
-        }
-        if per_class:
-            for c, name in enumerate(CLASS_NAMES):
-                p, r, f = self._prf(int(self.tp[c]), int(self.fp[c]), int(self.fn[c]))
-                n = int(self.err_cells[c])
-                out.update(
-                    {
-                        f"hit_precision_{name}": p,
-                        f"hit_recall_{name}": r,
-                        f"hit_f1_{name}": f,
-                        f"hits_{name}": float(self.tp[c] + self.fn[c]),
-                        f"velocity_mae_{name}": float(self.vel_err[c]) / n if n else float("nan"),
-                        f"offset_mae_ms_{name}": float(self.off_err_ms[c]) / n if n else float("nan"),
-                    }
-                )
-        return out
-
-
-def _teacher_forced_errors(logits: torch.Tensor, targets: torch.Tensor, bpm: np.ndarray):
-    """Numpy (true_hit, pred_hit, velocity error in MIDI units, offset error in ms) of a batch."""
-    logits = logits.float()
-    targets = targets.float()
-    true_hit = (targets[..., :9] > 0.5).cpu().numpy()
-    pred_hit = (logits[..., :9] > 0.0).cpu().numpy()
-    vel_err = ((torch.sigmoid(logits[..., 9:18]) - targets[..., 9:18]).abs() * 127.0).cpu().numpy()
-    off_err = (torch.tanh(logits[..., 18:27]) - targets[..., 18:27]).abs().cpu().numpy()
-    off_err_ms = off_err * (_OFFSET_MS_TIMES_BPM / np.asarray(bpm, np.float64))[:, None, None]
-    return true_hit, pred_hit, vel_err, off_err_ms
-
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {k: (v if math.isfinite(v) else float("nan")) for k, v in metrics.items()}
@@ -133,7 +62,7 @@ def reconstruction_metrics(
     device = model.device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     sums: dict[str, float] = {}
-    counter = _HitCounter()
+    counter = HitCounter()
     total = len(windows)
     for begin in range(0, total, batch_size):
         end = min(begin + batch_size, total)
@@ -144,7 +73,7 @@ def reconstruction_metrics(
         scalars = elbo(terms, step, model.config.loss)
         for name, value in scalars.items():
             sums[name] = sums.get(name, 0.0) + float(value) * (end - begin)
-        true_hit, pred_hit, vel_err, off_err_ms = _teacher_forced_errors(terms["logits"], targets, windows.bpm[begin:end])
+        true_hit, pred_hit, vel_err, off_err_ms = teacher_forced_errors(terms["logits"], targets, windows.bpm[begin:end])
         counter.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
     model.train(was_training)
     metrics = {name: value / max(total, 1) for name, value in sums.items()}
@@ -160,16 +89,16 @@ def hit_metrics(targets: np.ndarray, predictions: np.ndarray, bpm: np.ndarray | 
     MIDI units and offset MAE in ms (``bpm`` scalar or [N]) over the *matched* hits — cells where
     both target and prediction have a hit — whose count is ``matched_hits``.
     """
-    counter = _HitCounter()
+    counter = HitCounter()
     _add_grooves(counter, np.asarray(targets), np.asarray(predictions), np.broadcast_to(np.asarray(bpm, np.float64), (len(targets),)))
     return _finite({**counter.metrics(per_class), "matched_hits": float(counter.err_cells.sum())})
 
 
-def _add_grooves(counter: _HitCounter, targets: np.ndarray, predictions: np.ndarray, bpm: np.ndarray) -> None:
+def _add_grooves(counter: HitCounter, targets: np.ndarray, predictions: np.ndarray, bpm: np.ndarray) -> None:
     true_hit = targets[..., :9] > 0.5
     pred_hit = predictions[..., :9] > 0.5
     vel_err = np.abs(predictions[..., 9:18].astype(np.float64) - targets[..., 9:18]) * 127.0
-    off_err_ms = np.abs(predictions[..., 18:27].astype(np.float64) - targets[..., 18:27]) * (_OFFSET_MS_TIMES_BPM / bpm)[:, None, None]
+    off_err_ms = np.abs(predictions[..., 18:27].astype(np.float64) - targets[..., 18:27]) * (OFFSET_MS_TIMES_BPM / bpm)[:, None, None]
     counter.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit & pred_hit)
 
 
@@ -229,7 +158,7 @@ def reconstruction_evaluation(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     progress = progress if progress is not None else _NullProgress()
     task = progress.add_task("reconstruction", total=len(windows))
-    teacher, free = _HitCounter(), _HitCounter()
+    teacher, free = HitCounter(), HitCounter()
     sums: dict[str, float] = {}
     total = len(windows)
     for index, begin in enumerate(range(0, total, batch_size)):
@@ -239,7 +168,7 @@ def reconstruction_evaluation(
         controls = None if windows.controls is None else torch.from_numpy(windows.controls[begin:end]).to(device)
         bpm = np.asarray(windows.bpm[begin:end], np.float64)
         mu, sigma = model.encode(inputs, controls)
-        true_hit, pred_hit, vel_err, off_err_ms = _teacher_forced_errors(model.decode_logits(mu, targets, controls), targets, bpm)
+        true_hit, pred_hit, vel_err, off_err_ms = teacher_forced_errors(model.decode_logits(mu, targets, controls), targets, bpm)
         teacher.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
         eps = torch.randn(mu.shape, generator=generator).to(mu.device, mu.dtype)
         logits = model.decode_logits(mu + sigma * eps, targets, controls)
