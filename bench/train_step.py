@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--config groovae_4bar] [--batch-size 512] [--steps 5]
                                [--precision fp32|bf16|both] [--threads N] [--profile]
-                               [--system-malloc]
+                               [--system-malloc] [--reference]
 
 Data: random 0/1 hits (p = 0.2) with random velocities / offsets at the hits, so the model does
 exactly the work of a real batch. Each precision gets a fresh model and optimizer (same seed),
@@ -12,9 +12,18 @@ over the forward pass with float32 master weights, loss and optimizer; fp32 is t
 precision. ``configure_cpu_allocator`` is applied unless ``--system-malloc`` is given.
 
 magenta (TF 2.12, fp32) was reported at 2.1–2.2 s/step at batch 512 and 0.41–0.48 s/step at
-batch 64 on the project's 2-core CPU. Prints ``name=value`` lines; the headline,
-``examples_per_second`` for fp32, comes last. ``*_other_cpu_seconds`` is CPU time used by other
-processes during a timed step (median): if it is not ~0 the figures are contended.
+batch 64 on the project's 2-core CPU, alongside "a naive PyTorch fp32 step is about 2.5 s and
+bf16 about 1.45 s at 512". ``--reference`` re-measures that yardstick on the machine at hand: a
+plain PyTorch GrooVAE step at batch 512 (``nn.LSTM`` encoder and decoder, the same dropout,
+Adam; none of this project's work), and the fp32 / bf16 matmul peak. The ratio of the naive
+step here to the reported 2.5 s says how much slower or faster this machine is than the one
+magenta was timed on, which gives ``magenta_estimated_seconds_per_step`` for this machine —
+an estimate, printed next to the reported figure, not a measurement of magenta.
+
+Prints ``name=value`` lines; the headline, ``examples_per_second`` for the default precision
+(``musicvae train --precision auto``: bf16 on CPUs with AVX512-BF16 or AMX, else fp32), comes
+last. ``*_other_cpu_seconds`` is CPU time used by other processes during a timed step
+(median): if it is not ~0 the figures are contended.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -37,6 +47,11 @@ from musicvae.model import (
     learning_rate,
     make_optimizer,
 )
+from musicvae.train import pick_precision
+
+# Reported on the machine magenta was timed on (issue #3): seconds per step, fp32.
+MAGENTA_REPORTED = {512: (2.1, 2.2), 64: (0.41, 0.48)}
+NAIVE_REPORTED_FP32_512 = 2.5  # "a naive PyTorch fp32 step is about 2.5 s" at batch 512
 
 
 def _machine_busy_seconds() -> float:
@@ -60,6 +75,61 @@ def random_batch(batch: int, steps: int, generator: torch.Generator) -> torch.Te
     velocities = torch.rand(batch, steps, 9, generator=generator) * hits
     offsets = (torch.rand(batch, steps, 9, generator=generator) * 2 - 1) * hits
     return torch.cat([hits, velocities, offsets], dim=-1)
+
+
+class NaiveGrooVAE(torch.nn.Module):
+    """GrooVAE as a first PyTorch port would write it: bidirectional ``nn.LSTM`` encoder, a
+    2-layer ``nn.LSTM`` decoder fed [previous | z], nn.Dropout on the layer inputs, squared-error
+    reconstruction. The yardstick the issue's "naive PyTorch step" figures refer to."""
+
+    def __init__(self, depth: int = 27, enc: int = 512, dec: int = 256, z: int = 256, keep: float = 0.3):
+        super().__init__()
+        self.drop = torch.nn.Dropout(1 - keep)
+        self.encoder = torch.nn.LSTM(depth, enc, batch_first=True, bidirectional=True)
+        self.mu, self.sigma = torch.nn.Linear(2 * enc, z), torch.nn.Linear(2 * enc, z)
+        self.initial = torch.nn.Linear(z, 4 * dec)
+        self.decoder = torch.nn.LSTM(depth + z, dec, num_layers=2, batch_first=True, dropout=1 - keep)
+        self.out = torch.nn.Linear(dec, depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, steps, _ = x.shape
+        _, (h, _) = self.encoder(self.drop(x))
+        last = torch.cat([h[0], h[1]], dim=-1)
+        z = self.mu(last) + torch.nn.functional.softplus(self.sigma(last)) * torch.randn(batch, self.mu.out_features)
+        c0, h0, c1, h1 = torch.tanh(self.initial(z)).chunk(4, dim=-1)
+        previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)
+        inputs = torch.cat([previous, z.unsqueeze(1).expand(batch, steps, z.shape[-1])], dim=-1)
+        outputs, _ = self.decoder(self.drop(inputs), (torch.stack([h0, h1]), torch.stack([c0, c1])))
+        return ((self.out(outputs).float() - x) ** 2).sum() / batch
+
+
+def naive_seconds_per_step(batch_size: int, precision: str, steps: int, warmup: int) -> float:
+    torch.manual_seed(0)
+    model = NaiveGrooVAE().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = random_batch(batch_size, 64, torch.Generator().manual_seed(0))
+    times = []
+    for step in range(warmup + steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[warmup:])
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Sustained matmul throughput of this CPU, GFLOP/s (median of ``repeats`` n³ products)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def bench(config, batch_size: int, precision: str, steps: int, warmup: int, profile: bool):
@@ -116,7 +186,17 @@ def main() -> None:
     parser.add_argument(
         "--system-malloc", action="store_true", help="skip configure_cpu_allocator (glibc defaults)"
     )
+    parser.add_argument(
+        "--reference", action="store_true", help="also time the naive PyTorch step and matmul peak (adds ~1 min)"
+    )
+    parser.add_argument("--naive-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.naive_only:  # the child process of --reference
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        for precision in ("fp32", "bf16"):
+            print(f"{precision}={naive_seconds_per_step(512, precision, args.steps, args.warmup):.4f}")
+        return
     allocator = False if args.system_malloc else configure_cpu_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,8 +219,35 @@ def main() -> None:
         print(f"{precision}_examples_per_second={args.batch_size / seconds:.1f}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(f"peak_rss_mb={peak_kb / 1024:.0f}")
-    headline = "fp32" if "fp32" in results else precisions[0]
+    default = pick_precision("auto", torch.device("cpu"))
+    headline = default if default in results else precisions[0]
+    if args.reference:
+        reference(results[headline][0], headline, args)
+    print(f"default_precision={headline}")
     print(f"examples_per_second={args.batch_size / results[headline][0]:.1f}")
+
+
+def reference(seconds: float, precision: str, args) -> None:
+    """The machine-speed yardstick and the magenta comparison (see the module docstring)."""
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        print(f"matmul_{name}_gflops={matmul_gflops(dtype):.0f}")
+    # In a fresh process with glibc's default allocator settings: a naive port has no tuning.
+    command = [sys.executable, __file__, "--naive-only", "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+    naive = {p: float(line.split("=")[1]) for p, line in zip(("fp32", "bf16"), lines)}
+    for p, value in naive.items():
+        print(f"naive_{p}_seconds_per_step_at_512={value:.3f}")
+    slowdown = naive["fp32"] / NAIVE_REPORTED_FP32_512
+    print(f"machine_slowdown_vs_magenta_timing={slowdown:.2f}")
+    if args.batch_size in MAGENTA_REPORTED:
+        low, high = MAGENTA_REPORTED[args.batch_size]
+        reported = (low + high) / 2
+        print(f"magenta_reported_seconds_per_step={reported:.3f}")
+        print(f"magenta_estimated_seconds_per_step={reported * slowdown:.3f}")
+        print(f"{precision}_speedup_vs_magenta_reported={reported / seconds:.2f}")
+        print(f"{precision}_speedup_vs_magenta_estimated={reported * slowdown / seconds:.2f}")
 
 
 if __name__ == "__main__":

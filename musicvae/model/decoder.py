@@ -9,6 +9,8 @@ with sigmoid / sigmoid / tanh.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,6 +23,7 @@ from musicvae.model.encoder import (
 )
 
 NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
+FEEDBACKS = ("magenta", "consistent")
 
 
 def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -147,49 +150,6 @@ class GrooveLstmDecoder(nn.Module):
 
     # -- sampling --------------------------------------------------------------------------------
 
-    def _step_cell_weights(self, z: torch.Tensor):
-        """Per-layer (stacked weight as an [in + H, 4H] view, constant gate term [B, 4H]).
-
-        At inference there is no dropout, so z's contribution to layer 0's gates,
-        z·W_z + b_ih + b_hh, is the same at every step: compute it once. Each step is then one
-        small matmul per layer on concat(step input, h) (the same math as nn.LSTM, summed in a
-        different order). Calling nn.LSTM per step instead costs ~0.3 ms per call on CPU in
-        oneDNN setup and weight reorders, far more than the arithmetic at sampling batch sizes.
-        """
-        lstm, depth, zs = self.lstm, self.output_depth, self.z_size
-        layers = []
-        for k in range(self.num_layers):
-            w_ih = getattr(lstm, f"weight_ih_l{k}")
-            w_hh = getattr(lstm, f"weight_hh_l{k}")
-            bias = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
-            if k == 0:
-                # layer-0 input columns: [previous 27 | z | controls]
-                const = torch.addmm(bias, z, w_ih[:, depth : depth + zs].t())
-                stacked = torch.cat([w_ih[:, :depth], w_ih[:, depth + zs :], w_hh], dim=1)
-            else:
-                const = bias.expand(z.shape[0], -1)
-                stacked = torch.cat([w_ih, w_hh], dim=1)
-            # kept [4H, in + H] and used transposed: MKL's sgemm is ~15% faster that way here
-            layers.append((stacked.contiguous().t(), const.contiguous()))
-        return layers
-
-    def _cell_step(self, layers, previous, control_t, h, c):
-        """One step of the stacked LSTM (PyTorch gate order i, f, g, o) + output projection.
-
-        previous [B, 27], control_t [B, c] or None, h / c lists of [B, H]; returns logits
-        [B, 27] and the new (h, c) lists."""
-        x = previous if control_t is None else torch.cat([previous, control_t], dim=-1)
-        new_h, new_c = [], []
-        for k, (weight, const) in enumerate(layers):
-            gates = torch.addmm(const, torch.cat([x, h[k]], dim=-1), weight)
-            i, f, g, o = gates.chunk(4, dim=-1)
-            c_k = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
-            h_k = torch.sigmoid(o) * torch.tanh(c_k)
-            new_h.append(h_k)
-            new_c.append(c_k)
-            x = h_k
-        return self.output_projection(x), new_h, new_c
-
     @torch.no_grad()
     def sample(
         self,
@@ -213,32 +173,189 @@ class GrooveLstmDecoder(nn.Module):
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
         as the reference the tests compare against). Call in eval mode.
         """
-        if feedback not in ("magenta", "consistent"):
-            raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
-        if implementation not in ("cell", "module"):
-            raise ValueError(f"implementation must be 'cell' or 'module', got {implementation!r}")
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        batch = z.shape[0]
-        h0, c0 = self.initial_state(z)
-        previous = z.new_zeros(batch, self.output_depth)
+        check_sampling_args(temperature, feedback, implementation)
+        if not self.control_depth:
+            controls = None  # a model without controls ignores any given
+        elif controls is None:
+            raise ValueError(f"this model needs controls of depth {self.control_depth}")
         if implementation == "cell":
-            layers = self._step_cell_weights(z)
-            h, c = list(h0.unbind(0)), list(c0.unbind(0))
-        else:
-            state = (h0, c0)
+            sampler = CellSampler(
+                self, z.shape[0], num_steps, temperature=temperature, generator=generator,
+                controls=controls, feedback=feedback, device=z.device, dtype=z.dtype,
+            )
+            sampler.start(z)
+            for t in range(num_steps):
+                sampler.step(t)
+            return sampler.output.transpose(0, 1).contiguous()
+        state = self.initial_state(z)
+        previous = z.new_zeros(z.shape[0], self.output_depth)
         steps = []
         for t in range(num_steps):
-            control_t = controls[:, t].to(z.dtype) if self.control_depth else None
-            if implementation == "cell":
-                logits, h, c = self._cell_step(layers, previous, control_t, h, c)
-            else:
-                step_in = self._step_inputs(
-                    previous.unsqueeze(0), z, control_t.unsqueeze(0) if control_t is not None else None
-                )
-                logits, state = self._run_lstm(step_in, state)
-                logits = logits[0]
-            step = draw_groove_step(logits, temperature=temperature, generator=generator, feedback=feedback)
+            control_t = controls[:, t].to(z.dtype).unsqueeze(0) if self.control_depth else None
+            logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), z, control_t), state)
+            step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
             steps.append(step)  # the returned sequence is exactly what was fed back
             previous = step.to(z.dtype)
         return torch.stack(steps, dim=1)
+
+
+def check_sampling_args(temperature: float, feedback: str, implementation: str = "cell") -> None:
+    """The argument checks shared by the decoders' samplers."""
+    if feedback not in FEEDBACKS:
+        raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
+    if implementation not in ("cell", "module"):
+        raise ValueError(f"implementation must be 'cell' or 'module', got {implementation!r}")
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+
+
+class StepWeights(NamedTuple):
+    """The decoder's weights rearranged for :class:`CellSampler` (see :func:`step_weights`)."""
+
+    weights: list[torch.Tensor]  # per layer [in + H, 4H]: rows [previous | controls | h], gates i f o g
+    biases: list[torch.Tensor]  # per layer [4H]: b_ih + b_hh
+    z_weight: torch.Tensor  # [Z, 4H]: z's columns of layer 0's input weights
+    out_weight: torch.Tensor  # [H, 27]
+    out_bias: torch.Tensor  # [27]
+
+
+def step_weights(decoder: GrooveLstmDecoder, dtype: torch.dtype) -> StepWeights:
+    """The decoder's LSTM and output weights rearranged for one-step-at-a-time sampling.
+
+    Gate rows go from PyTorch's (i, f, g, o) to (i, f, o, g) so one sigmoid covers three gates;
+    z's input columns are split off (their contribution is constant over the steps); matrices
+    are stored [in, out] contiguous: with the transposed layout MKL sums different batch rows in
+    different orders, so equal rows (``same_z``) would differ in the last bit. Rearranging costs
+    a few ms, as much as a quarter of a 16-groove sample call, so the result is cached on the
+    decoder until a parameter changes (every in-place update bumps a tensor's version counter).
+    """
+    params = [decoder.output_projection.weight, decoder.output_projection.bias, *decoder.lstm.parameters()]
+    key = (dtype, tuple((p.data_ptr(), p._version) for p in params))
+    cached = decoder.__dict__.get("_step_weights")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    lstm, depth, hidden, zs = decoder.lstm, decoder.output_depth, decoder.hidden_size, decoder.z_size
+    order = torch.cat([torch.arange(2 * hidden), torch.arange(3 * hidden, 4 * hidden), torch.arange(2 * hidden, 3 * hidden)])
+    order = order.to(lstm.weight_ih_l0.device)
+    weights, biases = [], []
+    with torch.no_grad():
+        for k in range(decoder.num_layers):
+            w_ih = getattr(lstm, f"weight_ih_l{k}")[order]
+            w_hh = getattr(lstm, f"weight_hh_l{k}")[order]
+            biases.append((getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))[order].to(dtype))
+            if k == 0:  # layer-0 input columns are [previous | z | controls]
+                z_weight = w_ih[:, depth : depth + zs].t().contiguous().to(dtype)
+                w_ih = torch.cat([w_ih[:, :depth], w_ih[:, depth + zs :]], dim=1)
+            weights.append(torch.cat([w_ih, w_hh], dim=1).t().contiguous().to(dtype))
+        out_weight = decoder.output_projection.weight.t().contiguous().to(dtype)
+        out_bias = decoder.output_projection.bias.detach().to(dtype)
+    prepared = StepWeights(weights, biases, z_weight, out_weight, out_bias)
+    decoder.__dict__["_step_weights"] = (key, prepared)
+    return prepared
+
+
+class CellSampler:
+    """Autoregressive sampling through an explicit LSTM cell whose tensors are all allocated once.
+
+    A 4-bar sample is 64 tiny steps, so on CPU its cost is mostly per-operation overhead rather
+    than arithmetic (``nn.LSTM`` called per step spends ~0.3 ms in oneDNN setup alone). Here a
+    step is one matmul per layer plus about a dozen in-place elementwise ops on fixed tensors:
+
+    * one input buffer laid out ``[previous 27 | control | h_0 | h_1 | ...]``: layer 0 reads
+      ``[previous | control | h_0]`` and layer k ≥ 1 reads ``[h_{k-1} | h_k]`` as column slices,
+      and every new h, and the sampled step itself, is written straight into its slice;
+    * gate rows reordered (i, f, g, o) -> (i, f, o, g), so one sigmoid and one tanh cover the
+      four gates (weights prepared by :func:`step_weights`);
+    * z's share of layer 0's gates (z·W_z + biases) is the same at every step: computed once per
+      :meth:`start`;
+    * the uniforms of all steps are drawn in one call (the same numbers, in the same order, as
+      one draw per step from the same generator).
+
+    The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
+    ``nn.LSTM`` path. Hit = uniform < sigmoid(logit / temperature); velocity and offset are the
+    sigmoid / tanh means; ``feedback="consistent"`` zeroes them where no hit was drawn. Step t
+    lands in ``output[t]`` (time-major [T, B, 27]) and is the next step's previous input.
+    """
+
+    def __init__(
+        self,
+        decoder: GrooveLstmDecoder,
+        batch: int,
+        num_steps: int,
+        *,
+        temperature: float,
+        generator: torch.Generator | None,
+        controls: torch.Tensor | None,
+        feedback: str,
+        device: torch.device,
+        dtype: torch.dtype,
+    ):
+        n, hidden = NUM_CLASSES, decoder.hidden_size
+        depth, width = decoder.output_depth, decoder.output_depth + decoder.control_depth
+        self.decoder, self.temperature = decoder, temperature
+        self.consistent = feedback == "consistent"
+        new = dict(device=device, dtype=dtype)
+
+        self.weights, self.biases, self.z_weight, self.out_weight, self.out_bias = step_weights(decoder, dtype)
+
+        # Every tensor and view a step touches, made once (a view costs as much as a tiny op).
+        layers = decoder.num_layers
+        inputs = torch.zeros(batch, width + layers * hidden, **new)
+        self.previous, self.control = inputs[:, :depth], inputs[:, depth:width]
+        self.previous_hits = self.previous[:, :n]
+        self.previous_means = self.previous[:, n:].view(batch, 2, n)  # [velocities; offsets]
+        self.h = [inputs[:, width + k * hidden : width + (k + 1) * hidden] for k in range(layers)]
+        self.layer_inputs = [inputs[:, : width + hidden]] + [
+            inputs[:, width + (k - 1) * hidden : width + (k + 1) * hidden] for k in range(1, layers)
+        ]
+        self.c = [torch.zeros(batch, hidden, **new) for _ in range(layers)]
+        self.const = [torch.empty(batch, 4 * hidden, **new) for _ in range(layers)]
+        self.gates = [torch.empty(batch, 4 * hidden, **new) for _ in range(layers)]
+        self.gate_views = [(g[:, : 3 * hidden], g[:, 3 * hidden :], *g.split(hidden, dim=1)) for g in self.gates]
+        self.tanh_c = torch.empty(batch, hidden, **new)
+        self.logits = torch.empty(batch, depth, **new)
+        self.hit_logits, self.sigmoid_part, self.offset_part = (
+            self.logits[:, :n], self.logits[:, : 2 * n], self.logits[:, 2 * n :]
+        )
+        self.means = self.logits[:, n:].view(batch, 2, n)
+        self.hit_drawn = torch.empty(batch, n, device=device, dtype=torch.bool)
+        self.output = torch.empty(num_steps, batch, depth, **new)
+        self.controls = controls.to(dtype).transpose(0, 1) if controls is not None else None  # [T, B, c]
+        gen_device = generator.device if generator is not None else device
+        uniforms = torch.rand((num_steps, batch, n), generator=generator, device=gen_device)
+        self.uniforms = uniforms.to(device=device, dtype=dtype)
+
+    def start(self, z: torch.Tensor) -> None:
+        """(Re)start the LSTM state from z [B, Z] as tanh(Dense(z)); the previous output stays."""
+        h0, c0 = self.decoder.initial_state(z)
+        for k in range(len(self.h)):
+            self.h[k].copy_(h0[k])
+            self.c[k].copy_(c0[k])
+        torch.addmm(self.biases[0], z.to(self.z_weight.dtype), self.z_weight, out=self.const[0])
+        for k in range(1, len(self.h)):
+            self.const[k].copy_(self.biases[k].expand_as(self.const[k]))
+
+    def step(self, t: int) -> None:
+        """Sample step t into ``output[t]`` and into the next step's previous input."""
+        if self.controls is not None:
+            self.control.copy_(self.controls[t])
+        for k, (weight, gates) in enumerate(zip(self.weights, self.gates)):
+            sig, tanh, i, f, o, g = self.gate_views[k]
+            torch.addmm(self.const[k], self.layer_inputs[k], weight, out=gates)
+            sig.sigmoid_()
+            tanh.tanh_()
+            self.c[k].mul_(f).addcmul_(i, g)
+            torch.tanh(self.c[k], out=self.tanh_c)
+            torch.mul(o, self.tanh_c, out=self.h[k])
+        torch.addmm(self.out_bias, self.h[-1], self.out_weight, out=self.logits)
+        if self.temperature != 1.0:
+            self.hit_logits.div_(self.temperature)
+        self.sigmoid_part.sigmoid_()
+        self.offset_part.tanh_()
+        torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
+        self.previous_hits.copy_(self.hit_drawn)
+        if self.consistent:
+            torch.mul(self.means, self.previous_hits.unsqueeze(1), out=self.previous_means)
+        else:
+            self.previous_means.copy_(self.means)
+        self.output[t].copy_(self.previous)

@@ -31,21 +31,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from musicvae.model.decoder import GrooveLstmDecoder, draw_groove_step, split_lstm_state
+from musicvae.model.decoder import (
+    CellSampler,
+    GrooveLstmDecoder,
+    check_sampling_args,
+    draw_groove_step,
+    split_lstm_state,
+)
 from musicvae.model.encoder import init_dense_small_normal, init_lstm_like_tf, input_dropout
-
-FEEDBACKS = ("magenta", "consistent")
-
-
-def check_sampling_args(temperature: float, feedback: str, implementation: str = "cell") -> None:
-    """The argument checks of ``sample`` shared by the decoders' samplers."""
-    if feedback not in FEEDBACKS:
-        raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
-    if implementation not in ("cell", "module"):
-        raise ValueError(f"implementation must be 'cell' or 'module', got {implementation!r}")
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
-
 
 class HierarchicalDecoder(nn.Module):
     """Conductor LSTM over segments + a :class:`GrooveLstmDecoder` per segment (see module doc).
@@ -207,31 +200,30 @@ class HierarchicalDecoder(nn.Module):
         check_sampling_args(temperature, feedback, implementation)
         if self.control_depth and controls is None:
             raise ValueError(f"this model needs controls of depth {self.control_depth}")
-        core = self.core
+        core, steps_per_segment = self.core, self.steps_per_segment
         batch, segments, _ = embeddings.shape
         dtype = embeddings.dtype
+        controls = controls if self.control_depth else None
+        if implementation == "cell":
+            sampler = CellSampler(
+                core, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
+                controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype,
+            )
+            for u in range(segments):
+                sampler.start(embeddings[:, u])  # the bottom state restarts at every segment
+                for s in range(steps_per_segment):
+                    sampler.step(u * steps_per_segment + s)  # the previous output carries across
+            return sampler.output.transpose(0, 1).contiguous()
         previous = embeddings.new_zeros(batch, self.output_depth)
         steps = []
         for u in range(segments):
             emb = embeddings[:, u].contiguous()
-            h0, c0 = core.initial_state(emb)  # the bottom state restarts at every segment
-            if implementation == "cell":
-                layers = core._step_cell_weights(emb)
-                h, c = list(h0.unbind(0)), list(c0.unbind(0))
-            else:
-                state = (h0, c0)
-            for s in range(self.steps_per_segment):
-                t = u * self.steps_per_segment + s
-                control_t = controls[:, t].to(dtype) if self.control_depth else None
-                if implementation == "cell":
-                    logits, h, c = core._cell_step(layers, previous, control_t, h, c)
-                else:
-                    step_in = core._step_inputs(
-                        previous.unsqueeze(0), emb, control_t.unsqueeze(0) if control_t is not None else None
-                    )
-                    logits, state = core._run_lstm(step_in, state)
-                    logits = logits[0]
-                step = draw_groove_step(logits, temperature=temperature, generator=generator, feedback=feedback)
+            state = core.initial_state(emb)  # the bottom state restarts at every segment
+            for s in range(steps_per_segment):
+                t = u * steps_per_segment + s
+                control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
+                logits, state = core._run_lstm(core._step_inputs(previous.unsqueeze(0), emb, control_t), state)
+                step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
                 steps.append(step)
                 previous = step.to(dtype)  # carries across the segment boundary
         return torch.stack(steps, dim=1)

@@ -216,6 +216,28 @@ def test_fast_sampling_cell_matches_nn_lstm(name, feedback):
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_cell_sampler_sees_weight_updates():
+    """The rearranged sampling weights are cached, but an in-place update (optimizer step,
+    load_state_dict) must invalidate them."""
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config()).eval()
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(2))
+
+    def both():
+        return tuple(
+            m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), feedback="consistent", implementation=impl)
+            for impl in ("cell", "module")
+        )
+
+    before, _ = both()
+    with torch.no_grad():
+        m.decoder.lstm.weight_hh_l0.mul_(3.0)
+        m.decoder.output_projection.bias.add_(0.5)
+    after, reference = both()
+    assert not torch.equal(before, after)
+    assert torch.equal(after[..., :9], reference[..., :9]) and torch.allclose(after, reference, atol=1e-5)
+
+
 def test_forward_terms_match_loss_functions(model):
     model.eval()
     x = random_batch(3, 16)
