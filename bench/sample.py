@@ -4,7 +4,10 @@ MIDI bytes (the whole path of `musicvae sample`, minus file I/O).
     python bench/sample.py [--repeats 20] [--threads 2]
 
 magenta takes about 65 ms per call for this on the project's 2-core CPU (its decoder alone
-17 ms). Prints ``name=value`` lines, the headline (median total ms) last.
+17 ms). ``matmul_only_ms`` times just the sampler's matrix products (the same shapes, 3 per
+step × 64 steps, nothing else): the arithmetic floor of the decode on this machine, against
+which the rest (elementwise gate math, drawing hits, writing MIDI) can be judged. Prints
+``name=value`` lines, the headline (median total ms) last.
 """
 
 from __future__ import annotations
@@ -18,6 +21,24 @@ import torch
 from musicvae.configs import get_config
 from musicvae.generate import midi_bytes, sample
 from musicvae.model import MusicVAE
+from musicvae.model.decoder import step_weights
+
+
+def matmul_only_ms(model: MusicVAE, n: int, steps: int, repeats: int) -> float:
+    """Median ms of the sampler's matmuls alone: per step one [n, in] x [in, 4H] product per
+    layer and the [n, H] x [H, 27] output projection."""
+    prepared = step_weights(model.decoder, torch.float32)
+    products = [(torch.zeros(n, w.shape[1]), torch.zeros(n, w.shape[0]), w) for w in prepared.weights]
+    products.append((torch.zeros(n, 27), torch.zeros(n, prepared.out_weight.shape[0]), prepared.out_weight))
+    times = []
+    for repeat in range(repeats + 3):
+        start = time.perf_counter()
+        for _ in range(steps):
+            for out, a, b in products:
+                torch.mm(a, b, out=out)
+        if repeat >= 3:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -41,6 +62,8 @@ def main() -> None:
             decode_ms.append((mid - start) * 1000)
             total_ms.append((end - start) * 1000)
     assert len(files) == args.n
+    steps = grooves[0].shape[0]
+    print(f"matmul_only_ms={matmul_only_ms(model, args.n, steps, args.repeats):.2f}")
     print(f"decode_ms={statistics.median(decode_ms):.2f}")
     print(f"to_midi_ms={statistics.median(total_ms) - statistics.median(decode_ms):.2f}")
     print(f"sample_16x4bar_midi_ms={statistics.median(total_ms):.2f}")

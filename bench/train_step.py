@@ -20,9 +20,8 @@ step here to the reported 2.5 s says how much slower or faster this machine is t
 magenta was timed on, which gives ``magenta_estimated_seconds_per_step`` for this machine —
 an estimate, printed next to the reported figure, not a measurement of magenta.
 
-Prints ``name=value`` lines; the headline, ``examples_per_second`` for the default precision
-(``musicvae train --precision auto``: bf16 on CPUs with AVX512-BF16 or AMX, else fp32), comes
-last. ``*_other_cpu_seconds`` is CPU time used by other processes during a timed step
+Prints ``name=value`` lines; the headline, ``examples_per_second`` for the trainer's default
+precision (fp32; ``--precision bf16`` or ``auto`` must be asked for), comes last. ``*_other_cpu_seconds`` is CPU time used by other processes during a timed step
 (median): if it is not ~0 the figures are contended.
 """
 
@@ -47,7 +46,7 @@ from musicvae.model import (
     learning_rate,
     make_optimizer,
 )
-from musicvae.train import pick_precision
+from musicvae.train import DEFAULT_PRECISION
 
 # Reported on the machine magenta was timed on (issue #3): seconds per step, fp32.
 MAGENTA_REPORTED = {512: (2.1, 2.2), 64: (0.41, 0.48)}
@@ -219,8 +218,7 @@ def main() -> None:
         print(f"{precision}_examples_per_second={args.batch_size / seconds:.1f}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(f"peak_rss_mb={peak_kb / 1024:.0f}")
-    default = pick_precision("auto", torch.device("cpu"))
-    headline = default if default in results else precisions[0]
+    headline = DEFAULT_PRECISION if DEFAULT_PRECISION in results else precisions[0]
     if args.reference:
         reference(results[headline][0], headline, args)
     print(f"default_precision={headline}")

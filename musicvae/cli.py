@@ -185,7 +185,7 @@ def train_command(
     overrides: Optional[list[str]] = SetOption,
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
     precision: str = typer.Option(
-        "auto", "--precision", help="auto (bf16 where the CPU/GPU computes it natively, else fp32) | fp32 | bf16 (autocast)."
+        "fp32", "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),

@@ -49,13 +49,15 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+# fp32 stays the default: bf16 autocast matched fp32 on 4-bar models (600 and 3,000 steps) but a
+# flat 16-bar model diverged under it and not in fp32 (docs/RESULTS.md §4).
+DEFAULT_PRECISION = "fp32"
 
 
 def pick_precision(name: str, device: torch.device) -> str:
     """``fp32`` or ``bf16`` (autocast) as given; ``auto`` is bf16 where the hardware computes it
     natively — a CUDA GPU with bf16 support, or a CPU with AVX512-BF16 or AMX (there a training
-    step is 1.7–1.8× faster and a 3,000-step comparison found no loss in quality, docs/RESULTS.md)
-    — and fp32 elsewhere (MPS, older CPUs: bf16 would be emulated and slower)."""
+    step is ~1.8× faster) — and fp32 elsewhere (MPS, older CPUs: bf16 would be emulated, slower)."""
     if name not in PRECISIONS:
         raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name != "auto":
@@ -330,7 +332,7 @@ def train(
     run_dir: str | Path,
     *,
     device: str | None = None,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, float] | None:

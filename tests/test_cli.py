@@ -41,6 +41,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         ["data", "stats", "--data", str(tmp_path / "missing")],
         ["preprocess", "--out", str(tmp_path / "x.txt"), "--data", str(tmp_path)],
         ["train", "--run-dir", str(tmp_path / "r"), "--data", str(tmp_path), "--set", "train.nope=1"],
+        ["train", "--run-dir", str(tmp_path / "r"), "--data", str(tmp_path), "--precision", "fp16"],
     ):
         code, _, err = run(args, capsys)
         assert code == 1, args

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import synthetic_windows
 
 from musicvae.checkpoint import load_model
 from musicvae.configs import get_config
-from musicvae.train import batch_indices, checkpoint_dirs, train
+from musicvae.train import batch_indices, checkpoint_dirs, pick_precision, train
 
 TINY = [
     "model.z_size=8",
@@ -65,6 +66,19 @@ def test_loss_falls_and_run_layout(data, tmp_path):
     assert [p.name for p in checkpoint_dirs(run)] == ["step-000010", "step-000012"]
     assert (run / "best" / "model.safetensors").is_file()
     load_model(run)  # the run folder itself is a loadable model
+
+
+def test_precision_auto_and_the_start_record(data, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(2), data, run, precision="fp32", progress=False)
+    start = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert start == {"kind": "start", "step": 0, "device": "cpu", "precision": "fp32", "processes": 1}
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert pick_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert pick_precision("auto", torch.device("mps")) == "fp32"  # no native bf16 autocast there
+    assert pick_precision("fp32", torch.device("cpu")) == "fp32"
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        pick_precision("fp16", torch.device("cpu"))
 
 
 def test_same_seed_same_weights_and_resume_is_identical(data, tmp_path):

@@ -303,6 +303,7 @@ class CellSampler:
         inputs = torch.zeros(batch, width + layers * hidden, **new)
         self.previous, self.control = inputs[:, :depth], inputs[:, depth:width]
         self.previous_hits = self.previous[:, :n]
+        self.previous_hits_b = self.previous_hits.unsqueeze(1)  # broadcast over [velocities; offsets]
         self.previous_means = self.previous[:, n:].view(batch, 2, n)  # [velocities; offsets]
         self.h = [inputs[:, width + k * hidden : width + (k + 1) * hidden] for k in range(layers)]
         self.layer_inputs = [inputs[:, : width + hidden]] + [
@@ -355,7 +356,7 @@ class CellSampler:
         torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
         self.previous_hits.copy_(self.hit_drawn)
         if self.consistent:
-            torch.mul(self.means, self.previous_hits.unsqueeze(1), out=self.previous_means)
+            torch.mul(self.means, self.previous_hits_b, out=self.previous_means)
         else:
             self.previous_means.copy_(self.means)
         self.output[t].copy_(self.previous)

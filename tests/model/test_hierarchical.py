@@ -85,6 +85,10 @@ def test_preset_parameter_counts():
     assert isinstance(m4.decoder, HierarchicalDecoder)
     assert m4.decoder.conductor_size == 192 and m4.decoder.core.hidden_size == 240
     assert MusicVAE(get_config("groovae_16bar_hier")).num_parameters() == 6_710_043
+    # the recommended 4-bar recipe: the same network, grid windows and the hit-masked loss
+    rec = get_config("groovae_4bar_hier_grid_masked")
+    assert rec.model == get_config("groovae_4bar_hier").model
+    assert rec.data.windowing == "grid" and rec.loss.mask_by_hits
     # the flat presets are untouched
     assert MusicVAE(get_config("groovae_4bar")).num_parameters() == 4_085_019
 
