@@ -174,28 +174,56 @@ class GrooveLstmDecoder(nn.Module):
         as the reference the tests compare against). Call in eval mode.
         """
         check_sampling_args(temperature, feedback, implementation)
+        return self.sample_segments(
+            z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
+            controls=controls, feedback=feedback, implementation=implementation,
+        )
+
+    @torch.no_grad()
+    def sample_segments(
+        self,
+        embeddings: torch.Tensor,
+        steps_per_segment: int,
+        *,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        controls: torch.Tensor | None = None,
+        feedback: str = "magenta",
+        implementation: str = "cell",
+    ) -> torch.Tensor:
+        """Sample U·S steps [B, U·S, 27], restarting the LSTM state from embedding u [B, U, E]
+        (in place of z) at the start of segment u; the fed-back previous output carries across
+        segments. :meth:`sample` is the one-segment case; the hierarchical decoder passes its
+        conductor's per-bar embeddings. Semantics as in :meth:`sample`."""
+        check_sampling_args(temperature, feedback, implementation)
         if not self.control_depth:
             controls = None  # a model without controls ignores any given
         elif controls is None:
             raise ValueError(f"this model needs controls of depth {self.control_depth}")
+        batch, segments, _ = embeddings.shape
+        dtype = embeddings.dtype
         if implementation == "cell":
             sampler = CellSampler(
-                self, z.shape[0], num_steps, temperature=temperature, generator=generator,
-                controls=controls, feedback=feedback, device=z.device, dtype=z.dtype,
+                self, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
+                controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype,
             )
-            sampler.start(z)
-            for t in range(num_steps):
-                sampler.step(t)
+            for u in range(segments):
+                sampler.start(embeddings[:, u])
+                for s in range(steps_per_segment):
+                    sampler.step(u * steps_per_segment + s)
             return sampler.output.transpose(0, 1).contiguous()
-        state = self.initial_state(z)
-        previous = z.new_zeros(z.shape[0], self.output_depth)
+        previous = embeddings.new_zeros(batch, self.output_depth)
         steps = []
-        for t in range(num_steps):
-            control_t = controls[:, t].to(z.dtype).unsqueeze(0) if self.control_depth else None
-            logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), z, control_t), state)
-            step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
-            steps.append(step)  # the returned sequence is exactly what was fed back
-            previous = step.to(z.dtype)
+        for u in range(segments):
+            emb = embeddings[:, u].contiguous()
+            state = self.initial_state(emb)
+            for s in range(steps_per_segment):
+                t = u * steps_per_segment + s
+                control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
+                logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), emb, control_t), state)
+                step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
+                steps.append(step)  # the returned sequence is exactly what was fed back
+                previous = step.to(dtype)
         return torch.stack(steps, dim=1)
 
 

@@ -10,10 +10,11 @@ Structure (z_size Z, conductor width C, T = U · S steps with S = ``steps_per_se
 
 The bottom ("core") decoder is literally a :class:`~musicvae.model.decoder.GrooveLstmDecoder`
 whose "z" is the segment embedding: its ``z_to_initial_state``, ``lstm`` and
-``output_projection`` (state-dict names ``decoder.core.*``), its input assembly, fused LSTM run,
-and explicit-cell sampling step are reused as they are. What this module adds is the conductor
-(``decoder.z_to_initial_state``, ``decoder.conductor``), the folding of segments into the batch
-for teacher forcing, and the segment-by-segment sampling loop.
+``output_projection`` (state-dict names ``decoder.core.*``), its input assembly, fused LSTM run
+and segment-by-segment sampler (``sample_segments``, of which the flat decoder's own sampling is
+the one-segment case) are reused as they are. What this module adds is the conductor
+(``decoder.z_to_initial_state``, ``decoder.conductor``) and the folding of segments into the batch
+for teacher forcing.
 
 The previous-output input *does* cross segment boundaries (step 0 of segment u+1 sees the last
 output of segment u; zeros at t = 0), the bottom LSTM state does not. The outputs are raw logits
@@ -32,10 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musicvae.model.decoder import (
-    CellSampler,
     GrooveLstmDecoder,
     check_sampling_args,
-    draw_groove_step,
     split_lstm_state,
 )
 from musicvae.model.encoder import init_dense_small_normal, init_lstm_like_tf, input_dropout
@@ -194,36 +193,10 @@ class HierarchicalDecoder(nn.Module):
     ) -> torch.Tensor:
         """Sample U·S steps from given segment embeddings [B, U, C] (see :meth:`sample`).
 
-        ``implementation="cell"`` uses the flat decoder's explicit-cell step (one small matmul
-        per layer and step); ``"module"`` runs the bottom ``nn.LSTM`` once per step (the
-        reference the tests compare against)."""
-        check_sampling_args(temperature, feedback, implementation)
-        if self.control_depth and controls is None:
-            raise ValueError(f"this model needs controls of depth {self.control_depth}")
-        core, steps_per_segment = self.core, self.steps_per_segment
-        batch, segments, _ = embeddings.shape
-        dtype = embeddings.dtype
-        controls = controls if self.control_depth else None
-        if implementation == "cell":
-            sampler = CellSampler(
-                core, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
-                controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype,
-            )
-            for u in range(segments):
-                sampler.start(embeddings[:, u])  # the bottom state restarts at every segment
-                for s in range(steps_per_segment):
-                    sampler.step(u * steps_per_segment + s)  # the previous output carries across
-            return sampler.output.transpose(0, 1).contiguous()
-        previous = embeddings.new_zeros(batch, self.output_depth)
-        steps = []
-        for u in range(segments):
-            emb = embeddings[:, u].contiguous()
-            state = core.initial_state(emb)  # the bottom state restarts at every segment
-            for s in range(steps_per_segment):
-                t = u * steps_per_segment + s
-                control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
-                logits, state = core._run_lstm(core._step_inputs(previous.unsqueeze(0), emb, control_t), state)
-                step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
-                steps.append(step)
-                previous = step.to(dtype)  # carries across the segment boundary
-        return torch.stack(steps, dim=1)
+        The bottom decoder's :meth:`GrooveLstmDecoder.sample_segments` does the work:
+        ``implementation="cell"`` is its explicit-cell sampler, ``"module"`` runs the bottom
+        ``nn.LSTM`` once per step (the reference the tests compare against)."""
+        return self.core.sample_segments(
+            embeddings, self.steps_per_segment, temperature=temperature, generator=generator,
+            controls=controls, feedback=feedback, implementation=implementation,
+        )
