@@ -12,6 +12,8 @@ from conftest import random_batch
 
 from musicvae.configs import get_config
 from musicvae.model import MusicVAE
+from musicvae.model import decoder as decoder_module
+from musicvae.model.decoder import step_weights
 from musicvae.model.losses import kl_divergence, reconstruction_loss
 
 TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16", "data.split_bars=1"]
@@ -199,10 +201,18 @@ def test_feedback_consistent_zeroes_empty_cells(model):
 
 @pytest.mark.parametrize("name", ["groovae_4bar", "groovae_2bar_hits_control"])
 @pytest.mark.parametrize("feedback", ["magenta", "consistent"])
-def test_fast_sampling_cell_matches_nn_lstm(name, feedback):
-    """The explicit-cell sampler computes what nn.LSTM does one step at a time."""
+@pytest.mark.parametrize("packed", [True, False], ids=["onednn", "addmm"])
+def test_fast_sampling_cell_matches_nn_lstm(name, feedback, packed, monkeypatch):
+    """The explicit-cell sampler computes what nn.LSTM does one step at a time, with oneDNN's
+    packed gate products and with the plain addmm fallback."""
+    if packed and decoder_module.PACKED_LINEAR is None:
+        pytest.skip("this PyTorch build has no oneDNN")
+    if not packed:
+        monkeypatch.setattr(decoder_module, "PACKED_LINEAR", None)
     torch.manual_seed(0)
     m = MusicVAE(tiny_config(name)).eval()
+    products = step_weights(m.decoder, torch.float32, 5).products
+    assert all((p.packed is not None) == packed for p in products)
     with torch.no_grad():
         for p in m.parameters():  # larger weights so the test exercises non-trivial dynamics
             p.mul_(3.0)
