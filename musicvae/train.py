@@ -49,8 +49,8 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
-# fp32 stays the default: bf16 autocast matched fp32 on 4-bar models (600 and 3,000 steps) but a
-# flat 16-bar model diverged under it and not in fp32 (docs/RESULTS.md §4).
+# fp32 stays the default: bf16 autocast matched fp32 on 4-bar models (600 and 3,000 steps), but of
+# four flat 16-bar runs (two seeds per precision) the one that diverged was bf16 (docs/RESULTS.md §4).
 DEFAULT_PRECISION = "fp32"
 
 
