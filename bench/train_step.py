@@ -18,7 +18,10 @@ plain PyTorch GrooVAE step at batch 512 (``nn.LSTM`` encoder and decoder, the sa
 Adam; none of this project's work), and the fp32 / bf16 matmul peak. The ratio of the naive
 step here to the reported 2.5 s says how much slower or faster this machine is than the one
 magenta was timed on, which gives ``magenta_estimated_seconds_per_step`` for this machine —
-an estimate, printed next to the reported figure, not a measurement of magenta.
+an estimate, printed next to the reported figure, not a measurement of magenta. To measure
+magenta itself, run ``bench/magenta_train_step.py`` in a magenta 2.1.4 environment (its
+docstring says how to make one): on the project's machine it gave 4.63 s at 512 and 0.93 s at
+64, against estimates of 4.4 s and 0.90 s.
 
 Prints ``name=value`` lines; the headline, ``examples_per_second`` for the trainer's default
 precision (fp32; ``--precision bf16`` or ``auto`` must be asked for), comes last. ``*_other_cpu_seconds`` is CPU time used by other processes during a timed step
