@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from musicvae.configs import CONFIGS, Config, get_config
+from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
@@ -185,7 +185,7 @@ def train_command(
     overrides: Optional[list[str]] = SetOption,
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
     precision: str = typer.Option(
-        "fp32", "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
+        DEFAULT_PRECISION, "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),

@@ -87,6 +87,12 @@ class LossConfig:
     mask_by_hits: bool = False
 
 
+PRECISIONS = ("auto", "fp32", "bf16")  # `musicvae train --precision`; resolved by train.pick_precision
+# fp32 stays the default: bf16 autocast matched fp32 on 4-bar models (600 and 3,000 steps), but of
+# four flat 16-bar runs (two seeds per precision) the one that diverged was bf16 (docs/RESULTS.md §4).
+DEFAULT_PRECISION = "fp32"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 512

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from musicvae.checkpoint import load_state_dict_strict, load_training_state, save_model, save_training_state
-from musicvae.configs import Config
+from musicvae.configs import DEFAULT_PRECISION, PRECISIONS, Config
 from musicvae.data.dataset import GrooveWindows, load_windows
 from musicvae.data.transforms import encoder_inputs
 from musicvae.evaluate import reconstruction_metrics
@@ -46,12 +46,6 @@ def pick_device(name: str | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-# fp32 stays the default: bf16 autocast matched fp32 on 4-bar models (600 and 3,000 steps), but of
-# four flat 16-bar runs (two seeds per precision) the one that diverged was bf16 (docs/RESULTS.md §4).
-DEFAULT_PRECISION = "fp32"
 
 
 def pick_precision(name: str, device: torch.device) -> str:

@@ -173,7 +173,6 @@ class GrooveLstmDecoder(nn.Module):
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
         as the reference the tests compare against). Call in eval mode.
         """
-        check_sampling_args(temperature, feedback, implementation)
         return self.sample_segments(
             z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
             controls=controls, feedback=feedback, implementation=implementation,
