@@ -1,13 +1,15 @@
 """Milliseconds to sample 16 four-bar grooves from a groovae_4bar-sized model and write each as
 MIDI bytes (the whole path of `musicvae sample`, minus file I/O).
 
-    python bench/sample.py [--repeats 20] [--threads 2]
+    python bench/sample.py [--repeats 20] [--threads 2] [--save-grooves FILE.npy]
 
-magenta takes about 65 ms per call for this on the project's 2-core CPU (its decoder alone
-17 ms). ``matmul_only_ms`` times just the sampler's matrix products (the same shapes, 3 per
-step × 64 steps, nothing else): the arithmetic floor of the decode on this machine, against
-which the rest (elementwise gate math, drawing hits, writing MIDI) can be judged. Prints
-``name=value`` lines, the headline (median total ms) last.
+The model is the bundled ``groovae_4bar``: a random-weight decoder hits about half the cells, four
+times a trained model's density, which would inflate the MIDI part. ``matmul_only_ms`` times just
+the sampler's matrix products (the same shapes, 3 per step × 64 steps, nothing else): the
+arithmetic floor of the decode on this machine, against which the rest (elementwise gate math,
+drawing hits, writing MIDI) can be judged. The issue quotes magenta at about 65 ms per call here
+(its decoder alone 17 ms); ``bench/magenta_sample.py`` times magenta 2.1.4 itself on the grooves
+saved with ``--save-grooves``. Prints ``name=value`` lines, the headline (median total ms) last.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 
-from musicvae.configs import get_config
+from musicvae.checkpoint import load
 from musicvae.generate import midi_bytes, sample
 from musicvae.model import MusicVAE
 from musicvae.model.decoder import step_weights
@@ -52,10 +55,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-n", type=int, default=16)
+    parser.add_argument("--save-grooves", metavar="FILE.npy", help="also save one call's grooves (for magenta_sample.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = MusicVAE(get_config("groovae_4bar")).eval()
+    model = load("groovae_4bar")  # trained weights: the hit density, hence the MIDI work, of real use
 
     decode_ms, total_ms = [], []
     for seed in range(args.repeats + 3):
@@ -68,6 +71,9 @@ def main() -> None:
             decode_ms.append((mid - start) * 1000)
             total_ms.append((end - start) * 1000)
     assert len(files) == args.n
+    if args.save_grooves:
+        np.save(args.save_grooves, grooves)
+    print(f"notes_per_groove={grooves[..., :9].sum() / len(grooves):.1f}")  # one note per hit
     steps = grooves[0].shape[0]
     print(f"matmul_only_ms={matmul_only_ms(model, args.n, steps, args.repeats):.2f}")
     print(f"decode_ms={statistics.median(decode_ms):.2f}")
