@@ -296,14 +296,16 @@ def sample_command(
 
 def _regroove_command(
     source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
-    feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None,
+    feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None, keep_hits: bool = False,
 ) -> None:  # fmt: skip
     from musicvae.generate import read_groove, regroove
 
     model = load_model(checkpoint, default)
     midi = read_groove(source)
     score = read_groove(control).groove if control is not None else None
-    result = regroove(model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score)
+    result = regroove(
+        model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits
+    )
     if midi.skipped_pitches:
         skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         typer.echo(f"note: skipped notes with unmapped pitches: {skipped}")
@@ -311,18 +313,26 @@ def _regroove_command(
 
 
 BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
+KEEP_HITS_HELP = (
+    "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the model "
+    "draw the notes too, as magenta does."
+)
 
 
-def _add_regroove_command(name: str, default_model: str, suffix: str, summary: str, source_help: str) -> None:
-    """Register a command that encodes a MIDI file with a model and decodes it (window by window)."""
+def _add_regroove_command(
+    name: str, default_model: str, suffix: str, summary: str, source_help: str, keep_hits: bool = False
+) -> None:
+    """Register a command that encodes a MIDI file with a model and decodes it (window by window);
+    ``keep_hits`` is its default for playing the input's own hits."""
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
         checkpoint: Optional[str] = CheckpointOption,
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+        keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
     ) -> None:  # fmt: skip
-        _regroove_command(source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png)
+        _regroove_command(source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, keep_hits=keep)
 
     command.__doc__ = summary
     app.command(name)(command)
@@ -333,7 +343,7 @@ for _spec in (
      "Drum MIDI file (any length)."),
     ("humanize", "groovae_2bar_humanize", "humanized",
      "Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model).",
-     "Quantized, constant-velocity drum MIDI."),
+     "Quantized, constant-velocity drum MIDI.", True),
     ("drumify", "groovae_2bar_tap_fixed_velocity", "drumified",
      "Turn a tapped rhythm into a full drum groove (a tap_fixed_velocity model).",
      "A rhythm tapped on any single drum (MIDI channel 10)."),

@@ -94,11 +94,14 @@ def decode(
     seed: int = 0,
     feedback: str = FEEDBACK_DEFAULT,
     controls: np.ndarray | None = None,
+    hits: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size]."""
+    """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size]; given ``hits``
+    [n, steps, 9] (0/1) the decoder plays those instead of drawing its own."""
     out = model.sample(
-        len(z), temperature, seed, z=_tensor(model, z), controls=_tensor(model, controls), feedback=feedback
-    )
+        len(z), temperature, seed, z=_tensor(model, z), controls=_tensor(model, controls), feedback=feedback,
+        hits=_tensor(model, hits),
+    )  # fmt: skip
     return out.cpu().numpy()
 
 
@@ -110,12 +113,15 @@ def regroove(
     seed: int = 0,
     feedback: str = FEEDBACK_DEFAULT,
     control_groove: np.ndarray | None = None,
+    keep_hits: bool = False,
 ) -> np.ndarray:
     """Encode a groove of any length window by window (with the model's input transforms:
     humanize, tap, hi-hat removal …) and decode it from μ; returns a groove of the same length.
 
     For hits-control models the decoder's controls are the hits of ``control_groove`` (default:
     ``groove`` itself) — groove transfer plays ``control_groove``'s score with ``groove``'s feel.
+    ``keep_hits`` decodes with ``groove``'s own hits, so only velocities and timing are new: a
+    humanizer that keeps every note of the score (the model still hears the hits through z).
     """
     steps = model.config.max_seq_len
     windows = to_windows(groove, steps)
@@ -125,7 +131,10 @@ def regroove(
         if len(source) != len(windows):  # align the two lengths: repeat or cut the score
             source = np.resize(source, windows.shape)
         controls = controls_for(source, model.config.data)
-    out = decode(model, encode(model, windows), temperature=temperature, seed=seed, feedback=feedback, controls=controls)
+    hits = windows[..., :9] if keep_hits else None
+    out = decode(
+        model, encode(model, windows), temperature=temperature, seed=seed, feedback=feedback, controls=controls, hits=hits
+    )
     return join_windows(out, groove.shape[0])
 
 

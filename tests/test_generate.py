@@ -98,6 +98,9 @@ def test_inputs_of_any_length_keep_their_length(tmp_path, bars):
     assert midi.groove.shape == (16 * bars, 27) and midi.qpm == pytest.approx(100.0)
     out = regroove(model, midi.groove, seed=0)
     assert out.shape == (16 * bars, 27)
+    kept = regroove(model, midi.groove, seed=0, keep_hits=True)  # every note of the input, new feel
+    assert np.array_equal(kept[:, :9], midi.groove[:, :9])
+    assert not np.array_equal(kept[:, 9:], midi.groove[:, 9:])
 
 
 def test_groove_transfer_uses_the_score_as_controls(tmp_path):

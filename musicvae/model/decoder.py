@@ -38,20 +38,23 @@ def draw_groove_step(
     temperature: float,
     generator: torch.Generator | None,
     feedback: str,
+    hits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One sampled step [B, 27] from raw outputs [B, 27], with the flat decoder's semantics.
 
     hits ~ Bernoulli(sigmoid(hit_logit / temperature)), using one uniform per cell drawn from
     ``generator`` (on its own device, then moved); velocity = sigmoid and offset = tanh of their
-    logits (the means; temperature touches only hits). ``feedback="consistent"`` zeroes velocity
-    and offset where no hit was drawn. The result is both what is returned and what is fed back.
+    logits (the means; temperature touches only hits). Given ``hits`` [B, 9] (0/1) are played
+    instead of the drawn ones (the uniforms are drawn all the same). ``feedback="consistent"``
+    zeroes velocity and offset where there is no hit. The result is both what is returned and
+    what is fed back.
     """
     logits = logits.float()
     hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
     probs = torch.sigmoid(hit_logits / temperature)
     gen_device = generator.device if generator is not None else logits.device
     uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
-    hits = (uniform < probs).to(logits.dtype)
+    hits = (uniform < probs).to(logits.dtype) if hits is None else hits.to(logits.dtype)
     velocities = torch.sigmoid(vel_logits)
     offsets = torch.tanh(off_logits)
     if feedback == "consistent":
@@ -161,6 +164,7 @@ class GrooveLstmDecoder(nn.Module):
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",
+        hits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling, one step at a time with carried LSTM state -> [B, T, 27].
 
@@ -168,14 +172,16 @@ class GrooveLstmDecoder(nn.Module):
         means (temperature touches only hits, as in magenta). ``feedback="magenta"`` feeds the
         27-vector back unchanged; ``"consistent"`` zeroes velocity and offset where no hit was
         drawn (in the fed-back input and in the returned sequence), which is what the decoder saw
-        in training. Uniforms are drawn from ``generator`` on its own device and moved, so a CPU
+        in training. Given ``hits`` [B, T, 9] (0/1), the decoder plays those hits instead of
+        drawing its own and predicts only their velocities and offsets (humanizing a fixed score).
+        Uniforms are drawn from ``generator`` on its own device and moved, so a CPU
         generator gives device-independent results. ``implementation="module"`` runs
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
         as the reference the tests compare against). Call in eval mode.
         """
         return self.sample_segments(
             z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
-            controls=controls, feedback=feedback, implementation=implementation,
+            controls=controls, feedback=feedback, implementation=implementation, hits=hits,
         )
 
     @torch.no_grad()
@@ -189,6 +195,7 @@ class GrooveLstmDecoder(nn.Module):
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",
+        hits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample U·S steps [B, U·S, 27], restarting the LSTM state from embedding u [B, U, E]
         (in place of z) at the start of segment u; the fed-back previous output carries across
@@ -207,7 +214,7 @@ class GrooveLstmDecoder(nn.Module):
             with torch.inference_mode():
                 sampler = CellSampler(
                     self, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
-                    controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype,
+                    controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype, hits=hits,
                 )
                 for u in range(segments):
                     sampler.start(embeddings[:, u])
@@ -223,7 +230,10 @@ class GrooveLstmDecoder(nn.Module):
                 t = u * steps_per_segment + s
                 control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
                 logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), emb, control_t), state)
-                step = draw_groove_step(logits[0], temperature=temperature, generator=generator, feedback=feedback)
+                hits_t = hits[:, t] if hits is not None else None
+                step = draw_groove_step(
+                    logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t
+                )
                 steps.append(step)  # the returned sequence is exactly what was fed back
                 previous = step.to(dtype)
         return torch.stack(steps, dim=1)
@@ -357,7 +367,8 @@ class CellSampler:
     * z's share of layer 0's gates (z·W_z + biases) is the same at every step: computed once per
       :meth:`start`;
     * the uniforms of all steps are drawn in one call (the same numbers, in the same order, as
-      one draw per step from the same generator).
+      one draw per step from the same generator);
+    * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones.
 
     The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
     ``nn.LSTM`` path. Hit = uniform < sigmoid(logit / temperature); velocity and offset are the
@@ -377,6 +388,7 @@ class CellSampler:
         feedback: str,
         device: torch.device,
         dtype: torch.dtype,
+        hits: torch.Tensor | None = None,
     ):
         n, hidden = NUM_CLASSES, decoder.hidden_size
         depth, width = decoder.output_depth, decoder.output_depth + decoder.control_depth
@@ -411,6 +423,7 @@ class CellSampler:
         self.output = torch.empty(num_steps, batch, depth, **new)
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
         self.controls = controls.to(dtype).transpose(0, 1).unbind(0) if controls is not None else None
+        self.fixed_hits = hits.to(dtype).transpose(0, 1).unbind(0) if hits is not None else None
         gen_device = generator.device if generator is not None else device
         uniforms = torch.rand((num_steps, batch, n), generator=generator, device=gen_device)
         self.uniforms = uniforms.to(device=device, dtype=dtype).unbind(0)
@@ -443,8 +456,11 @@ class CellSampler:
             self.hit_logits.div_(self.temperature)
         self.sigmoid_part.sigmoid_()
         self.offset_part.tanh_()
-        torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
-        self.previous_hits.copy_(self.hit_drawn)
+        if self.fixed_hits is None:
+            torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
+            self.previous_hits.copy_(self.hit_drawn)
+        else:
+            self.previous_hits.copy_(self.fixed_hits[t])
         if self.consistent:
             torch.mul(self.means, self.previous_hits_b, out=self.previous_means)
         else:

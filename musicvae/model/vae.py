@@ -148,11 +148,14 @@ class MusicVAE(nn.Module):
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         same_z: bool = False,
+        hits: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
         z ~ N(0, I) (one shared z if ``same_z``) unless given; hits ~ Bernoulli with
-        sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh means. All
+        sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh means. Given
+        ``hits`` [n, T, 9] (0/1), those hits are played instead and only their velocities and
+        offsets are decoded. All
         randomness comes from a CPU ``torch.Generator`` seeded with ``seed`` and is then moved to
         the model's device, so results do not depend on the device. See
         :meth:`GrooveLstmDecoder.sample` for ``feedback`` (the hierarchical decoder's sampler
@@ -173,6 +176,10 @@ class MusicVAE(nn.Module):
                 raise ValueError(f"z must have {n} rows (or 1), got {z.shape[0]}")
         z = z.to(device=self.device, dtype=torch.float32).contiguous()
         controls = self._check_controls(controls, n, steps)
+        if hits is not None:
+            if tuple(hits.shape) != (n, steps, 9):
+                raise ValueError(f"hits must be [{n}, {steps}, 9], got {tuple(hits.shape)}")
+            hits = (hits > 0.5).to(device=self.device, dtype=torch.float32)
         with _eval_mode(self):
             return self.decoder.sample(
                 z,
@@ -181,4 +188,5 @@ class MusicVAE(nn.Module):
                 generator=generator,
                 controls=controls,
                 feedback=feedback,
+                hits=hits,
             )

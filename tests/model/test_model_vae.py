@@ -226,6 +226,33 @@ def test_fast_sampling_cell_matches_nn_lstm(name, feedback, packed, monkeypatch)
     assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("feedback", ["magenta", "consistent"])
+def test_sampling_with_fixed_hits_plays_them(feedback):
+    """Given hits are played instead of drawn, in both samplers alike; they steer what follows
+    (the fed-back hits differ), and with consistent feedback cells without a hit stay silent."""
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config()).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(3.0)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    hits = random_batch(4, 16, seed=6)[..., :9]
+    runs = [
+        m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), feedback=feedback, hits=hits, implementation=impl)
+        for impl in ("cell", "module")
+    ]
+    for out in runs:
+        assert torch.equal(out[..., :9], hits)
+    assert torch.allclose(runs[0], runs[1], atol=1e-5)
+    free = m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), feedback=feedback)
+    assert not torch.equal(free[..., :9], hits)
+    assert not torch.allclose(free[:, 1:, 9:], runs[0][:, 1:, 9:])  # later means depend on the fed-back hits
+    if feedback == "consistent":
+        assert torch.all(runs[0][..., 9:18][hits == 0] == 0)
+    with pytest.raises(ValueError, match="hits must be"):
+        m.sample(4, seed=0, hits=hits[:, :8])
+
+
 def test_cell_sampler_sees_weight_updates():
     """The rearranged sampling weights are cached, but an in-place update (optimizer step,
     load_state_dict) must invalidate them."""
