@@ -7,7 +7,9 @@ The model is the bundled ``groovae_4bar``: a random-weight decoder hits about ha
 times a trained model's density, which would inflate the MIDI part. ``matmul_only_ms`` times just
 the sampler's matrix products (the same shapes, 3 per step × 64 steps, nothing else): the
 arithmetic floor of the decode on this machine, against which the rest (elementwise gate math,
-drawing hits, writing MIDI) can be judged. The issue quotes magenta at about 65 ms per call here
+drawing hits, writing MIDI) can be judged. ``fp32_floor_ms`` is a harder floor: the same
+products' FLOPs (``sample_gflop``) at the rate of a large square fp32 matmul on this CPU, which
+16-row products cannot exceed. The issue quotes magenta at about 65 ms per call here
 (its decoder alone 17 ms); ``bench/magenta_sample.py`` times magenta 2.1.4 itself on the grooves
 saved with ``--save-grooves``. Prints ``name=value`` lines, the headline (median total ms) last.
 """
@@ -25,6 +27,7 @@ from musicvae.checkpoint import load
 from musicvae.generate import midi_bytes, sample
 from musicvae.model import MusicVAE
 from musicvae.model.decoder import step_weights
+from train_step import lstm_gflop, matmul_gflops  # bench/ is on the path when run as a script
 
 
 def matmul_only_ms(model: MusicVAE, n: int, steps: int, repeats: int) -> float:
@@ -48,6 +51,16 @@ def matmul_only_ms(model: MusicVAE, n: int, steps: int, repeats: int) -> float:
         if repeat >= 3:
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def sample_gflop(model: MusicVAE, n: int, steps: int) -> float:
+    """Matmul GFLOP of sampling ``n`` grooves of ``steps`` steps the way the sampler does it: the
+    LSTM products on [previous output | h] per step, z's share of layer 0's gates and the initial
+    state once, the output projection per step (2 FLOP per multiply-add)."""
+    m = model.config.model
+    lstm = lstm_gflop(steps, m.output_depth + model.config.control_depth, m.dec_rnn_size)
+    once = 2 * m.z_size * (4 * m.dec_rnn_size[0] + 2 * sum(m.dec_rnn_size))
+    return n * (lstm + (once + steps * 2 * m.dec_rnn_size[-1] * m.output_depth) / 1e9)
 
 
 def main() -> None:
@@ -75,6 +88,10 @@ def main() -> None:
         np.save(args.save_grooves, grooves)
     print(f"notes_per_groove={grooves[..., :9].sum() / len(grooves):.1f}")  # one note per hit
     steps = grooves[0].shape[0]
+    gflop = sample_gflop(model, args.n, steps)
+    print(f"sample_gflop={gflop:.3f}")
+    # the products alone at this CPU's large-matmul peak: no fp32 sampler of this model is faster
+    print(f"fp32_floor_ms={gflop / matmul_gflops(torch.float32) * 1000:.2f}")
     print(f"matmul_only_ms={matmul_only_ms(model, args.n, steps, args.repeats):.2f}")
     print(f"decode_ms={statistics.median(decode_ms):.2f}")
     print(f"to_midi_ms={statistics.median(total_ms) - statistics.median(decode_ms):.2f}")

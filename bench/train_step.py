@@ -18,9 +18,12 @@ plain PyTorch GrooVAE step at batch 512 (``nn.LSTM`` encoder and decoder, the sa
 Adam; none of this project's work), and the fp32 / bf16 matmul peak. The ratio of the naive
 step here to the reported 2.5 s says how much slower or faster this machine is than the one
 magenta was timed on, which gives ``magenta_estimated_seconds_per_step`` for this machine —
-an estimate, printed next to the reported figure, not a measurement of magenta. To measure
-magenta itself, run ``bench/magenta_train_step.py`` in a magenta 2.1.4 environment (its
-docstring says how to make one): on the project's machine it gave 4.63 s at 512 and 0.93 s at
+an estimate, printed next to the reported figure, not a measurement of magenta. It also prints
+``{fp32,bf16}_floor_seconds_per_step``: the step's matmul work (``step_gflop``, counted from the
+layer sizes) at that measured peak rate, a floor for any implementation of this model (magenta's
+included) whose products run no faster than a large square matmul. To measure magenta itself,
+run ``bench/magenta_train_step.py`` in a magenta 2.1.4 environment (its docstring says how to
+make one): on the project's machine it gave 4.63 s at 512 and 0.93 s at
 64, against estimates of 4.4 s and 0.90 s.
 
 Prints ``name=value`` lines; the headline, ``examples_per_second`` for the trainer's default
@@ -134,6 +137,31 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+def lstm_gflop(steps: int, inputs: int, sizes: tuple[int, ...], directions: int = 1) -> float:
+    """Forward matmul GFLOP of one sequence through stacked LSTM layers: per step and direction
+    a [in + H] x [4H] product (2 FLOP per multiply-add)."""
+    flop = 0
+    for size in sizes:
+        flop += directions * steps * 2 * (inputs + size) * 4 * size
+        inputs = directions * size
+    return flop / 1e9
+
+
+def step_gflop(config, batch_size: int) -> float:
+    """Matmul GFLOP of one flat-decoder training step: forward × 3 (the backward pass computes
+    the input and the weight gradients, each as costly as the forward product). Elementwise work
+    is left out, so this is a lower bound, and the same for magenta: it runs the same products."""
+    m, steps = config.model, config.max_seq_len
+    encoder = lstm_gflop(steps, m.input_depth + config.control_depth, m.enc_rnn_size, directions=2)
+    decoder = lstm_gflop(steps, m.output_depth + m.z_size + config.control_depth, m.dec_rnn_size)
+    dense = (
+        2 * 2 * 2 * m.enc_rnn_size[-1] * m.z_size  # mu and sigma from both directions' last h
+        + 2 * m.z_size * 2 * sum(m.dec_rnn_size)  # z -> initial (c, h) of every decoder layer
+        + steps * 2 * m.dec_rnn_size[-1] * m.output_depth  # output projection
+    ) / 1e9
+    return 3 * batch_size * (encoder + decoder + dense)
+
+
 def bench(config, batch_size: int, precision: str, steps: int, warmup: int, profile: bool):
     torch.manual_seed(config.train.seed)
     model = MusicVAE(config).train()
@@ -221,17 +249,23 @@ def main() -> None:
         print(f"{precision}_examples_per_second={args.batch_size / seconds:.1f}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(f"peak_rss_mb={peak_kb / 1024:.0f}")
+    if config.model.decoder == "flat":
+        print(f"step_gflop={step_gflop(config, args.batch_size):.1f}")
     headline = DEFAULT_PRECISION if DEFAULT_PRECISION in results else precisions[0]
     if args.reference:
-        reference(results[headline][0], headline, args)
+        reference(results[headline][0], headline, config, args)
     print(f"default_precision={headline}")
     print(f"examples_per_second={args.batch_size / results[headline][0]:.1f}")
 
 
-def reference(seconds: float, precision: str, args) -> None:
+def reference(seconds: float, precision: str, config, args) -> None:
     """The machine-speed yardstick and the magenta comparison (see the module docstring)."""
+    gflop = step_gflop(config, args.batch_size)
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        print(f"matmul_{name}_gflops={matmul_gflops(dtype):.0f}")
+        peak = matmul_gflops(dtype)
+        print(f"matmul_{name}_gflops={peak:.0f}")
+        # no implementation of this step, ours or magenta's, can beat its matmuls at peak rate
+        print(f"{name}_floor_seconds_per_step={gflop / peak:.3f}")
     # In a fresh process with glibc's default allocator settings: a naive port has no tuning.
     command = [sys.executable, __file__, "--naive-only", "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if args.threads:
