@@ -252,10 +252,18 @@ def test_sampling_matches_teacher_forcing_on_its_own_outputs(name, feedback):
     decided = (uniforms - hit_p).abs() > 1e-4
     assert torch.equal(hits[decided], (uniforms < hit_p).float()[decided])
     # the explicit-cell sampler equals the per-step nn.LSTM reference
-    ref = m.decoder.sample(
-        z, STEPS, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback, implementation="module"
-    )
-    assert torch.equal(ref[..., :9], s[..., :9]) and torch.allclose(ref, s, atol=1e-5)
+    cell = m.decoder.sample(z, STEPS, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback)
+    assert torch.equal(cell[..., :9], s[..., :9]) and torch.allclose(cell, s, atol=1e-5)
+    # both play given hits instead of drawing their own
+    given = random_batch(5, STEPS, seed=6)[..., :9]
+    fixed = [
+        m.decoder.sample(
+            z, STEPS, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback, hits=given,
+            implementation=impl,
+        )
+        for impl in ("cell", "module")
+    ]  # fmt: skip
+    assert torch.equal(fixed[0][..., :9], given) and torch.allclose(fixed[0], fixed[1], atol=1e-5)
 
 
 def test_sample_reproducible_and_temperature(model):
