@@ -38,7 +38,7 @@ from musicvae.data.dataset import load_windows
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
 from musicvae.data.transforms import TAP_CLASS
 from musicvae.evaluate import hit_metrics
-from musicvae.generate import decode, encode
+from musicvae.generate import regroove
 
 
 def position_means(outputs: np.ndarray, steps_per_bar: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,15 +63,17 @@ def position_means(outputs: np.ndarray, steps_per_bar: int) -> tuple[np.ndarray,
     )
 
 
+def per_step(table: np.ndarray, steps: int) -> np.ndarray:
+    """A per-position table [steps_per_bar, 9] repeated over ``steps`` steps: [steps, 9]."""
+    return np.tile(table, (steps // table.shape[0], 1))
+
+
 def play(hits: np.ndarray, velocity: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Grooves [N, T, 27] with ``hits`` [N, T, 9] played at velocities from a per-position table
-    [steps_per_bar, 9] (tiled over the bars) and ``offset`` (a table of that shape, or [N, T, 9])."""
-    reps = hits.shape[1] // velocity.shape[0]
-    if offset.shape == velocity.shape:
-        offset = np.tile(offset, (reps, 1))
+    """Grooves [N, T, 27] with ``hits`` [N, T, 9] played at ``velocity`` and ``offset`` (each
+    broadcastable to [N, T, 9]), silent elsewhere."""
     played = np.zeros(hits.shape[:2] + (27,), np.float32)
     played[..., HITS] = hits
-    played[..., VELOCITIES] = np.where(hits, np.tile(velocity, (reps, 1)), 0)
+    played[..., VELOCITIES] = np.where(hits, velocity, 0)
     played[..., OFFSETS] = np.where(hits, offset, 0)
     return played
 
@@ -120,29 +122,28 @@ def main() -> None:
     train, evaluated = windows.of_split("train"), windows.of_split(args.split)
     steps_per_bar = model.config.max_seq_len // data.split_bars
     targets, bpm = evaluated.outputs, np.asarray(evaluated.bpm, np.float64)
+    steps = targets.shape[1]
     score = targets[..., HITS] > 0.5
-    velocity, offset = position_means(train.outputs, steps_per_bar)
+    velocity, offset = (per_step(table, steps) for table in position_means(train.outputs, steps_per_bar))
     print(f"windows={len(evaluated)}")
     print(f"real_velocity_std={velocity_spread(targets):.2f}")
     if data.humanize:
-        mean_velocity = np.full_like(velocity, train.outputs[..., VELOCITIES][train.outputs[..., HITS] > 0.5].mean())
-        report("quantized", targets, play(score, mean_velocity, np.zeros_like(offset)), bpm)
+        mean_velocity = train.outputs[..., VELOCITIES][train.outputs[..., HITS] > 0.5].mean()
+        report("quantized", targets, play(score, mean_velocity, 0.0), bpm)
         report("position_means", targets, play(score, velocity, offset), bpm)
     else:
-        taps = evaluated.inputs[..., TAP_CLASS] > 0.5
-        template = np.tile(tap_template(train.outputs, steps_per_bar), (score.shape[1] // steps_per_bar, 1))
-        tap_offset = np.repeat(evaluated.inputs[..., OFFSETS.start + TAP_CLASS, None], 9, axis=-1)
-        report("tap_template", targets, play(taps[..., None] & template, velocity, tap_offset), bpm)
+        taps = evaluated.inputs[..., TAP_CLASS, None] > 0.5
+        template = per_step(tap_template(train.outputs, steps_per_bar), steps)
+        tap_offset = evaluated.inputs[..., OFFSETS.start + TAP_CLASS, None]
+        report("tap_template", targets, play(taps & template, velocity, tap_offset), bpm)
 
-    # humanize: magenta's decode, then `musicvae humanize`'s default; tap: the model's own hits
-    modes = ("redraw_hits", "keep_hits") if data.humanize else ("model",)
-    for mode in modes:
-        decoded = np.concatenate([
-            decode(model, encode(model, part), seed=args.seed + i, hits=part[..., HITS] if mode == "keep_hits" else None)
-            for i, part in ((i, targets[i : i + 512]) for i in range(0, len(targets), 512))
-        ])  # fmt: skip
+    # what `musicvae humanize` / `drumify` run, on all windows as one long input; humanize twice:
+    # magenta's decode (notes redrawn), then the command's default (notes kept)
+    performances = targets.reshape(-1, targets.shape[-1])
+    modes = {"redraw_hits": False, "keep_hits": True} if data.humanize else {"model": False}
+    for mode, keep_hits in modes.items():
+        decoded = regroove(model, performances, seed=args.seed, keep_hits=keep_hits).reshape(targets.shape)
         report(mode, targets, decoded, bpm)
-
 
 if __name__ == "__main__":
     main()
