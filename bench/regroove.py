@@ -3,9 +3,10 @@
     python bench/regroove.py [--checkpoint groovae_2bar_humanize] [--data GMD_DIR_OR_ZIP] [--split test]
     python bench/regroove.py --checkpoint groovae_2bar_tap_fixed_velocity
 
-Every window of the split goes through what ``musicvae humanize`` / ``drumify`` do: the model's
-input transform (humanize: the score, velocity and timing removed; tap: one tap per step) is
-encoded and decoded from μ (seed 0). The decodes are scored on the real performance with
+The split's windows, joined into one long input, go through :func:`musicvae.generate.regroove`,
+what ``musicvae humanize`` / ``drumify`` run: window by window, the model's input transform
+(humanize: the score, velocity and timing removed; tap: one tap per step) is encoded and decoded
+from μ (seed 0). The decodes are scored on the real performance with
 :func:`musicvae.evaluate.hit_metrics`: hit F1, and velocity MAE (MIDI units) and offset MAE (ms)
 over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
 averaged (MIDI units), against the real performance's: how much dynamics an output has.
