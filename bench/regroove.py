@@ -7,7 +7,7 @@ The split's windows, joined into one long input, go through :func:`musicvae.gene
 what ``musicvae humanize`` / ``drumify`` run: window by window, the model's input transform
 (humanize: the score, velocity and timing removed; tap: one tap per step) is encoded and decoded
 from μ (seed 0). The decodes are scored on the real performance with
-:func:`musicvae.evaluate.hit_metrics`: hit F1, and velocity MAE (MIDI units) and offset MAE (ms)
+:func:`musicvae.evaluation.evaluate.hit_metrics`: hit F1, and velocity MAE (MIDI units) and offset MAE (ms)
 over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
 averaged (MIDI units), against the real performance's: how much dynamics an output has.
 
@@ -34,11 +34,11 @@ import os
 
 import numpy as np
 
-from musicvae.checkpoint import load
+from musicvae.checkpoints.native import load
 from musicvae.data.dataset import load_windows
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
 from musicvae.data.transforms import TAP_CLASS
-from musicvae.evaluate import hit_metrics
+from musicvae.evaluation.evaluate import hit_metrics
 from musicvae.generate import regroove
 
 

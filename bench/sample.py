@@ -22,12 +22,12 @@ import time
 
 import numpy as np
 import torch
+from train_step import lstm_gflop, matmul_gflops  # bench/ is on the path when run as a script
 
-from musicvae.checkpoint import load
+from musicvae.checkpoints.native import load
 from musicvae.generate import midi_bytes, sample
 from musicvae.model import MusicVAE
 from musicvae.model.decoder import step_weights
-from train_step import lstm_gflop, matmul_gflops  # bench/ is on the path when run as a script
 
 
 def matmul_only_ms(model: MusicVAE, n: int, steps: int, repeats: int) -> float:

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # Loaded on first use, so `import musicvae` (and CLI commands that need no model) skip torch.
 _API = {
-    "load": "musicvae.checkpoint",
+    "load": "musicvae.checkpoints.native",
     "sample": "musicvae.generate",
     "encode": "musicvae.generate",
     "decode": "musicvae.generate",

@@ -1,4 +1,4 @@
-from musicvae.cli import main
+from musicvae.interfaces.cli import main
 
 if __name__ == "__main__":
     main()

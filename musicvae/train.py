@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from musicvae.checkpoint import load_state_dict_strict, load_training_state, save_model, save_training_state
+from musicvae.checkpoints.native import load_state_dict_strict, load_training_state, save_model, save_training_state
 from musicvae.configs import DEFAULT_PRECISION, PRECISIONS, Config
 from musicvae.data.dataset import GrooveWindows, load_windows
 from musicvae.data.transforms import encoder_inputs
-from musicvae.evaluate import reconstruction_metrics
+from musicvae.evaluation.evaluate import reconstruction_metrics
 from musicvae.model import MusicVAE
 from musicvae.model.losses import clip_gradients, configure_cpu_allocator, elbo, learning_rate, make_optimizer
 

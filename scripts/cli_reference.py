@@ -43,7 +43,7 @@ def _commands():
     lists them."""
     import typer
 
-    from musicvae.cli import app
+    from musicvae.interfaces.cli import app
 
     out = []
 

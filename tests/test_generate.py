@@ -9,10 +9,10 @@ import pytest
 import symusic
 import torch
 
-from musicvae.cli import main
-from musicvae.checkpoint import save_model
+from musicvae.checkpoints.native import save_model
 from musicvae.configs import get_config
 from musicvae.generate import decode, encode, interpolate, midi_bytes, read_groove, regroove, sample, slerp
+from musicvae.interfaces.cli import main
 from musicvae.model import MusicVAE
 
 TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import musicvae
-from musicvae.cli import main
 from musicvae.generate import midi_bytes, read_groove
+from musicvae.interfaces.cli import main
 
 
 def test_bundled_model_loads_and_samples(tmp_path):

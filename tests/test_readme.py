@@ -38,12 +38,12 @@ def test_cli_reference_is_current():
 @pytest.fixture
 def reader_dir(tmp_path, monkeypatch):
     """A working directory with a tiny trained-looking run and a folder of drum MIDI files."""
-    from musicvae.checkpoint import save_model
+    import torch
+
+    from musicvae.checkpoints.native import save_model
     from musicvae.configs import get_config
     from musicvae.generate import midi_bytes, sample
     from musicvae.model import MusicVAE
-
-    import torch
 
     torch.manual_seed(0)
     model = MusicVAE(get_config("groovae_4bar").with_overrides(TINY)).eval()
@@ -87,8 +87,8 @@ def test_python_blocks_run(reader_dir):
 def test_own_midi_folder_recipe_trains(reader_dir, with_info_csv):
     """The README's train command on a bare MIDI folder, and after its info.csv snippet (tiny,
     2 steps here)."""
-    from musicvae.checkpoint import load_model
-    from musicvae.cli import main
+    from musicvae.checkpoints.native import load_model
+    from musicvae.interfaces.cli import main
 
     assert OWN_MIDI_COMMAND in TEXT, "the README's own-MIDI train command changed: update this test"
     if with_info_csv:

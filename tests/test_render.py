@@ -12,8 +12,7 @@ import symusic
 
 from musicvae import render
 from musicvae.data.drums import NUM_CLASSES
-from musicvae.render import (RenderError, audio_stats, groove_to_notes, plot_grooves,
-                             render_midi_to_wav, synthesize, write_wav)
+from musicvae.render import RenderError, audio_stats, groove_to_notes, plot_grooves, render_midi_to_wav, synthesize, write_wav
 
 SR = 44100
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_windows
 
-from musicvae.checkpoint import load_model
+from musicvae.checkpoints.native import load_model
 from musicvae.configs import get_config
 from musicvae.train import batch_indices, checkpoint_dirs, pick_precision, train
 

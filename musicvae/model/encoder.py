@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 # ------------------------------------------------------------------------------------------------
 # TF-style initialisation (shared with the decoder)
 # ------------------------------------------------------------------------------------------------

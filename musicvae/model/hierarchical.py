@@ -39,6 +39,7 @@ from musicvae.model.decoder import (
 )
 from musicvae.model.encoder import init_dense_small_normal, init_lstm_like_tf, input_dropout
 
+
 class HierarchicalDecoder(nn.Module):
     """Conductor LSTM over segments + a :class:`GrooveLstmDecoder` per segment (see module doc).
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_batch, synthetic_windows
 
-from musicvae.checkpoint import load_model, save_model
+from musicvae.checkpoints.native import load_model, save_model
 from musicvae.configs import Config, get_config
 from musicvae.model import GrooveLstmDecoder, HierarchicalDecoder, MusicVAE
 from musicvae.model.decoder import activate_outputs

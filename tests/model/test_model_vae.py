@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_batch
 
 from musicvae.configs import get_config
@@ -311,7 +310,7 @@ def test_bf16_autocast_runs(model):
 
 def test_matches_magenta_reference(reference_dir):
     """Weights from magenta's TF checkpoint reproduce TF's own encoder/decoder/loss outputs."""
-    tf_checkpoint = pytest.importorskip("musicvae.tf_checkpoint")
+    tf_checkpoint = pytest.importorskip("musicvae.checkpoints.magenta")
     state, _ = tf_checkpoint.import_magenta_checkpoint(reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200")
     m = MusicVAE(get_config("groovae_4bar"))
     m.load_state_dict(state)

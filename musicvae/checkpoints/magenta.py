@@ -15,7 +15,7 @@ block and every tensor is checked against its stored CRC-32C, and any problem ra
 The second half maps magenta's GrooVAE variable names and layouts onto the state-dict names of
 our PyTorch model (:func:`magenta_to_state_dict`). The layout facts it relies on are verified
 against magenta's own outputs in ``shared/reference/magenta/README.md`` §3 and by
-``tests/test_tf_checkpoint.py``.
+``tests/checkpoints/test_magenta.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from musicvae.checkpoint import (
+from musicvae.checkpoints.native import (
     CheckpointError,
     load,
     load_model,
@@ -152,7 +152,7 @@ def test_missing_config(tmp_path):
 
 def test_load_magenta_tf_checkpoint(reference_dir, tmp_path):
     """musicvae.load also takes magenta's TF checkpoints (with the preset named)."""
-    pytest.importorskip("musicvae.tf_checkpoint")
+    pytest.importorskip("musicvae.checkpoints.magenta")
     prefix = reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200"
     model = load(prefix, config="groovae_4bar")
     assert not model.training and model.num_parameters() == 4_085_019

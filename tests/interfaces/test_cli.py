@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import symusic
 
-from musicvae.cli import main
+from musicvae.interfaces.cli import main
 
 
 def run(args, capsys):

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_windows
 
-from musicvae.checkpoint import save_model
-from musicvae.cli import main
+from musicvae.checkpoints.native import save_model
 from musicvae.configs import get_config
 from musicvae.data.dataset import GrooveWindows
-from musicvae.evaluate import hit_metrics, reconstruction_evaluation, reconstruction_metrics
+from musicvae.evaluation.evaluate import hit_metrics, reconstruction_evaluation, reconstruction_metrics
+from musicvae.interfaces.cli import main
 from musicvae.model import MusicVAE
 
 TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import REFERENCE_DIR
 import torch
+from conftest import REFERENCE_DIR
 
-from musicvae.tf_checkpoint import (
+from musicvae.checkpoints.magenta import (
     CheckpointError,
     crc32c,
     expected_magenta_shapes,

@@ -29,11 +29,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [DatasetError, MidiError, ValueError, FileNotFoundError]
     with contextlib.suppress(ImportError):
-        from musicvae.checkpoint import CheckpointError
+        from musicvae.checkpoints.native import CheckpointError
 
         errors.append(CheckpointError)
     with contextlib.suppress(ImportError):
-        from musicvae.tf_checkpoint import CheckpointError as TFCheckpointError
+        from musicvae.checkpoints.magenta import CheckpointError as TFCheckpointError
 
         errors.append(TFCheckpointError)
     with contextlib.suppress(ImportError):
@@ -217,7 +217,7 @@ def import_magenta(
     out: Path = typer.Option(..., "--out", "-o", help="musicvae checkpoint folder to write."),
 ) -> None:
     """Convert a magenta TensorFlow GrooVAE checkpoint (no TensorFlow needed)."""
-    from musicvae.checkpoint import load, save_model
+    from musicvae.checkpoints.native import load, save_model
 
     model = load(src, config=get_config(config))
     save_model(out, model)
@@ -240,7 +240,7 @@ FeedbackOption = typer.Option(
 
 def load_model(checkpoint: Optional[str], default: str):
     """The model at ``checkpoint``, or the bundled ``default`` model."""
-    from musicvae.checkpoint import load, pretrained_path
+    from musicvae.checkpoints.native import load, pretrained_path
 
     if checkpoint is None:
         if pretrained_path(default) is None:
@@ -438,7 +438,8 @@ def evaluate(
     """Evaluate models on a GMD split: reconstruction, and groove statistics of prior samples vs the
     real windows (absolute and Yang & Lerch relative comparison); writes JSON, Markdown and a figure."""
     from musicvae.data.dataset import load_windows
-    from musicvae.evaluate import evaluate_model, write_report
+    from musicvae.evaluation.evaluate import evaluate_model
+    from musicvae.evaluation.report import write_report
 
     names = list(checkpoints or []) + list(runs or [])
     if compare and len(names) < 2:

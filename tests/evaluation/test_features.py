@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from musicvae.groove_features import (
+from musicvae.evaluation.features import (
     FEATURES,
     compare_distributions,
     kde_on_grid,

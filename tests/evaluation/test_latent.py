@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from musicvae import diagnostics
+from musicvae.evaluation import latent
 from musicvae.configs import get_config
 from musicvae.model import MusicVAE
 from musicvae.model.losses import kl_divergence
@@ -39,7 +39,7 @@ def test_kl_per_dimension_matches_the_training_kl():
     with torch.no_grad():
         m.encoder.sigma.weight.normal_(0, 0.5)  # make sigma vary
         m.encoder.mu.weight.normal_(0, 0.5)
-    kl = diagnostics.kl_per_dimension(m, w, batch_size=3)
+    kl = latent.kl_per_dimension(m, w, batch_size=3)
     assert kl.shape == (8,) and np.all(kl >= 0)
     with torch.no_grad():
         mu, sigma = m.encode(torch.from_numpy(w.inputs))
@@ -47,7 +47,7 @@ def test_kl_per_dimension_matches_the_training_kl():
     expected = (-torch.log(sigma) + 0.5 * (sigma**2 + mu**2) - 0.5).mean(0).double().numpy()
     assert np.allclose(kl, expected, rtol=1e-5)
     # at initialisation mu ≈ 0 and sigma = ln 2 in every dimension: KL_d = -ln ln 2 + (ln 2)²/2 - 1/2
-    fresh = diagnostics.kl_per_dimension(tiny_model(), w)
+    fresh = latent.kl_per_dimension(tiny_model(), w)
     assert np.allclose(fresh, -math.log(math.log(2)) + math.log(2) ** 2 / 2 - 0.5, atol=1e-3)
 
 
@@ -57,12 +57,12 @@ def test_active_units_count():
         m.encoder.mu.weight.zero_()
         m.encoder.mu.bias.fill_(0.3)
         m.encoder.mu.weight[:3].normal_(0, 30.0, generator=torch.Generator().manual_seed(0))
-    count, variances = diagnostics.active_units(m, w, batch_size=5)
+    count, variances = latent.active_units(m, w, batch_size=5)
     assert count == 3 and variances.shape == (8,)
     assert np.all(variances[:3] > 0.01) and np.all(variances[3:] == 0)
     # a fresh model's posterior means barely move: no active units
-    assert diagnostics.active_units(tiny_model(), w)[0] == 0
-    assert diagnostics.active_units(m, w, threshold=1e9)[0] == 0
+    assert latent.active_units(tiny_model(), w)[0] == 0
+    assert latent.active_units(m, w, threshold=1e9)[0] == 0
 
 
 def _fixed_output_model(extra=()) -> MusicVAE:
@@ -83,10 +83,10 @@ def _fixed_output_model(extra=()) -> MusicVAE:
 @pytest.mark.parametrize("extra", [(), tuple(HIER)])
 def test_latent_usage_by_hand(extra):
     m, w = _fixed_output_model(extra), windows(n=7)
-    usage = diagnostics.latent_usage(m, w, batch_size=3, seed=1)
-    assert set(usage) == set(diagnostics.USAGE_CONDITIONS) == {"posterior_mean", "other_mean", "prior"}
+    usage = latent.latent_usage(m, w, batch_size=3, seed=1)
+    assert set(usage) == set(latent.USAGE_CONDITIONS) == {"posterior_mean", "other_mean", "prior"}
     for values in usage.values():
-        assert set(values) == set(diagnostics.USAGE_METRICS)
+        assert set(values) == set(latent.USAGE_METRICS)
     hits = w.outputs[..., :9] > 0.5
     tp = hits[..., 0].sum()
     fp = (~hits[..., 0]).sum()
@@ -112,9 +112,9 @@ def test_latent_usage_is_seeded_and_batch_independent():
         m.decoder.z_to_initial_state.weight.normal_(0, 2.0)
         m.encoder.mu.weight.normal_(0, 2.0)
     w = windows(n=9, seed=3)
-    a = diagnostics.latent_usage(m, w, batch_size=4, seed=5)
-    b = diagnostics.latent_usage(m, w, batch_size=100, seed=5)
-    c = diagnostics.latent_usage(m, w, batch_size=4, seed=6)
+    a = latent.latent_usage(m, w, batch_size=4, seed=5)
+    b = latent.latent_usage(m, w, batch_size=100, seed=5)
+    c = latent.latent_usage(m, w, batch_size=4, seed=6)
     for name in a:
         for key in a[name]:
             assert a[name][key] == pytest.approx(b[name][key], rel=1e-5)
@@ -126,15 +126,15 @@ def test_latent_usage_is_seeded_and_batch_independent():
 def test_derangement():
     rng = np.random.default_rng(0)
     for n in (2, 3, 10, 1000):
-        p = diagnostics.derangement(n, rng)
+        p = latent.derangement(n, rng)
         assert sorted(p.tolist()) == list(range(n)) and not np.any(p == np.arange(n))
     with pytest.raises(ValueError):
-        diagnostics.derangement(1, rng)
+        latent.derangement(1, rng)
 
 
 def test_collapse_diagnostics_report_and_edge_cases():
     m, w = tiny_model(), windows(n=5)
-    report = diagnostics.collapse_diagnostics(m, w, batch_size=2, seed=0)
+    report = latent.collapse_diagnostics(m, w, batch_size=2, seed=0)
     json.dumps(report)  # JSON-ready
     assert report["windows"] == 5 and len(report["kl_per_dim"]) == 8 and len(report["mu_variance"]) == 8
     assert report["kl_nats"] == pytest.approx(sum(report["kl_per_dim"]))
@@ -142,8 +142,8 @@ def test_collapse_diagnostics_report_and_edge_cases():
     assert 0 <= report["active_units"] <= 8
     # one window: no partner for "other_mean"; a mapping works as well as an object
     one = {k: getattr(w, k)[:1] if getattr(w, k) is not None else None for k in ("inputs", "outputs", "controls", "bpm")}
-    usage = diagnostics.latent_usage(m, one)
+    usage = latent.latent_usage(m, one)
     assert all(math.isnan(v) for v in usage["other_mean"].values())
     assert not math.isnan(usage["posterior_mean"]["hit_f1"])
     with pytest.raises(ValueError, match="bpm"):
-        diagnostics.latent_usage(m, {"inputs": w.inputs, "outputs": w.outputs})
+        latent.latent_usage(m, {"inputs": w.inputs, "outputs": w.outputs})

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from musicvae.checkpoint import load
-from musicvae.cli import main
+from musicvae.checkpoints.native import load
+from musicvae.interfaces.cli import main
 
 
 @pytest.fixture(scope="module")

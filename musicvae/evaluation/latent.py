@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from musicvae.hit_metrics import HitCounter, teacher_forced_errors
+from musicvae.evaluation.hits import HitCounter, teacher_forced_errors
 from musicvae.model.losses import reconstruction_loss
 
 ACTIVE_UNIT_THRESHOLD = 0.01

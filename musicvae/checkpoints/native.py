@@ -22,12 +22,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from musicvae.atomic import write_bytes
-from musicvae.configs import Config, get_config
-from musicvae.model.vae import MusicVAE
 
 # One exception type for every checkpoint problem, TF imports included.
-from musicvae.tf_checkpoint import CheckpointError, describe_mismatches
-
+from musicvae.checkpoints.magenta import CheckpointError, describe_mismatches
+from musicvae.configs import Config, get_config
+from musicvae.model.vae import MusicVAE
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -122,7 +121,7 @@ def load_model(path, device=None) -> MusicVAE:
     return model.eval()
 
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 
 
 def pretrained_path(name: str) -> Path | None:
@@ -145,7 +144,7 @@ def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
         config_path, weights_path = _model_paths(path)
         if config_path.is_file() and weights_path.is_file():
             return load_model(path, device)
-    from musicvae.tf_checkpoint import import_magenta_checkpoint
+    from musicvae.checkpoints.magenta import import_magenta_checkpoint
 
     if config is None:
         stem = Path(path).name.split(".")[0]

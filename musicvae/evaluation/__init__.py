@@ -1,0 +1,9 @@
+"""Evaluation: metrics apart from the report that shows them.
+
+* :mod:`.hits` — hit precision/recall/F1, velocity and timing errors (units in their docstrings);
+* :mod:`.features` — per-groove features (density, swing, velocity, timing …) and the
+  Yang & Lerch relative comparison (OA, KL);
+* :mod:`.latent` — posterior-collapse diagnostics (active units, KL per dimension, latent usage);
+* :mod:`.evaluate` — the whole suite for one model (``musicvae evaluate``);
+* :mod:`.report` and :mod:`.figure` — ``evaluation.json``, ``report.md`` and ``figure.png``.
+"""

@@ -1,0 +1,349 @@
+"""Evaluation of a model on groove windows: reconstruction, and groove statistics of its samples
+against the real data (``musicvae evaluate``). Definitions and units: ``docs/metrics.md``.
+
+* :func:`reconstruction_metrics` — teacher-forced reconstruction over *every* window (magenta's
+  eval drops the last partial batch): the ELBO terms, KL in bits, hit precision / recall / F1 (a
+  hit is predicted where sigmoid(logit) > 0.5), velocity MAE in MIDI units (0–127) and offset
+  MAE in milliseconds at each window's own tempo, both over the target's true hits; optionally
+  per drum class. The training loop calls it for validation.
+* :func:`reconstruction_evaluation` — one pass over a split that gives the teacher-forced hit
+  metrics at z = μ, a single-sample ELBO estimate at z ~ q(z|x), and the *free-running*
+  reconstruction (μ decoded by sampling, then compared with the target like a prediction).
+* :func:`evaluate_model` — the whole suite for one model (reconstruction, N prior samples, their
+  per-pattern groove features against the real windows', absolute and relative comparison, the
+  targets); returns a dict.
+* :func:`musicvae.evaluation.report.write_report` — ``evaluation.json``, ``report.md`` and ``figure.png`` for one or more
+  evaluated models, side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import numpy as np
+import torch
+
+from musicvae.data.dataset import GrooveWindows
+from musicvae.evaluation.hits import OFFSET_MS_TIMES_BPM, HitCounter, teacher_forced_errors
+from musicvae.evaluation.latent import collapse_diagnostics
+from musicvae.generate import FEEDBACK_DEFAULT, decode, sample
+from musicvae.model import MusicVAE
+from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: (v if math.isfinite(v) else float("nan")) for k, v in metrics.items()}
+
+
+@torch.no_grad()
+def reconstruction_metrics(
+    model: MusicVAE,
+    windows: GrooveWindows,
+    *,
+    step: int = 1,
+    batch_size: int = 512,
+    seed: int = 0,
+    sample_z: bool = True,
+    per_class: bool = False,
+) -> dict[str, float]:
+    """Mean metrics over all windows, in eval mode (no dropout).
+
+    z is sampled as magenta's eval does (``sample_z=False`` decodes from μ); the sampling noise
+    comes from a generator seeded with ``seed``, so repeated calls agree. ``step`` sets β.
+    ``per_class=True`` adds ``hit_precision_<class>``, ``hit_recall_<class>``, ``hit_f1_<class>``,
+    ``hits_<class>`` (true hits), ``velocity_mae_<class>`` and ``offset_mae_ms_<class>``.
+    """
+    was_training = model.training
+    model.eval()
+    device = model.device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    sums: dict[str, float] = {}
+    counter = HitCounter()
+    total = len(windows)
+    for begin in range(0, total, batch_size):
+        end = min(begin + batch_size, total)
+        inputs = torch.from_numpy(windows.inputs[begin:end]).to(device)
+        targets = torch.from_numpy(windows.outputs[begin:end]).to(device)
+        controls = None if windows.controls is None else torch.from_numpy(windows.controls[begin:end]).to(device)
+        terms = model(inputs, targets, controls, sample_z=sample_z, generator=generator)
+        scalars = elbo(terms, step, model.config.loss)
+        for name, value in scalars.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * (end - begin)
+        true_hit, pred_hit, vel_err, off_err_ms = teacher_forced_errors(terms["logits"], targets, windows.bpm[begin:end])
+        counter.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
+    model.train(was_training)
+    metrics = {name: value / max(total, 1) for name, value in sums.items()}
+    metrics.update(counter.metrics(per_class))
+    metrics["windows"] = float(total)
+    return _finite(metrics)
+
+
+def hit_metrics(targets: np.ndarray, predictions: np.ndarray, bpm: np.ndarray | float, *, per_class: bool = True) -> dict[str, float]:
+    """Compare predicted grooves with target grooves, both [N, T, 27] (e.g. free-running decodes).
+
+    Hit precision / recall / F1 (a hit is a value > 0.5), overall and per class; velocity MAE in
+    MIDI units and offset MAE in ms (``bpm`` scalar or [N]) over the *matched* hits — cells where
+    both target and prediction have a hit — whose count is ``matched_hits``.
+    """
+    counter = HitCounter()
+    _add_grooves(counter, np.asarray(targets), np.asarray(predictions), np.broadcast_to(np.asarray(bpm, np.float64), (len(targets),)))
+    return _finite({**counter.metrics(per_class), "matched_hits": float(counter.err_cells.sum())})
+
+
+def _add_grooves(counter: HitCounter, targets: np.ndarray, predictions: np.ndarray, bpm: np.ndarray) -> None:
+    true_hit = targets[..., :9] > 0.5
+    pred_hit = predictions[..., :9] > 0.5
+    vel_err = np.abs(predictions[..., 9:18].astype(np.float64) - targets[..., 9:18]) * 127.0
+    off_err_ms = np.abs(predictions[..., 18:27].astype(np.float64) - targets[..., 18:27]) * (OFFSET_MS_TIMES_BPM / bpm)[:, None, None]
+    counter.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit & pred_hit)
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """The sampling seed of batch ``index`` of a run seeded with ``seed`` (distinct per pair)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+class _NullProgress(contextlib.nullcontext):
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def advance(self, *args, **kwargs) -> None:
+        pass
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
+@torch.no_grad()
+def reconstruction_evaluation(
+    model: MusicVAE,
+    windows: GrooveWindows,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    feedback: str = FEEDBACK_DEFAULT,
+    batch_size: int = 256,
+    step: int | None = None,
+    progress=None,
+) -> dict[str, dict[str, float]]:
+    """Reconstruction of every window, in one pass (one encoder run per batch):
+
+    * ``teacher_forced`` — decoder fed the target, z = μ: hit metrics overall and per class,
+      velocity / offset MAE over the true hits (as :func:`reconstruction_metrics` with
+      ``sample_z=False``);
+    * ``elbo`` — z = μ + σ·ε (ε from a CPU generator seeded with ``seed``, as
+      :func:`reconstruction_metrics` draws it): ``r_loss`` and its three terms, ``kl_bits``,
+      ``loss`` (the training objective at β = max_beta) and ``elbo_nats`` = −(r_loss + KL);
+    * ``free_running`` — μ decoded by :func:`musicvae.generate.decode` (hits sampled at
+      ``temperature``, batch b seeded with ``batch_seed(seed, b)``) and scored with
+      :func:`hit_metrics` (velocity / offset MAE over matched hits).
+    """
+
+    was_training = model.training
+    model.eval()
+    device = model.device
+    step = model.config.train.num_steps if step is None else step
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    progress = progress if progress is not None else _NullProgress()
+    task = progress.add_task("reconstruction", total=len(windows))
+    teacher, free = HitCounter(), HitCounter()
+    sums: dict[str, float] = {}
+    total = len(windows)
+    for index, begin in enumerate(range(0, total, batch_size)):
+        end = min(begin + batch_size, total)
+        inputs = torch.from_numpy(windows.inputs[begin:end]).to(device)
+        targets = torch.from_numpy(windows.outputs[begin:end]).to(device)
+        controls = None if windows.controls is None else torch.from_numpy(windows.controls[begin:end]).to(device)
+        bpm = np.asarray(windows.bpm[begin:end], np.float64)
+        mu, sigma = model.encode(inputs, controls)
+        true_hit, pred_hit, vel_err, off_err_ms = teacher_forced_errors(model.decode_logits(mu, targets, controls), targets, bpm)
+        teacher.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
+        eps = torch.randn(mu.shape, generator=generator).to(mu.device, mu.dtype)
+        logits = model.decode_logits(mu + sigma * eps, targets, controls)
+        terms = reconstruction_loss(logits, targets, mask_by_hits=model.config.loss.mask_by_hits)
+        terms["kl"] = kl_divergence(mu, sigma)
+        scalars = elbo(terms, step, model.config.loss)
+        scalars["elbo_nats"] = -(terms["r_loss"] + terms["kl"]).mean()
+        for name, value in scalars.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * (end - begin)
+        decoded = decode(
+            model,
+            mu.cpu().numpy(),
+            temperature=temperature,
+            seed=batch_seed(seed, index),
+            feedback=feedback,
+            controls=None if windows.controls is None else windows.controls[begin:end],
+        )
+        _add_grooves(free, windows.outputs[begin:end], decoded, bpm)
+        progress.update(task, advance=end - begin)
+    model.train(was_training)
+    losses = {name: value / max(total, 1) for name, value in sums.items()}
+    return {
+        "teacher_forced": _finite({**teacher.metrics(True), "windows": float(total)}),
+        "free_running": _finite({**free.metrics(True), "matched_hits": float(free.err_cells.sum()), "windows": float(total)}),
+        "elbo": _finite({**losses, "windows": float(total)}),
+    }
+
+
+def sample_grooves(
+    model: MusicVAE,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    feedback: str = FEEDBACK_DEFAULT,
+    batch_size: int = 256,
+    controls: np.ndarray | None = None,
+    progress=None,
+) -> np.ndarray:
+    """``n`` grooves from the prior, in batches; batch b uses ``batch_seed(seed, b)`` (z and hit
+    noise), so the result depends on ``seed`` and ``batch_size`` only. ``controls`` [n, T, 9]
+    are needed by hits-control models."""
+
+    progress = progress if progress is not None else _NullProgress()
+    task = progress.add_task(f"sampling {n} grooves", total=n)
+    parts = []
+    for index, begin in enumerate(range(0, n, batch_size)):
+        end = min(begin + batch_size, n)
+        s = batch_seed(seed, index)
+        if controls is None:
+            parts.append(sample(model, end - begin, temperature=temperature, seed=s, feedback=feedback))
+        else:
+            z = torch.randn(end - begin, model.config.model.z_size, generator=torch.Generator().manual_seed(s)).numpy()
+            parts.append(decode(model, z, temperature=temperature, seed=s, feedback=feedback, controls=controls[begin:end]))
+        progress.update(task, advance=end - begin)
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.max_seq_len, 27), np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# Targets
+
+
+def _target(name: str, real: float, value: float, passed: bool, rule: str) -> dict:
+    return {"target": name, "real": real, "value": value, "rule": rule, "passed": bool(passed)}
+
+
+def check_targets(results: dict) -> list[dict]:
+    """Pass / fail of the project's sample-quality targets for one evaluated model:
+    mean hit velocity (all hits pooled) within 0.05 of the real data's, mean swing within 30 %
+    of the real mean, mean step density within 0.03, mean number of instruments within 0.3,
+    and an overlapping area ≥ 0.7 for every feature."""
+    real, gen = results["features"]["real"], results["features"]["generated"]
+    pooled_real, pooled_gen = results["pooled"]["real"], results["pooled"]["generated"]
+    out = []
+    r, g = pooled_real["velocity_mean"], pooled_gen["velocity_mean"]
+    out.append(_target("mean hit velocity", r, g, abs(g - r) <= 0.05, "|Δ| ≤ 0.05"))
+    r, g = real["swing"]["mean"], gen["swing"]["mean"]
+    out.append(_target("swing (steps)", r, g, abs(g - r) <= 0.3 * abs(r), "|Δ| ≤ 30 % of real"))
+    r, g = real["step_density"]["mean"], gen["step_density"]["mean"]
+    out.append(_target("step density", r, g, abs(g - r) <= 0.03, "|Δ| ≤ 0.03"))
+    r, g = real["instruments"]["mean"], gen["instruments"]["mean"]
+    out.append(_target("instruments", r, g, abs(g - r) <= 0.3, "|Δ| ≤ 0.3"))
+    oas = {name: v["oa"] for name, v in results["relative"].items()}
+    worst = min(oas, key=lambda k: oas[k] if math.isfinite(oas[k]) else -1.0)
+    failing = [k for k, v in oas.items() if not (math.isfinite(v) and v >= 0.7)]
+    entry = _target("OA ≥ 0.7 for every feature", float("nan"), oas[worst], not failing, f"min OA ({worst}) ≥ 0.7")
+    entry["failing"] = failing
+    out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole suite
+
+
+def evaluate_model(
+    model: MusicVAE,
+    windows: GrooveWindows,
+    *,
+    samples: int = 1024,
+    seed: int = 0,
+    temperature: float = 1.0,
+    feedback: str = FEEDBACK_DEFAULT,
+    batch_size: int = 256,
+    max_pairs: int = 20000,
+    progress: bool = False,
+) -> dict:
+    """Evaluate ``model`` on ``windows`` (typically one split, e.g. ``windows.of_split("test")``).
+
+    Returns a dict (JSON-serialisable except under ``"arrays"``):
+
+    * ``settings`` — samples, seed, temperature, feedback, batch_size, max_pairs;
+    * ``model`` — preset name and parameter count; ``data`` — windows, steps, windowing, splits;
+    * ``reconstruction`` — see :func:`reconstruction_evaluation`;
+    * ``latent`` — posterior-collapse diagnostics: KL per dimension, active units and latent
+      usage (:func:`musicvae.evaluation.latent.collapse_diagnostics`);
+    * ``features`` — ``real`` / ``generated``: :func:`musicvae.evaluation.features.summarize` of the
+      per-pattern features (mean, std, median, n, excluded);
+    * ``pooled`` — ``real`` / ``generated``: :func:`musicvae.evaluation.features.pooled_statistics`;
+    * ``relative`` — per feature KL / OA (:func:`musicvae.evaluation.features.relative_comparison`);
+    * ``targets`` — :func:`check_targets`; ``runtime_s`` — wall time;
+    * ``arrays`` — numpy data for the figure: ``generated`` [N, T, 27], ``real`` (the windows'
+      targets), ``real_features`` and ``generated_features`` (name → [N]).
+
+    Samples have no tempo: each is given the tempo of a real window drawn at random (seeded), so
+    the millisecond features of both sets share one tempo distribution. Hits-control models get
+    the hit controls of those same drawn windows.
+    """
+    from musicvae.evaluation.features import pattern_features, pooled_statistics, relative_comparison, summarize
+
+    if len(windows) == 0:
+        raise ValueError("no windows to evaluate (is the split empty?)")
+    if samples < 2:
+        raise ValueError("need at least 2 samples")
+    if windows.outputs.shape[1] != model.config.max_seq_len:
+        raise ValueError(f"windows of {windows.outputs.shape[1]} steps, the model needs {model.config.max_seq_len}")
+    started = time.perf_counter()
+    rng = np.random.default_rng([int(seed), 7])
+    drawn = rng.integers(0, len(windows), samples)
+    with _progress(progress) as bar:
+        recon = reconstruction_evaluation(
+            model, windows, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, progress=bar
+        )
+        controls = None if windows.controls is None else windows.controls[drawn]
+        generated = sample_grooves(
+            model, samples, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, controls=controls, progress=bar
+        )
+    real_features = pattern_features(windows.outputs, windows.bpm)
+    generated_features = pattern_features(generated, windows.bpm[drawn])
+    results = {
+        "settings": {
+            "samples": samples,
+            "seed": seed,
+            "temperature": temperature,
+            "feedback": feedback,
+            "batch_size": batch_size,
+            "max_pairs": max_pairs,
+        },
+        "model": {"config": model.config.name, "parameters": model.num_parameters()},
+        "data": {
+            "windows": len(windows),
+            "steps": int(windows.outputs.shape[1]),
+            "windowing": (windows.settings.get("data") or {}).get("windowing", "unknown"),
+            "splits": sorted(set(np.asarray(windows.split).tolist())),
+        },
+        "reconstruction": recon,
+        "latent": collapse_diagnostics(model, windows, batch_size=batch_size, seed=seed),
+        "features": {"real": summarize(real_features), "generated": summarize(generated_features)},
+        "pooled": {"real": pooled_statistics(windows.outputs), "generated": pooled_statistics(generated)},
+        "relative": relative_comparison(real_features, generated_features, max_pairs=max_pairs, seed=seed),
+    }
+    results["targets"] = check_targets(results)
+    results["runtime_s"] = time.perf_counter() - started
+    results["arrays"] = {
+        "generated": generated,
+        "real": windows.outputs,
+        "real_features": real_features,
+        "generated_features": generated_features,
+    }
+    return results

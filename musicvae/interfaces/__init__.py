@@ -1,0 +1,1 @@
+"""The ways people reach the engine: the ``musicvae`` command line (:mod:`.cli`)."""
