@@ -1,30 +1,39 @@
-"""How well a humanize or drumify model does its job on real GMD performances, against baselines.
+"""How well each regroove device does its job on real GMD performances, against baselines that use no model.
 
-    python bench/regroove.py [--checkpoint groovae_2bar_humanize] [--data GMD_DIR_OR_ZIP] [--split test]
-    python bench/regroove.py --checkpoint groovae_2bar_tap_fixed_velocity
+    python bench/regroove.py [--device all|humanize|drumify|infill-hihat|groove-transfer]
+                             [--checkpoint NAME_OR_RUN_DIR] [--data GMD_DIR_OR_ZIP] [--split test]
 
-The split's windows, joined into one long input, go through :func:`musicvae.generate.regroove`,
-what ``musicvae humanize`` / ``drumify`` run: window by window, the model's input transform
-(humanize: the score, velocity and timing removed; tap: one tap per step) is encoded and decoded
-from μ (seed 0). The decodes are scored on the real performance with
-:func:`musicvae.evaluation.evaluate.hit_metrics`: hit F1, and velocity MAE (MIDI units) and offset MAE (ms)
-over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
-averaged (MIDI units), against the real performance's: how much dynamics an output has.
+Each device runs the function its command runs (``musicvae.generate.humanize`` / ``drumify`` /
+``infill_hihat`` / ``groove_transfer``, seed 0, the command's defaults) on the split's 2-bar
+windows, joined into one long input, with the bundled model of that device (or ``--checkpoint``
+with a single ``--device``). Outputs are scored against the real performance with
+:func:`musicvae.evaluation.evaluate.hit_metrics`: hit F1, velocity MAE (MIDI units) and offset MAE
+(ms) over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
+averaged (MIDI units); ``gmd_oa`` the mean overlapping area, over the 26 pattern features of
+``musicvae.evaluation.features``, of the outputs against the real windows (Yang & Lerch's
+relative comparison; 1 = indistinguishable).
 
-Humanize models are decoded twice: ``redraw_hits`` samples the hits (magenta's decode),
-``keep_hits`` plays the score's own hits (the command's default). Their baselines play the score
-with no model: ``quantized`` — every hit at the mean training hit velocity, on the grid;
-``position_means`` — each hit at the mean training velocity and offset of its drum class at its
-sixteenth within the bar (kick-on-one louder than ghost snares, a lazy backbeat): a fixed
-velocity-and-swing template. Humanizing is one-to-many (a score does not say how this drummer
-played it), so the MAEs reward predicting the mean, which is what that template does.
+* humanize — input: the score (hits only). ``quantized`` plays it at the mean training hit
+  velocity on the grid; ``position_means`` at the mean training velocity and offset of each drum
+  class at each sixteenth of the bar (a fixed velocity-and-swing template). The model twice:
+  ``keep_hits`` (the command's default) and ``redraw_hits`` (magenta's decode).
+* drumify — input: the taps (per step, the loudest hit's velocity and timing, on one drum).
+  ``tap_template`` plays at each tap the classes GMD drummers hit at least half the time when that
+  sixteenth has a note, at their mean velocity there and the tap's timing. The model with onsets
+  held to the taps (the default) and free (``model_free``). ``on_taps`` is the share of output
+  onsets on a tapped step.
+* infill-hihat — input: the performance without its closed hi-hat. ``hh_template`` adds a closed
+  hi-hat on each sixteenth where GMD drummers play one at least half the time, at the mean
+  velocity and offset there. Scores are of the closed hi-hat alone (``hh_*``); ``others_kept`` is
+  the share of other-drum cells returned exactly as given.
+* groove-transfer — input: a window's score (hits only) and, as the feel, the next 2 bars of the
+  same performance (windows without one are left out); the target is the window as played.
+  ``feel_means`` plays the score at the feel's mean velocity and offset per class and sixteenth
+  (falling back to the feel's class mean, then to the training means); ``position_means`` is the
+  training template of humanize. ``score_kept`` is the share of windows whose hits are exactly
+  the score's.
 
-Tap models' baseline, ``tap_template``, plays at every tapped step the classes that GMD drummers
-hit at least half the time when that sixteenth of the bar has a note, at their mean velocity
-there and the tap's timing.
-
-Prints ``name=value`` lines; the headline, the model's velocity MAE (``keep_hits`` for humanize),
-last.
+Prints ``name=value`` lines; the headline, drumify's model hit F1 (for ``all``), last.
 """
 
 from __future__ import annotations
@@ -34,18 +43,27 @@ import os
 
 import numpy as np
 
+from musicvae import generate
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import load_windows
+from musicvae.data.drums import CLOSED_HH
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
-from musicvae.data.transforms import TAP_CLASS
+from musicvae.data.transforms import TAP_CLASS, taps
 from musicvae.evaluation.evaluate import hit_metrics
-from musicvae.generate import regroove
+from musicvae.evaluation.features import pattern_features, relative_comparison
+
+BUNDLED = {
+    "humanize": "groovae_2bar_humanize",
+    "drumify": "groovae_2bar_tap_controlled",
+    "infill-hihat": "groovae_2bar_add_closed_hh",
+    "groove-transfer": "groovae_2bar_hits_control",
+}
 
 
 def position_means(outputs: np.ndarray, steps_per_bar: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean velocity and offset [steps_per_bar, 9] of the hits of ``outputs`` [N, T, 27] per
-    drum class and position in the bar (0–1 velocity, −0.5–0.5 step offset); classes never hit
-    at a position get the class's overall mean."""
+    drum class and position in the bar (0–1 velocity, ×2-scaled step offset); classes never hit
+    at a position get the class's overall mean (NaN if the class is never hit at all)."""
     hits = outputs[..., HITS] > 0.5
     position = np.arange(outputs.shape[1]) % steps_per_bar
     count = np.zeros((steps_per_bar, 9))
@@ -55,12 +73,11 @@ def position_means(outputs: np.ndarray, steps_per_bar: int) -> tuple[np.ndarray,
         count[p] = at.sum(axis=(0, 1))
         velocity[p] = np.where(at, outputs[:, position == p, VELOCITIES], 0).sum(axis=(0, 1))
         offset[p] = np.where(at, outputs[:, position == p, OFFSETS], 0).sum(axis=(0, 1))
-    class_velocity = velocity.sum(0) / np.maximum(count.sum(0), 1)
-    class_offset = offset.sum(0) / np.maximum(count.sum(0), 1)
+    total = np.where(count.sum(0) > 0, count.sum(0), np.nan)
     seen = count > 0
     return (
-        np.where(seen, velocity / np.maximum(count, 1), class_velocity),
-        np.where(seen, offset / np.maximum(count, 1), class_offset),
+        np.where(seen, velocity / np.maximum(count, 1), velocity.sum(0) / total),
+        np.where(seen, offset / np.maximum(count, 1), offset.sum(0) / total),
     )
 
 
@@ -79,22 +96,13 @@ def play(hits: np.ndarray, velocity: np.ndarray, offset: np.ndarray) -> np.ndarr
     return played
 
 
-def tap_template(outputs: np.ndarray, steps_per_bar: int) -> np.ndarray:
-    """[steps_per_bar, 9]: whether each class is hit at least half the time at that position of
-    the bar, among the steps of ``outputs`` [N, T, 27] that have any hit (a tap)."""
+def hit_rate(outputs: np.ndarray, steps_per_bar: int, among: np.ndarray | None = None) -> np.ndarray:
+    """[steps_per_bar, 9]: how often each class is hit at each position of the bar, over the
+    steps of ``outputs`` [N, T, 27] (only those where ``among`` [N, T] is True, if given)."""
     hits = outputs[..., HITS] > 0.5
-    tapped = hits.any(-1)
+    among = np.ones(hits.shape[:2], bool) if among is None else among
     position = np.arange(outputs.shape[1]) % steps_per_bar
-    rate = np.stack([hits[:, position == p][tapped[:, position == p]].mean(0) for p in range(steps_per_bar)])
-    return rate >= 0.5
-
-
-def report(name: str, targets: np.ndarray, grooves: np.ndarray, bpm: np.ndarray) -> None:
-    metrics = hit_metrics(targets, grooves, bpm, per_class=False)
-    print(f"{name}_hit_f1={metrics['hit_f1']:.4f}")
-    print(f"{name}_velocity_std={velocity_spread(grooves):.2f}")
-    print(f"{name}_offset_mae_ms={metrics['offset_mae_ms']:.2f}")
-    print(f"{name}_velocity_mae={metrics['velocity_mae']:.2f}")
+    return np.stack([hits[:, position == p][among[:, position == p]].mean(0) for p in range(steps_per_bar)])
 
 
 def velocity_spread(grooves: np.ndarray) -> float:
@@ -107,44 +115,144 @@ def velocity_spread(grooves: np.ndarray) -> float:
     return float(np.mean(spreads))
 
 
+def gmd_overlap(real: np.ndarray, grooves: np.ndarray, bpm: np.ndarray) -> float:
+    """Mean overlapping area over the pattern features of ``grooves`` against ``real`` (both
+    [N, T, 27] at tempos ``bpm`` [N])."""
+    comparison = relative_comparison(pattern_features(real, bpm), pattern_features(grooves, bpm))
+    return float(np.nanmean([v["oa"] for v in comparison.values()]))  # undefined features (too few values) left out
+
+
+def report(name: str, targets: np.ndarray, grooves: np.ndarray, bpm: np.ndarray, *, oa: bool = True) -> None:
+    metrics = hit_metrics(targets, grooves, bpm, per_class=False)
+    print(f"{name}_hit_f1={metrics['hit_f1']:.4f}")
+    print(f"{name}_velocity_std={velocity_spread(grooves):.2f}")
+    print(f"{name}_offset_mae_ms={metrics['offset_mae_ms']:.2f}")
+    print(f"{name}_velocity_mae={metrics['velocity_mae']:.2f}")
+    if oa:
+        print(f"{name}_gmd_oa={gmd_overlap(targets, grooves, bpm):.4f}")
+
+
+def run(model, grooves: np.ndarray, device: str, seed: int, **kwargs) -> np.ndarray:
+    """``device``'s function on windows [N, T, 27] joined into one input -> [N, T, 27]."""
+    joined = {k: v.reshape(-1, v.shape[-1]) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    play_device = {
+        "humanize": generate.humanize, "drumify": generate.drumify, "infill-hihat": generate.infill_hihat,
+    }.get(device)  # fmt: skip
+    if device == "groove-transfer":
+        out = generate.groove_transfer(model, joined.pop("score"), grooves.reshape(-1, 27), seed=seed, **joined)
+    else:
+        out = play_device(model, grooves.reshape(-1, 27), seed=seed, **joined)
+    return out.reshape(grooves.shape)
+
+
+def humanize(model, train, targets, bpm, steps_per_bar, seed) -> None:
+    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    score = targets[..., HITS] > 0.5
+    mean_velocity = train[..., VELOCITIES][train[..., HITS] > 0.5].mean()
+    report("humanize_quantized", targets, play(score, mean_velocity, 0.0), bpm)
+    report("humanize_position_means", targets, play(score, velocity, offset), bpm)
+    for mode, keep in (("redraw_hits", False), ("keep_hits", True)):
+        report(f"humanize_{mode}", targets, run(model, play(score, 0.0, 0.0), "humanize", seed, keep_hits=keep), bpm)
+
+
+def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:
+    tap = taps(targets)  # [N, T, 3]: hit, velocity, offset of the loudest hit per step
+    tapped = tap[..., :1] > 0.5
+    velocity, _ = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    template = per_step(hit_rate(train, steps_per_bar, among=(train[..., HITS] > 0.5).any(-1)) >= 0.5, targets.shape[1])
+    outputs = {"drumify_tap_template": play(tapped & template, velocity, tap[..., 2:])}
+    tap_input = np.zeros_like(targets)  # what a user taps: one drum, the tap's velocity and timing
+    tap_input[..., [TAP_CLASS, TAP_CLASS + 9, TAP_CLASS + 18]] = tap
+    outputs["drumify_model"] = run(model, tap_input, "drumify", seed)
+    outputs["drumify_model_free"] = run(model, tap_input, "drumify", seed, keep_hits=False)
+    for name, grooves in outputs.items():
+        report(name, targets, grooves, bpm)
+        onsets = grooves[..., HITS] > 0.5
+        print(f"{name}_on_taps={(onsets & tapped).sum() / max(onsets.sum(), 1):.4f}")
+        print(f"{name}_taps_played={(onsets.any(-1) & tapped[..., 0]).sum() / tapped.sum():.4f}")
+
+
+def only_class(grooves: np.ndarray, cls: int) -> np.ndarray:
+    """Grooves [N, T, 27] with every class but ``cls`` silenced."""
+    keep = np.zeros(27, bool)
+    keep[[cls, cls + 9, cls + 18]] = True
+    return np.where(keep, grooves, 0.0).astype(np.float32)
+
+
+def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
+    given = targets.copy()
+    given[..., [CLOSED_HH, CLOSED_HH + 9, CLOSED_HH + 18]] = 0.0
+    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    hh = np.zeros(targets.shape[:2] + (9,), bool)
+    hh[..., CLOSED_HH] = per_step(hit_rate(train, steps_per_bar) >= 0.5, targets.shape[1])[:, CLOSED_HH]
+    template = given + play(np.broadcast_to(hh, targets.shape[:2] + (9,)), velocity, offset)
+    others = np.ones(27, bool)
+    others[[CLOSED_HH, CLOSED_HH + 9, CLOSED_HH + 18]] = False
+    for name, grooves in (("infill_hh_template", template), ("infill_model", run(model, given, "infill-hihat", seed))):
+        metrics = hit_metrics(only_class(targets, CLOSED_HH), only_class(grooves, CLOSED_HH), bpm, per_class=False)
+        for key in ("hit_f1", "hit_precision", "hit_recall", "velocity_mae", "offset_mae_ms"):
+            print(f"{name}_hh_{key}={metrics[key]:.4f}")
+        print(f"{name}_others_kept={np.mean(grooves[..., others] == given[..., others]):.4f}")
+        print(f"{name}_gmd_oa={gmd_overlap(targets, grooves, bpm):.4f}")
+
+
+def groove_transfer(model, train, evaluated, targets, bpm, steps_per_bar, seed) -> None:
+    steps = targets.shape[1]
+    key = {(s, t): i for i, (s, t) in enumerate(zip(evaluated.source, evaluated.start_step))}
+    starts = zip(evaluated.source, evaluated.start_step)
+    pairs = [(i, key[(s, t + steps)]) for i, (s, t) in enumerate(starts) if (s, t + steps) in key]
+    index, partner = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    targets, feel, bpm = targets[index], targets[partner], bpm[index]
+    print(f"transfer_pairs={len(pairs)}")
+    score = targets[..., HITS] > 0.5
+    train_velocity, train_offset = (per_step(t, steps) for t in position_means(train, steps_per_bar))
+    feel_velocity, feel_offset = [], []
+    for window in feel:  # the feel's own means per class and sixteenth, then per class, then training's
+        velocity, offset = (per_step(t, steps) for t in position_means(window[None], steps_per_bar))
+        feel_velocity.append(np.where(np.isnan(velocity), train_velocity, velocity))
+        feel_offset.append(np.where(np.isnan(offset), train_offset, offset))
+    outputs = {
+        "transfer_position_means": play(score, train_velocity, train_offset),
+        "transfer_feel_means": play(score, np.stack(feel_velocity), np.stack(feel_offset)),
+        "transfer_model": run(model, feel, "groove-transfer", seed, score=play(score, 0.0, 0.0)),
+    }
+    for name, grooves in outputs.items():
+        report(name, targets, grooves, bpm)
+        print(f"{name}_score_kept={np.mean(((grooves[..., HITS] > 0.5) == score).all(axis=(1, 2))):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="groovae_2bar_humanize")
+    parser.add_argument("--device", default="all", choices=["all", *BUNDLED])
+    parser.add_argument("--checkpoint", help="with one --device: a run folder or bundled name (default: the bundled)")
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR", "../shared/data/groove"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--windows", type=int, help="only the split's first N windows (a quick look)")
     args = parser.parse_args()
+    if args.checkpoint and args.device == "all":
+        raise SystemExit("error: --checkpoint needs one --device")
+    devices = list(BUNDLED) if args.device == "all" else [args.device]
+    # drumify's headline last
+    devices.sort(key=lambda d: d == "drumify")
+    for device in devices:
+        model = load(args.checkpoint or BUNDLED[device])
+        generate.check_device(model, device)
+        windows = load_windows(args.data, model.config.data)
+        train, evaluated = windows.of_split("train"), windows.of_split(args.split)
+        if args.windows:
+            evaluated = evaluated.subset(np.arange(min(args.windows, len(evaluated))))
+        steps_per_bar = model.config.max_seq_len // model.config.data.split_bars
+        targets, bpm = evaluated.outputs, np.asarray(evaluated.bpm, np.float64)
+        print(f"{device}_model={model.config.name}")
+        print(f"{device}_windows={len(evaluated)}")
+        print(f"{device}_real_velocity_std={velocity_spread(targets):.2f}")
+        if device == "groove-transfer":
+            groove_transfer(model, train.outputs, evaluated, targets, bpm, steps_per_bar, args.seed)
+        else:
+            evaluate = {"humanize": humanize, "drumify": drumify, "infill-hihat": infill_hihat}[device]
+            evaluate(model, train.outputs, targets, bpm, steps_per_bar, args.seed)
 
-    model = load(args.checkpoint)
-    data = model.config.data
-    if not (data.humanize or data.tapify):
-        raise SystemExit(f"error: {args.checkpoint} is a {model.config.name} model, neither humanize nor tap")
-    windows = load_windows(args.data, data)
-    train, evaluated = windows.of_split("train"), windows.of_split(args.split)
-    steps_per_bar = model.config.max_seq_len // data.split_bars
-    targets, bpm = evaluated.outputs, np.asarray(evaluated.bpm, np.float64)
-    steps = targets.shape[1]
-    score = targets[..., HITS] > 0.5
-    velocity, offset = (per_step(table, steps) for table in position_means(train.outputs, steps_per_bar))
-    print(f"windows={len(evaluated)}")
-    print(f"real_velocity_std={velocity_spread(targets):.2f}")
-    if data.humanize:
-        mean_velocity = train.outputs[..., VELOCITIES][train.outputs[..., HITS] > 0.5].mean()
-        report("quantized", targets, play(score, mean_velocity, 0.0), bpm)
-        report("position_means", targets, play(score, velocity, offset), bpm)
-    else:
-        taps = evaluated.inputs[..., TAP_CLASS, None] > 0.5
-        template = per_step(tap_template(train.outputs, steps_per_bar), steps)
-        tap_offset = evaluated.inputs[..., OFFSETS.start + TAP_CLASS, None]
-        report("tap_template", targets, play(taps & template, velocity, tap_offset), bpm)
-
-    # what `musicvae humanize` / `drumify` run, on all windows as one long input; humanize twice:
-    # magenta's decode (notes redrawn), then the command's default (notes kept)
-    performances = targets.reshape(-1, targets.shape[-1])
-    modes = {"redraw_hits": False, "keep_hits": True} if data.humanize else {"model": False}
-    for mode, keep_hits in modes.items():
-        decoded = regroove(model, performances, seed=args.seed, keep_hits=keep_hits).reshape(targets.shape)
-        report(mode, targets, decoded, bpm)
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,9 @@ class DataConfig:
     fixed_velocities: bool = False
     add_instruments: tuple[int, ...] = ()
     hits_as_controls: bool = False
+    # Drumify conditioned on the taps (ours, beyond magenta): every decoder step also sees the
+    # tap at that step (hit, velocity 0–1, offset), so the decoder can follow the tapped rhythm.
+    taps_as_controls: bool = False
     max_note_dropout: float = 0.0
 
     @property
@@ -53,7 +56,9 @@ class DataConfig:
 
     @property
     def control_depth(self) -> int:
-        return 9 if self.hits_as_controls else 0
+        if self.hits_as_controls:
+            return 9
+        return 3 if self.taps_as_controls else 0
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,10 @@ class Config:
             raise ValueError("data.hop_bars must be ≥ 1")
         if not 0.0 <= d.max_note_dropout <= 1.0:
             raise ValueError("data.max_note_dropout must be in [0, 1]")
+        if d.hits_as_controls and d.taps_as_controls:
+            raise ValueError("data.hits_as_controls and data.taps_as_controls exclude each other")
+        if d.taps_as_controls and not d.tapify:
+            raise ValueError("data.taps_as_controls needs data.tapify (the taps are the tapified input)")
         if any(not 0 <= i < 9 for i in d.add_instruments):
             raise ValueError("data.add_instruments must be drum class indices 0–8")
         if not 0.0 < self.model.dropout_keep_prob <= 1.0:
@@ -271,6 +280,11 @@ CONFIGS: dict[str, Config] = {
         _groovae("groovae_2bar_hits_control", 2, hits_as_controls=True),
     )
 }
+# Ours, beyond magenta: drumify whose decoder sees the tap (hit, velocity, offset) at each step as
+# a control, wired as hits-control is; magenta's tap preset sees the taps only through z.
+CONFIGS["groovae_2bar_tap_controlled"] = _groovae(
+    "groovae_2bar_tap_controlled", 2, tapify=True, taps_as_controls=True
+)
 # Our 4-bar recipe (not magenta's): grid windows keep early-played downbeats, and velocity /
 # offset errors count only where the target has a hit. On the GMD test split its samples' mean
 # hit velocity is 0.54–0.56 (GMD 0.55) against 0.40 for the faithful loss (docs/RESULTS.md).

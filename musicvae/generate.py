@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from musicvae.configs import DataConfig
+from musicvae.data.drums import CLOSED_HH, NUM_CLASSES
 from musicvae.data.groove import (
+    HITS,
     STEPS_PER_BAR,
     check_convertible,
     drum_notes_only,
@@ -95,12 +98,15 @@ def decode(
     feedback: str = FEEDBACK_DEFAULT,
     controls: np.ndarray | None = None,
     hits: np.ndarray | None = None,
+    hits_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size]; given ``hits``
-    [n, steps, 9] (0/1) the decoder plays those instead of drawing its own."""
+    [n, steps, 9] (0/1) the decoder plays those instead of drawing its own (only where
+    ``hits_mask`` [n, steps, 9] is True, when given)."""
+    mask = None if hits_mask is None else torch.from_numpy(np.asarray(hits_mask, bool)).to(model.device)
     out = model.sample(
         len(z), temperature, seed, z=_tensor(model, z), controls=_tensor(model, controls), feedback=feedback,
-        hits=_tensor(model, hits),
+        hits=_tensor(model, hits), hits_mask=mask,
     )  # fmt: skip
     return out.cpu().numpy()
 
@@ -114,28 +120,102 @@ def regroove(
     feedback: str = FEEDBACK_DEFAULT,
     control_groove: np.ndarray | None = None,
     keep_hits: bool = False,
+    hits_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Encode a groove of any length window by window (with the model's input transforms:
     humanize, tap, hi-hat removal …) and decode it from μ; returns a groove of the same length.
 
-    For hits-control models the decoder's controls are the hits of ``control_groove`` (default:
-    ``groove`` itself) — groove transfer plays ``control_groove``'s score with ``groove``'s feel.
-    ``keep_hits`` decodes with ``groove``'s own hits, so only velocities and timing are new: a
-    humanizer that keeps every note of the score (the model still hears the hits through z).
+    The decoder's controls (hits-control and tap-controlled models) come from ``control_groove``
+    (default: ``groove`` itself) — groove transfer plays ``control_groove``'s score with
+    ``groove``'s feel. ``keep_hits`` decodes with the hits of ``control_groove`` (else
+    ``groove``), so only velocities and timing are new: a humanizer that keeps every note of the
+    score. ``hits_mask`` [steps, 9] (bool, the groove's length) keeps those hits only where it is
+    True and lets the model draw the other cells.
     """
     steps = model.config.max_seq_len
     windows = to_windows(groove, steps)
-    controls = None
-    if model.config.control_depth:
-        source = to_windows(control_groove if control_groove is not None else groove, steps)
+    source = windows
+    if control_groove is not None:
+        source = to_windows(control_groove, steps)
         if len(source) != len(windows):  # align the two lengths: repeat or cut the score
             source = np.resize(source, windows.shape)
-        controls = controls_for(source, model.config.data)
-    hits = windows[..., :9] if keep_hits else None
+    controls = controls_for(source, model.config.data) if model.config.control_depth else None
+    hits = source[..., HITS] if keep_hits else None
+    mask = to_windows(hits_mask, steps).astype(bool) if keep_hits and hits_mask is not None else None
     out = decode(
-        model, encode(model, windows), temperature=temperature, seed=seed, feedback=feedback, controls=controls, hits=hits
-    )
+        model, encode(model, windows), temperature=temperature, seed=seed, feedback=feedback, controls=controls,
+        hits=hits, hits_mask=mask,
+    )  # fmt: skip
     return join_windows(out, groove.shape[0])
+
+
+# The regroove devices, and the preset family each needs (read from the checkpoint's data config).
+DEVICE_NEEDS = {
+    "humanize": ("a humanize model (e.g. groovae_2bar_humanize)", lambda d: d.humanize),
+    "drumify": ("a tap model (e.g. groovae_2bar_tap_controlled)", lambda d: d.tapify),
+    "infill-hihat": (
+        "an add_closed_hh model (e.g. groovae_2bar_add_closed_hh)", lambda d: CLOSED_HH in d.add_instruments
+    ),
+    "groove-transfer": ("a hits_control model (e.g. groovae_2bar_hits_control)", lambda d: d.hits_as_controls),
+}
+
+
+def check_device(model: MusicVAE, device: str) -> None:
+    """ValueError (one line, saying what is needed) unless ``model`` is of the preset family
+    that ``device`` ("humanize", "drumify", "infill-hihat", "groove-transfer") needs."""
+    need, fits = DEVICE_NEEDS[device]
+    data: DataConfig = model.config.data
+    if not fits(data):
+        raise ValueError(f"{device} needs {need}; this checkpoint is a {model.config.name} model")
+
+
+def humanize(model: MusicVAE, groove: np.ndarray, *, keep_hits: bool = True, **options) -> np.ndarray:
+    """A drummer's velocities and timing for a programmed beat [steps, 27]; ``keep_hits`` plays
+    exactly its notes (else the model redraws them, as magenta does). ``options``: see
+    :func:`regroove` (temperature, seed, feedback)."""
+    check_device(model, "humanize")
+    return regroove(model, groove, keep_hits=keep_hits, **options)
+
+
+def tapped_steps(groove: np.ndarray) -> np.ndarray:
+    """[steps] bool: the steps of a groove [steps, 27] that have any hit (a tap)."""
+    return groove[:, HITS].max(axis=-1) > 0.5
+
+
+def drumify(model: MusicVAE, taps: np.ndarray, *, keep_hits: bool = True, **options) -> np.ndarray:
+    """A full groove from a tapped rhythm ``taps`` [steps, 27] (any drums; per step the loudest
+    is the tap). ``keep_hits`` forbids hits on untapped steps, so every onset lands on a tap
+    (the model chooses which drums play each tap); without it the model may add hits anywhere."""
+    check_device(model, "drumify")
+    silent = np.repeat(~tapped_steps(taps)[:, None], NUM_CLASSES, axis=1)
+    return regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, **options)
+
+
+def infill_hihat(model: MusicVAE, groove: np.ndarray, *, keep_hits: bool = True, **options) -> np.ndarray:
+    """A new closed hi-hat part for ``groove`` [steps, 27]. ``keep_hits`` keeps every other drum
+    exactly as played (its hits, velocities and timing); without it the model redraws them all."""
+    check_device(model, "infill-hihat")
+    if not keep_hits:
+        return regroove(model, groove, **options)
+    others = np.ones((groove.shape[0], NUM_CLASSES), bool)
+    others[:, CLOSED_HH] = False
+    out = regroove(model, groove, keep_hits=True, hits_mask=others, **options)
+    # the decoder fixed the other drums' hits; their velocity and timing are the player's own too
+    kept = [c + part for part in (0, NUM_CLASSES, 2 * NUM_CLASSES) for c in range(NUM_CLASSES) if c != CLOSED_HH]
+    steps = min(len(out), len(groove))
+    out[:steps, kept] = groove[:steps, kept]
+    out[steps:, kept] = 0.0
+    return out
+
+
+def groove_transfer(
+    model: MusicVAE, score: np.ndarray, feel: np.ndarray, *, keep_hits: bool = True, **options
+) -> np.ndarray:
+    """``score``'s drums (which drum on which step) played with the feel of ``feel`` (both
+    [steps, 27]; the output has ``feel``'s length, the score repeated or cut to fit).
+    ``keep_hits`` plays exactly the score's hits; without it the model may change them."""
+    check_device(model, "groove-transfer")
+    return regroove(model, feel, control_groove=score, keep_hits=keep_hits, **options)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:

@@ -143,6 +143,7 @@ class Trainer:
         self.step = 0
         self.best_loss = float("inf")
         self.progress = progress and self.dist.is_main
+        self.init_from: str | None = None  # the model a warm-started run began from (logged at start)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -247,7 +248,9 @@ class Trainer:
             (self.run_dir / "config.json").write_text(self.config.to_json())
         self.tensorboard = _tensorboard(self.run_dir) if self.dist.is_main else None
         # which hardware path produced the numbers that follow (a resumed run logs it again)
-        self.log({"kind": "start", "step": self.step, "device": str(self.device), "precision": self.precision, "processes": self.dist.world})
+        start = {"kind": "start", "step": self.step, "device": str(self.device), "precision": self.precision}
+        start["processes"] = self.dist.world
+        self.log({**start, "init_from": self.init_from} if self.init_from else start)
         last_eval = None
         start_step, started = self.step, time.perf_counter()
         bar = _progress_bar(self.progress, cfg.num_steps, self.step)
@@ -329,8 +332,12 @@ def train(
     precision: str = DEFAULT_PRECISION,
     resume: bool = False,
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> dict[str, float] | None:
-    """Train ``config`` on a GMD folder/zip or a preprocessed .npz; see the module docstring."""
+    """Train ``config`` on a GMD folder/zip or a preprocessed .npz; see the module docstring.
+
+    ``init_from`` (a bundled model's name or a checkpoint folder) starts a new run from that
+    model's weights instead of a random initialisation (see ``checkpoints.native.warm_start``)."""
     run_dir = Path(run_dir)
     if resume:
         saved = run_dir / "config.json"
@@ -347,6 +354,11 @@ def train(
     trainer = Trainer(config, windows, run_dir, device=torch_device, precision=precision, progress=progress)
     if resume and not trainer.resume():
         raise ValueError(f"{run_dir}: no checkpoint to resume from")
+    if init_from is not None and not resume:
+        from musicvae.checkpoints.native import load, warm_start
+
+        warm_start(trainer.model, load(init_from).state_dict(), str(init_from))
+        trainer.init_from = str(init_from)
     try:
         return trainer.fit()
     finally:

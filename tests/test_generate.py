@@ -143,3 +143,61 @@ def test_cli_interpolate_and_bad_input(tmp_path, capsys):
     assert info.value.code == 1
     assert capsys.readouterr().err.strip().startswith("error:")
     assert not (tmp_path / "r").exists()
+
+
+def test_devices_keep_what_they_promise(tmp_path):
+    from musicvae.generate import drumify, groove_transfer, infill_hihat, tapped_steps
+
+    groove = read_groove(drum_midi(tmp_path / "in.mid", 3)).groove  # 3 bars: windows of 2, padded
+    taps = np.zeros_like(groove)
+    taps[::3, 1] = 1.0  # a tap every third step, on the snare
+    taps[::3, 10] = 0.7
+    drummed = drumify(tiny("groovae_2bar_tap_controlled"), taps, seed=0)
+    onsets = drummed[:, :9].max(-1) > 0.5
+    assert onsets.any() and not (onsets & ~tapped_steps(taps)).any()
+
+    filled = infill_hihat(tiny("groovae_2bar_add_closed_hh"), groove, seed=0)
+    others = [c for c in range(27) if c % 9 != 2]
+    np.testing.assert_array_equal(filled[:, others], groove[:, others])  # kick and snare as played
+
+    score = np.zeros_like(groove)
+    score[::4, 0] = 1.0  # four-on-the-floor kick only
+    moved = groove_transfer(tiny("groovae_2bar_hits_control"), score, groove, seed=0)
+    np.testing.assert_array_equal(moved[:, :9], score[:, :9])
+
+
+def test_partial_fixed_hits_draw_the_free_cells():
+    model = tiny("groovae_2bar_humanize")
+    hits = torch.zeros(2, 32, 9)
+    hits[:, ::4, 0] = 1.0
+    mask = torch.zeros(2, 32, 9, dtype=torch.bool)
+    mask[..., 0] = True  # only the kick is fixed
+    for implementation in ("cell", "module"):
+        z = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+        out = model.decoder.sample(z, 32, generator=torch.Generator().manual_seed(2), hits=hits, hits_mask=mask,
+                                   implementation=implementation)  # fmt: skip
+        assert torch.equal(out[..., 0], hits[..., 0])
+        assert out[..., 1:9].sum() > 0  # the other classes were drawn
+    cell, module = (
+        model.decoder.sample(
+            z, 32, generator=torch.Generator().manual_seed(2), hits=hits, hits_mask=mask, implementation=i
+        )
+        for i in ("cell", "module")
+    )
+    torch.testing.assert_close(cell, module, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="hits_mask needs hits"):
+        model.sample(2, hits_mask=mask)
+
+
+@pytest.mark.parametrize(
+    "command, preset, needs",
+    [("drumify", "groovae_4bar", "a tap model"), ("infill-hihat", "groovae_2bar_humanize", "an add_closed_hh model"),
+     ("humanize", "groovae_2bar_tap_controlled", "a humanize model")],
+)  # fmt: skip
+def test_cli_refuses_a_model_of_the_wrong_kind(tmp_path, capsys, command, preset, needs):
+    run = save_model(tmp_path / "run", tiny(preset))
+    with pytest.raises(SystemExit) as info:
+        main([command, str(drum_midi(tmp_path / "in.mid", 2)), "--checkpoint", str(run), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 1 and err.startswith(f"error: {command} needs {needs}") and "\n" not in err
+    assert not (tmp_path / "o").exists()

@@ -13,8 +13,9 @@ import pytest
 import torch
 from conftest import synthetic_windows
 
-from musicvae.checkpoints.native import load_model
+from musicvae.checkpoints.native import CheckpointError, load_model, warm_start
 from musicvae.configs import get_config
+from musicvae.model import MusicVAE
 from musicvae.train import batch_indices, checkpoint_dirs, pick_precision, train
 
 TINY = [
@@ -138,3 +139,23 @@ def test_ddp_two_cpu_processes(data, tmp_path):
     assert [p.name for p in checkpoint_dirs(run)] == ["step-000002"]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [2]  # rank 0 logs alone
+
+
+def test_init_from_starts_a_controlled_model_where_the_source_was(data, tmp_path):
+    """--init-from: equal tensors copied, the control columns a controlled preset adds start at
+    zero (so it computes what the source did), the start record names the source."""
+    source = tmp_path / "source"
+    train(tiny_config(2), data, source, progress=False)
+    before = load_model(source)
+    tapper = MusicVAE(get_config("groovae_2bar_tap_controlled").with_overrides(TINY)).eval()
+    warm_start(tapper, before.state_dict())
+    x, taps, z = torch.rand(2, 32, 27), torch.rand(2, 32, 3), torch.randn(2, 8)
+    torch.testing.assert_close(before.encode(x)[0], tapper.encode(x, taps)[0])
+    torch.testing.assert_close(before.decode_logits(z, x), tapper.decode_logits(z, x, taps))
+
+    run = tmp_path / "tap"
+    config = get_config("groovae_2bar_tap_controlled").with_overrides([*TINY, "train.num_steps=2"])
+    train(config, data, run, progress=False, init_from=source)
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["init_from"] == str(source)
+    with pytest.raises(CheckpointError, match="cannot initialise"):
+        train(tiny_config(2, "model.dec_rnn_size=8,8"), data, tmp_path / "x", progress=False, init_from=source)

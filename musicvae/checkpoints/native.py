@@ -99,6 +99,33 @@ def load_state_dict_strict(
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
 
 
+def warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Initialise ``model`` from another model's ``state`` for fine-tuning (``train --init-from``).
+
+    Tensors of equal shape are copied. A tensor that is wider only in its last dimension (the
+    input columns that a model with controls adds at the end of its encoder and decoder inputs)
+    gets the source's columns and zeros in the new ones, so the model starts out computing exactly
+    what the source did and learns to use the controls. Anything else raises
+    :class:`CheckpointError` (one line) before any weight is changed.
+    """
+    target = model.state_dict()
+    problems = sorted(set(target) ^ set(state))
+    for key in sorted(set(target) & set(state)):
+        new, old = tuple(target[key].shape), tuple(state[key].shape)
+        if new != old and not (len(new) == len(old) and new[:-1] == old[:-1] and new[-1] > old[-1]):
+            problems.append(f"{key} {old} -> {new}")
+    if problems:
+        raise CheckpointError(f"{source} cannot initialise this model: {', '.join(problems[:6])}")
+    with torch.no_grad():  # state_dict tensors share the parameters' storage: this writes the model
+        for key, tensor in target.items():
+            given = state[key].to(tensor.dtype)
+            if tensor.shape == given.shape:
+                tensor.copy_(given)
+            else:
+                tensor.zero_()
+                tensor[..., : given.shape[-1]].copy_(given)
+
+
 def load_model(path, device=None) -> MusicVAE:
     """Rebuild a model from a checkpoint folder (or its ``model.safetensors``), in eval mode."""
     config_path, weights_path = _model_paths(path)

@@ -27,6 +27,7 @@ CLASS_NAMES = (
     "crash",
     "ride",
 )
+KICK, SNARE, CLOSED_HH = 0, 1, 2  # class indices the devices and statistics name
 
 ROLAND = (
     (36,),

@@ -63,8 +63,19 @@ def encoder_inputs(outputs: np.ndarray, config: DataConfig, rng: np.random.Gener
     return inputs
 
 
+def taps(outputs: np.ndarray) -> np.ndarray:
+    """The tapped rhythm of grooves [..., steps, 27] as [..., steps, 3]: per step the loudest
+    class's (hit 0/1, velocity 0–1, offset as in the groove: ×2-scaled steps, early positive);
+    zeros where nothing is hit."""
+    tapped = tapify(outputs, outputs)
+    return tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]]
+
+
 def controls_for(outputs: np.ndarray, config: DataConfig) -> np.ndarray | None:
-    """Control tensor [N, steps, 9] (the target hits) for hits-control presets, else None."""
-    if not config.hits_as_controls:
-        return None
-    return outputs[..., HITS].copy()
+    """Control tensor for ``outputs`` [N, steps, 27]: the target hits [N, steps, 9] for
+    hits-control presets, the taps [N, steps, 3] for tap-controlled ones, else None."""
+    if config.hits_as_controls:
+        return outputs[..., HITS].copy()
+    if config.taps_as_controls:
+        return taps(outputs)
+    return None

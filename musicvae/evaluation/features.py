@@ -26,11 +26,10 @@ import math
 
 import numpy as np
 
-from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES
+from musicvae.data.drums import CLASS_NAMES, CLOSED_HH, KICK, NUM_CLASSES, SNARE
 
 STEPS_PER_BEAT = 4
 STEPS_PER_BAR = 16
-KICK, SNARE, CLOSED_HH = 0, 1, 2
 
 # Longuet-Higgins & Lee metric weights of the 16 sixteenth-note positions of a 4/4 bar: the
 # downbeat 0, the half bar −1, the other beats −2, the remaining 8ths −3, the remaining 16ths −4.

@@ -189,6 +189,9 @@ def train_command(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),
+    init_from: Optional[str] = typer.Option(
+        None, "--init-from", help="Start from this model's weights (bundled name or run folder), e.g. to fine-tune."
+    ),
 ) -> None:
     """Train a preset on the GMD (folder or zip) or a preprocessed .npz."""
     from musicvae.train import train
@@ -199,7 +202,10 @@ def train_command(
     if batch_size is not None:
         sets.append(f"train.batch_size={batch_size}")
     cfg = resolve_config(config, sets, windowing=windowing)
-    metrics = train(cfg, default_data(data), run_dir, device=device, precision=precision, resume=resume, progress=progress)
+    metrics = train(
+        cfg, default_data(data), run_dir, device=device, precision=precision, resume=resume, progress=progress,
+        init_from=init_from,
+    )  # fmt: skip
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     if metrics:
@@ -297,15 +303,23 @@ def sample_command(
 def _regroove_command(
     source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
     feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None, keep_hits: bool = False,
+    device: Optional[str] = None,
 ) -> None:  # fmt: skip
-    from musicvae.generate import read_groove, regroove
+    """Run ``device`` (a key of ``generate.DEVICE_NEEDS``; None = reconstruct) on ``source``."""
+    from musicvae import generate
 
     model = load_model(checkpoint, default)
-    midi = read_groove(source)
-    score = read_groove(control).groove if control is not None else None
-    result = regroove(
-        model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits
-    )
+    if device is not None:
+        generate.check_device(model, device)  # refuse a model of the wrong kind before any work
+    midi = generate.read_groove(source)
+    options = dict(temperature=temperature, seed=seed, feedback=feedback, keep_hits=keep_hits)
+    if device == "groove-transfer":
+        result = generate.groove_transfer(model, generate.read_groove(control).groove, midi.groove, **options)
+    elif device is not None:
+        play = {"humanize": generate.humanize, "drumify": generate.drumify, "infill-hihat": generate.infill_hihat}
+        result = play[device](model, midi.groove, **options)
+    else:
+        result = generate.regroove(model, midi.groove, **options)
     if midi.skipped_pitches:
         skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         typer.echo(f"note: skipped notes with unmapped pitches: {skipped}")
@@ -313,26 +327,38 @@ def _regroove_command(
 
 
 BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
-KEEP_HITS_HELP = (
-    "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the model "
-    "draw the notes too, as magenta does."
-)
+KEEP_HITS_HELP = {
+    None: "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the "
+    "model draw the notes too, as magenta does.",
+    "humanize": "--keep-hits plays every note of the beat, so only velocity and timing are decoded; --redraw-hits lets "
+    "the model redraw the notes, as magenta does.",
+    "drumify": "--keep-hits puts every onset on a tap (the model picks the drums); --redraw-hits lets it add hits "
+    "between the taps, as magenta does.",
+    "infill-hihat": "--keep-hits keeps every other drum exactly as played and writes only the closed hi-hat; "
+    "--redraw-hits lets the model redraw every drum, as magenta does.",
+    "groove-transfer": "--keep-hits plays exactly the score's hits; --redraw-hits lets the model change them, as "
+    "magenta does.",
+}
 
 
 def _add_regroove_command(
-    name: str, default_model: str, suffix: str, summary: str, source_help: str, keep_hits: bool = False
-) -> None:
+    name: str, default_model: str, suffix: str, summary: str, source_help: str, keep_hits: bool = True,
+    device: Optional[str] = None,
+) -> None:  # fmt: skip
     """Register a command that encodes a MIDI file with a model and decodes it (window by window);
-    ``keep_hits`` is its default for playing the input's own hits."""
+    ``keep_hits`` is its default for keeping what ``device`` promises to keep."""
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
         checkpoint: Optional[str] = CheckpointOption,
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
-        keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
+        keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP[device]),
     ) -> None:  # fmt: skip
-        _regroove_command(source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, keep_hits=keep)
+        _regroove_command(
+            source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, keep_hits=keep,
+            device=device,
+        )  # fmt: skip
 
     command.__doc__ = summary
     app.command(name)(command)
@@ -340,15 +366,15 @@ def _add_regroove_command(
 
 for _spec in (
     ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove (μ) and decode it again, window by window.",
-     "Drum MIDI file (any length)."),
+     "Drum MIDI file (any length).", False),
     ("humanize", "groovae_2bar_humanize", "humanized",
-     "Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model).",
-     "Quantized, constant-velocity drum MIDI.", True),
-    ("drumify", "groovae_2bar_tap_fixed_velocity", "drumified",
-     "Turn a tapped rhythm into a full drum groove (a tap_fixed_velocity model).",
-     "A rhythm tapped on any single drum (MIDI channel 10)."),
+     "Give a programmed beat a drummer's velocities and timing (a humanize model).",
+     "Quantized, constant-velocity drum MIDI.", True, "humanize"),
+    ("drumify", "groovae_2bar_tap_controlled", "drumified",
+     "Turn a tapped rhythm into a full drum groove (a tap model).",
+     "A rhythm tapped on any single drum (MIDI channel 10).", True, "drumify"),
     ("infill-hihat", "groovae_2bar_add_closed_hh", "hihat", "Write a closed hi-hat part for a groove (an add_closed_hh model).",
-     "Drum MIDI whose closed hi-hat part is to be (re)written."),
+     "Drum MIDI whose closed hi-hat part is to be (re)written.", True, "infill-hihat"),
 ):  # fmt: skip
     _add_regroove_command(*_spec)
 
@@ -360,9 +386,13 @@ def groove_transfer_command(
     checkpoint: Optional[str] = CheckpointOption,
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+    keep: bool = typer.Option(True, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP["groove-transfer"]),
 ) -> None:  # fmt: skip
     """Play one groove's score with another's feel (a hits-control model)."""
-    _regroove_command(groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png, control=hits)
+    _regroove_command(
+        groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav,
+        png, control=hits, keep_hits=keep, device="groove-transfer",
+    )  # fmt: skip
 
 
 @app.command("interpolate")

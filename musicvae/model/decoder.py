@@ -39,13 +39,15 @@ def draw_groove_step(
     generator: torch.Generator | None,
     feedback: str,
     hits: torch.Tensor | None = None,
+    hits_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One sampled step [B, 27] from raw outputs [B, 27], with the flat decoder's semantics.
 
     hits ~ Bernoulli(sigmoid(hit_logit / temperature)), using one uniform per cell drawn from
     ``generator`` (on its own device, then moved); velocity = sigmoid and offset = tanh of their
     logits (the means; temperature touches only hits). Given ``hits`` [B, 9] (0/1) are played
-    instead of the drawn ones (the uniforms are drawn all the same). ``feedback="consistent"``
+    instead of the drawn ones (the uniforms are drawn all the same); with ``hits_mask`` [B, 9]
+    (bool) only the cells where it is True are given, the others drawn. ``feedback="consistent"``
     zeroes velocity and offset where there is no hit. The result is both what is returned and
     what is fed back.
     """
@@ -54,7 +56,13 @@ def draw_groove_step(
     probs = torch.sigmoid(hit_logits / temperature)
     gen_device = generator.device if generator is not None else logits.device
     uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
-    hits = (uniform < probs).to(logits.dtype) if hits is None else hits.to(logits.dtype)
+    drawn = (uniform < probs).to(logits.dtype)
+    if hits is None:
+        hits = drawn
+    elif hits_mask is None:
+        hits = hits.to(logits.dtype)
+    else:
+        hits = torch.where(hits_mask, hits.to(logits.dtype), drawn)
     velocities = torch.sigmoid(vel_logits)
     offsets = torch.tanh(off_logits)
     if feedback == "consistent":
@@ -165,6 +173,7 @@ class GrooveLstmDecoder(nn.Module):
         feedback: str = "magenta",
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling, one step at a time with carried LSTM state -> [B, T, 27].
 
@@ -181,7 +190,7 @@ class GrooveLstmDecoder(nn.Module):
         """
         return self.sample_segments(
             z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
-            controls=controls, feedback=feedback, implementation=implementation, hits=hits,
+            controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
         )
 
     @torch.no_grad()
@@ -196,6 +205,7 @@ class GrooveLstmDecoder(nn.Module):
         feedback: str = "magenta",
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample U·S steps [B, U·S, 27], restarting the LSTM state from embedding u [B, U, E]
         (in place of z) at the start of segment u; the fed-back previous output carries across
@@ -215,6 +225,7 @@ class GrooveLstmDecoder(nn.Module):
                 sampler = CellSampler(
                     self, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
                     controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype, hits=hits,
+                    hits_mask=hits_mask,
                 )
                 for u in range(segments):
                     sampler.start(embeddings[:, u])
@@ -231,8 +242,10 @@ class GrooveLstmDecoder(nn.Module):
                 control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
                 logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), emb, control_t), state)
                 hits_t = hits[:, t] if hits is not None else None
+                mask_t = hits_mask[:, t] if hits_mask is not None else None
                 step = draw_groove_step(
-                    logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t
+                    logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t,
+                    hits_mask=mask_t,
                 )
                 steps.append(step)  # the returned sequence is exactly what was fed back
                 previous = step.to(dtype)
@@ -368,7 +381,8 @@ class CellSampler:
       :meth:`start`;
     * the uniforms of all steps are drawn in one call (the same numbers, in the same order, as
       one draw per step from the same generator);
-    * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones.
+    * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones
+      (only where ``hits_mask`` [B, T, 9] is True, when given).
 
     The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
     ``nn.LSTM`` path. Hit = uniform < sigmoid(logit / temperature); velocity and offset are the
@@ -389,6 +403,7 @@ class CellSampler:
         device: torch.device,
         dtype: torch.dtype,
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ):
         n, hidden = NUM_CLASSES, decoder.hidden_size
         depth, width = decoder.output_depth, decoder.output_depth + decoder.control_depth
@@ -424,6 +439,9 @@ class CellSampler:
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
         self.controls = controls.to(dtype).transpose(0, 1).unbind(0) if controls is not None else None
         self.fixed_hits = hits.to(dtype).transpose(0, 1).unbind(0) if hits is not None else None
+        self.hit_masks = None
+        if hits is not None and hits_mask is not None:
+            self.hit_masks = hits_mask.to(torch.bool).transpose(0, 1).unbind(0)
         gen_device = generator.device if generator is not None else device
         uniforms = torch.rand((num_steps, batch, n), generator=generator, device=gen_device)
         self.uniforms = uniforms.to(device=device, dtype=dtype).unbind(0)
@@ -459,8 +477,12 @@ class CellSampler:
         if self.fixed_hits is None:
             torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
             self.previous_hits.copy_(self.hit_drawn)
-        else:
+        elif self.hit_masks is None:
             self.previous_hits.copy_(self.fixed_hits[t])
+        else:
+            torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
+            drawn = self.hit_drawn.to(self.previous.dtype)
+            self.previous_hits.copy_(torch.where(self.hit_masks[t], self.fixed_hits[t], drawn))
         if self.consistent:
             torch.mul(self.means, self.previous_hits_b, out=self.previous_means)
         else:

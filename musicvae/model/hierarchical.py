@@ -164,11 +164,12 @@ class HierarchicalDecoder(nn.Module):
         feedback: str = "magenta",
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling -> [B, T, 27], segment by segment, step by step.
 
         Same semantics as :meth:`GrooveLstmDecoder.sample` (temperature on hits only, ``feedback``
-        "magenta" or "consistent", uniforms from ``generator``, fixed ``hits``); the bottom state restarts from
+        "magenta" or "consistent", uniforms from ``generator``, fixed ``hits`` where ``hits_mask``); the bottom state restarts from
         each segment's embedding, the fed-back previous output carries across. Call in eval mode.
         """
         check_sampling_args(temperature, feedback, implementation)
@@ -181,6 +182,7 @@ class HierarchicalDecoder(nn.Module):
             feedback=feedback,
             implementation=implementation,
             hits=hits,
+            hits_mask=hits_mask,
         )
 
     @torch.no_grad()
@@ -194,6 +196,7 @@ class HierarchicalDecoder(nn.Module):
         feedback: str = "magenta",
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample U·S steps from given segment embeddings [B, U, C] (see :meth:`sample`).
 
@@ -202,5 +205,5 @@ class HierarchicalDecoder(nn.Module):
         ``nn.LSTM`` once per step (the reference the tests compare against)."""
         return self.core.sample_segments(
             embeddings, self.steps_per_segment, temperature=temperature, generator=generator,
-            controls=controls, feedback=feedback, implementation=implementation, hits=hits,
+            controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
         )

@@ -149,14 +149,15 @@ class MusicVAE(nn.Module):
         feedback: str = "magenta",
         same_z: bool = False,
         hits: torch.Tensor | None = None,
+        hits_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
         z ~ N(0, I) (one shared z if ``same_z``) unless given; hits ~ Bernoulli with
         sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh means. Given
         ``hits`` [n, T, 9] (0/1), those hits are played instead and only their velocities and
-        offsets are decoded. All
-        randomness comes from a CPU ``torch.Generator`` seeded with ``seed`` and is then moved to
+        offsets are decoded; with ``hits_mask`` [n, T, 9] (bool) only the cells where it is True
+        are given, the others drawn. All randomness comes from a CPU ``torch.Generator`` seeded with ``seed`` and is then moved to
         the model's device, so results do not depend on the device. See
         :meth:`GrooveLstmDecoder.sample` for ``feedback`` (the hierarchical decoder's sampler
         has the same semantics).
@@ -180,6 +181,12 @@ class MusicVAE(nn.Module):
             if tuple(hits.shape) != (n, steps, 9):
                 raise ValueError(f"hits must be [{n}, {steps}, 9], got {tuple(hits.shape)}")
             hits = (hits > 0.5).to(device=self.device, dtype=torch.float32)
+            if hits_mask is not None:
+                if tuple(hits_mask.shape) != (n, steps, 9):
+                    raise ValueError(f"hits_mask must be [{n}, {steps}, 9], got {tuple(hits_mask.shape)}")
+                hits_mask = hits_mask.to(device=self.device, dtype=torch.bool)
+        elif hits_mask is not None:
+            raise ValueError("hits_mask needs hits")
         with _eval_mode(self):
             return self.decoder.sample(
                 z,
@@ -189,4 +196,5 @@ class MusicVAE(nn.Module):
                 controls=controls,
                 feedback=feedback,
                 hits=hits,
+                hits_mask=hits_mask,
             )
