@@ -5,7 +5,7 @@
 
 Each device runs the function its command runs (``musicvae.generate.humanize`` / ``drumify`` /
 ``infill_hihat`` / ``groove_transfer``, seed 0, the command's defaults) on the split's 2-bar
-windows, joined into one long input, with the bundled model of that device (or ``--checkpoint``
+grid windows (1-bar hop), joined into one long input, with the bundled model of that device (or ``--checkpoint``
 with a single ``--device``). Outputs are scored against the real performance with
 :func:`musicvae.evaluation.evaluate.hit_metrics`: hit F1, velocity MAE (MIDI units) and offset MAE
 (ms) over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
@@ -34,7 +34,7 @@ relative comparison; 1 = indistinguishable).
   training template of humanize. ``score_kept`` is the share of windows whose hits are exactly
   the score's.
 
-Prints ``name=value`` lines; the headline, drumify's model hit F1 (for ``all``), last.
+``--no-model`` prints the baselines alone. Prints ``name=value`` lines; the headline, drumify's model hit F1 (for ``all``), last.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import numpy as np
 
 from musicvae import generate
 from musicvae.checkpoints.native import load
+from musicvae.configs import DataConfig, get_config
 from musicvae.data.dataset import load_windows
 from musicvae.data.drums import CLOSED_HH
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
@@ -152,7 +153,7 @@ def humanize(model, train, targets, bpm, steps_per_bar, seed) -> None:
     mean_velocity = train[..., VELOCITIES][train[..., HITS] > 0.5].mean()
     report("humanize_quantized", targets, play(score, mean_velocity, 0.0), bpm)
     report("humanize_position_means", targets, play(score, velocity, offset), bpm)
-    for mode, keep in (("redraw_hits", False), ("keep_hits", True)):
+    for mode, keep in (("redraw_hits", False), ("keep_hits", True)) if model is not None else ():
         report(f"humanize_{mode}", targets, run(model, play(score, 0.0, 0.0), "humanize", seed, keep_hits=keep), bpm)
 
 
@@ -164,8 +165,9 @@ def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:
     outputs = {"drumify_tap_template": play(tapped & template, velocity, tap[..., 2:])}
     tap_input = np.zeros_like(targets)  # what a user taps: one drum, the tap's velocity and timing
     tap_input[..., [TAP_CLASS, TAP_CLASS + 9, TAP_CLASS + 18]] = tap
-    outputs["drumify_model"] = run(model, tap_input, "drumify", seed)
-    outputs["drumify_model_free"] = run(model, tap_input, "drumify", seed, keep_hits=False)
+    if model is not None:
+        outputs["drumify_model"] = run(model, tap_input, "drumify", seed)
+        outputs["drumify_model_free"] = run(model, tap_input, "drumify", seed, keep_hits=False)
     for name, grooves in outputs.items():
         report(name, targets, grooves, bpm)
         onsets = grooves[..., HITS] > 0.5
@@ -202,7 +204,10 @@ def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
     template = given + play(np.broadcast_to(hh, targets.shape[:2] + (9,)), velocity, offset)
     others = np.ones(27, bool)
     others[[CLOSED_HH, CLOSED_HH + 9, CLOSED_HH + 18]] = False
-    for name, grooves in (("infill_hh_template", template), ("infill_model", run(model, given, "infill-hihat", seed))):
+    outputs = {"infill_hh_template": template}
+    if model is not None:
+        outputs["infill_model"] = run(model, given, "infill-hihat", seed)
+    for name, grooves in outputs.items():
         metrics = hit_metrics(only_class(targets, CLOSED_HH), only_class(grooves, CLOSED_HH), bpm, per_class=False)
         for key in ("hit_f1", "hit_precision", "hit_recall", "velocity_mae", "offset_mae_ms"):
             print(f"{name}_hh_{key}={metrics[key]:.4f}")
@@ -228,8 +233,9 @@ def groove_transfer(model, train, evaluated, targets, bpm, steps_per_bar, seed) 
     outputs = {
         "transfer_position_means": play(score, train_velocity, train_offset),
         "transfer_feel_means": play(score, np.stack(feel_velocity), np.stack(feel_offset)),
-        "transfer_model": run(model, feel, "groove-transfer", seed, score=play(score, 0.0, 0.0)),
     }
+    if model is not None:
+        outputs["transfer_model"] = run(model, feel, "groove-transfer", seed, score=play(score, 0.0, 0.0))
     for name, grooves in outputs.items():
         report(name, targets, grooves, bpm)
         print(f"{name}_score_kept={np.mean(((grooves[..., HITS] > 0.5) == score).all(axis=(1, 2))):.4f}")
@@ -242,6 +248,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR", "../shared/data/groove"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-model", action="store_true", help="the baselines only (no model needed)")
     parser.add_argument("--windows", type=int, help="only the split's first N windows (a quick look)")
     args = parser.parse_args()
     if args.checkpoint and args.device == "all":
@@ -250,15 +257,19 @@ def main() -> None:
     # drumify's headline last
     devices.sort(key=lambda d: d == "drumify")
     for device in devices:
-        model = load(args.checkpoint or BUNDLED[device])
-        generate.check_device(model, device)
-        windows = load_windows(args.data, model.config.data)
+        model = None if args.no_model else load(args.checkpoint or BUNDLED[device])
+        if model is not None:
+            generate.check_device(model, device)
+        config = get_config(BUNDLED[device]) if model is None else model.config
+        # the targets alone are needed (each device applies its model's input transform itself), so
+        # every device reads the same windows: grid windows (as docs/RESULTS.md), no input transform
+        windows = load_windows(args.data, DataConfig(split_bars=config.data.split_bars, windowing="grid"))
         train, evaluated = windows.of_split("train"), windows.of_split(args.split)
         if args.windows:
             evaluated = evaluated.subset(np.arange(min(args.windows, len(evaluated))))
-        steps_per_bar = model.config.max_seq_len // model.config.data.split_bars
+        steps_per_bar = config.max_seq_len // config.data.split_bars
         targets, bpm = evaluated.outputs, np.asarray(evaluated.bpm, np.float64)
-        print(f"{device}_model={model.config.name}")
+        print(f"{device}_model={config.name if model is not None else 'none'}")
         print(f"{device}_windows={len(evaluated)}")
         print(f"{device}_real_velocity_std={velocity_spread(targets):.2f}")
         if device == "groove-transfer":
