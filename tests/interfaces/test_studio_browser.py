@@ -1,0 +1,157 @@
+"""Groove Studio end to end in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright
+for Python): load, generate 8 grooves, play, edit a hit and hear it in the exported MIDI,
+interpolate, drop a MIDI file on Groove, download and re-read a MIDI file, save screenshots.
+
+Without a browser the test is skipped — except under CI=true, where that is a failure. Set
+MUSICVAE_SCREENSHOT_DIR to keep the screenshots (docs/studio.png comes from here).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import symusic
+
+from musicvae.interfaces.studio import server
+from studio_support import drum_midi_bytes, running_studio
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def require(what: str, ok: bool) -> None:
+    if ok:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs {what}")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="module")
+def page():
+    require(f"Chromium at {CHROMIUM}", CHROMIUM.is_file())
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require("the playwright Python package", False)
+    with running_studio(server.create_app(server.load_devices())) as url, sync_playwright() as playwright:
+        # launch() gives the browser a fresh temporary profile of its own (--user-data-dir).
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            page = context.new_page()
+            errors = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(url)
+            page.wait_for_function("window.studio && window.studio.ready !== null", timeout=20_000)
+            yield page
+            assert errors == [], errors  # no JavaScript error anywhere in the run
+        finally:
+            browser.close()
+
+
+def downloaded_notes(page, button) -> list:
+    with page.expect_download() as info:
+        button.click()
+    assert info.value.suggested_filename.endswith(".mid")
+    score = symusic.Score.from_midi(Path(info.value.path()).read_bytes())
+    return sorted((n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes)
+
+
+def screenshot(page, tmp_path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=path, full_page=True)
+    assert path.stat().st_size > 20_000  # a picture, not an empty page
+    keep = os.environ.get("MUSICVAE_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / name)
+    return path
+
+
+def test_studio_in_a_browser(page, tmp_path):
+    assert page.locator("#error").is_hidden()
+    # Devices without a model are greyed out with one line.
+    health = page.evaluate("window.studio.health.models")
+    for device, info in health.items():
+        tab = page.locator(f'[role=tab][data-device="{device}"]')
+        assert ("model missing" in tab.inner_text()) == (not info["available"])
+
+    # Generate 8 grooves: 8 grids.
+    page.fill("#gen-n", "8")
+    page.fill("#gen-seed", "1234")
+    page.click("#generate")
+    page.wait_for_function("document.querySelectorAll('#gen-results canvas.grid').length === 8")
+    assert page.locator("#gen-results .card .sub").first.inner_text() == "seed 1234 · #0"
+    screenshot(page, tmp_path, "studio.png")
+
+    # Play: the AudioContext runs and notes are scheduled at audio times.
+    first = page.locator("#gen-results .card").first
+    first.locator(".play").click()
+    page.wait_for_function("studio.audio.context.state === 'running' && studio.audio.scheduled > 0")
+    assert "playing" in first.locator(".play").get_attribute("class")
+    page.click("#stop")
+
+    # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
+    before = downloaded_notes(page, first.locator(".download"))
+    tensor = page.evaluate("studio.grooves[0].tensor")
+    step = next(s for s, row in enumerate(tensor) if row[0] < 0.5)
+    canvas = first.locator("canvas.grid")
+    box = canvas.bounding_box()
+    label, cell, row = (float(canvas.get_attribute(f"data-{k}")) for k in ("label-width", "cell-width", "row-height"))
+    page.mouse.click(box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row)  # kick: bottom row
+    after = downloaded_notes(page, first.locator(".download"))
+    added = sorted(set(after) - set(before))
+    assert len(after) == len(before) + 1 and added == [(step * 120, 36, 102)]  # 0.8 × 127, 480 ticks/quarter
+
+    # Interpolate groove 1 → groove 2 in 3 steps: a strip of 3 grids.
+    cards = page.locator("#gen-results .card")
+    cards.nth(0).locator(".pick[data-slot=a]").click()
+    cards.nth(1).locator(".pick[data-slot=b]").click()
+    page.click('[role=tab][data-device="interpolate"]')
+    page.fill("#int-steps", "3")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 3")
+    screenshot(page, tmp_path, "studio-interpolate.png")
+
+    # Drop a MIDI file on Groove (humanize): input and result side by side.
+    page.click('[role=tab][data-device="humanize"]')
+    data = base64.b64encode(drum_midi_bytes(2, qpm=96)).decode()
+    page.evaluate(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const drop = new DataTransfer();
+            drop.items.add(new File([bytes], name, { type: "audio/midi" }));
+            document.querySelector('.panel[data-panel="humanize"] .drop')
+                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+        }""",
+        [data, "beat.mid"],
+    )
+    pair = page.locator('.panel[data-panel="humanize"] .pair .card')
+    pair.nth(1).wait_for()
+    assert pair.count() == 2 and page.locator("#error").is_hidden()
+    assert page.input_value("#bpm") == "96"  # the file's tempo
+    result = downloaded_notes(page, pair.nth(1).locator(".download"))
+    source = downloaded_notes(page, pair.nth(0).locator(".download"))
+    assert len(result) == len(source) == 20  # humanize keeps the notes …
+    assert {v for _, _, v in result} != {v for _, _, v in source}  # … and plays them with new dynamics
+    screenshot(page, tmp_path, "studio-groove.png")
+
+    # A bad file: one line in the page, and the page keeps working.
+    page.evaluate(
+        """() => {
+            const drop = new DataTransfer();
+            drop.items.add(new File([new Uint8Array([80, 75, 3, 4])], "song.zip.mid"));
+            document.querySelector('.panel[data-panel="humanize"] .drop')
+                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+        }"""
+    )
+    page.locator("#error").wait_for()
+    assert "zip archive" in page.inner_text("#error .message")
