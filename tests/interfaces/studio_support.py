@@ -1,37 +1,10 @@
-"""Groove Studio test support: a real uvicorn server on a free loopback port (in a thread), small
-random models for every device, and a synthetic drum MIDI file. Test modules import what they use."""
+"""Groove Studio test support: small random models for every device and a synthetic drum MIDI
+file. Test modules import what they use."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-
 import pytest
 import symusic
-
-
-@contextlib.contextmanager
-def running_studio(app):
-    """Serve ``app`` on 127.0.0.1 (a free port) while the block runs; yields the base URL."""
-    import uvicorn
-
-    from musicvae.interfaces.studio.server import listen
-
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the studio server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="session")

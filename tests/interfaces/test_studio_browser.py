@@ -17,7 +17,7 @@ import pytest
 import symusic
 
 from musicvae.interfaces.studio import server
-from studio_support import drum_midi_bytes, running_studio
+from studio_support import drum_midi_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -41,7 +41,7 @@ def page():
         from playwright.sync_api import sync_playwright
     except ImportError:
         require("the playwright Python package", False)
-    with running_studio(server.create_app(server.load_devices())) as url, sync_playwright() as playwright:
+    with server.serving(server.create_app(server.load_devices())) as url, sync_playwright() as playwright:
         # launch() gives the browser a fresh temporary profile of its own (--user-data-dir).
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:

@@ -12,6 +12,7 @@ and while they are streamed, so a 50 MB upload costs nothing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import ipaddress
 import json
@@ -200,27 +201,21 @@ async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[
 # Responses
 
 
-def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int) -> dict:
-    """One groove of a response: its seed and index, the tensor (rounded) and its MIDI (base64)."""
+def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, meta: str | None = None) -> dict:
+    """One groove of a response: its seed and index, the tensor (rounded) and its MIDI (base64,
+    with ``meta`` as its marker text)."""
     groove = np.round(np.asarray(groove, np.float64), DECIMALS) + 0.0  # + 0.0: no "-0.0" in JSON
     return {
         "seed": seed,
         "index": index,
         "bpm": bpm,
         "tensor": groove.tolist(),
-        "midi": base64.b64encode(generate.midi_bytes(groove, bpm)).decode("ascii"),
+        "midi": base64.b64encode(generate.midi_bytes(groove, bpm, meta=meta)).decode("ascii"),
     }
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
-
-
-def _sample_rows(model, n: int, temperature: float, seed: int, index: int) -> np.ndarray:
-    """Grooves ``index`` … ``index + n − 1`` of ``seed`` [n, steps, 27]."""
-    # Until generate.sample takes start_index (branch daw), rows depend on the batch: draw rows
-    # 0 … index + n − 1 and keep the last n, which is deterministic per request.
-    return generate.sample(model, index + n, temperature=temperature, seed=seed)[index:]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -391,8 +386,13 @@ class Studio:
         index = _number(body, "index", 0, 0, 2**31 - 1 - MAX_GROOVES, integer=True)
         seed, temperature, bpm = _seed(body), _temperature(body), _bpm(body, generate.DEFAULT_QPM)
         model = self.model("generate")
-        grooves = await self.run(_sample_rows, model, n, temperature, seed, index)
-        return JSONResponse({"grooves": [groove_entry(g, bpm, seed, index + k) for k, g in enumerate(grooves)]})
+        grooves = await self.run(generate.sample, model, n, temperature=temperature, seed=seed, start_index=index)
+        name = Path(self.devices["generate"].checkpoint).name  # how `musicvae sample` names it, not a path
+        entries = [
+            groove_entry(g, bpm, seed, index + k, generate.sample_meta(name, seed, index + k, temperature, generate.FEEDBACK_DEFAULT))
+            for k, g in enumerate(grooves)
+        ]
+        return JSONResponse({"grooves": entries})
 
     async def interpolate(self, request: Request) -> Response:
         body, (a, b) = await _inputs(request, ("a", "b"))
@@ -516,20 +516,48 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _uvicorn(app: ASGIApp):
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
 def serve(app: ASGIApp, sock: socket.socket, on_started=None) -> None:
     """Serve ``app`` on the listening ``sock`` until Ctrl+C; ``on_started(url)`` runs once the
     server accepts requests (e.g. to open a browser)."""
-    import uvicorn
-
-    host, port = sock.getsockname()[:2]
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server = _uvicorn(app)
 
     def wait_then_announce():
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started and on_started is not None:
-            on_started(url)
+            on_started(_url(sock) + "/")
 
     threading.Thread(target=wait_then_announce, daemon=True).start()
     server.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``app`` from a background thread while the block runs (tests, benchmarks,
+    notebooks); yields the base URL, e.g. ``http://127.0.0.1:41234`` (port 0: a free one)."""
+    sock = listen(host, port)
+    server = _uvicorn(app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the studio server did not start")
+        time.sleep(0.02)
+    try:
+        yield _url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
