@@ -9,6 +9,7 @@ MUSICVAE_SCREENSHOT_DIR to keep the screenshots (docs/studio.png comes from here
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import symusic
 
 from musicvae.interfaces.studio import server
-from studio_support import drum_midi_bytes
+from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -35,26 +36,53 @@ def require(what: str, ok: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     require(f"Chromium at {CHROMIUM}", CHROMIUM.is_file())
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         require("the playwright Python package", False)
-    with server.serving(server.create_app(server.load_devices())) as url, sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         # launch() gives the browser a fresh temporary profile of its own (--user-data-dir).
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-            page = context.new_page()
-            errors = []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.goto(url)
-            page.wait_for_function("window.studio && window.studio.ready !== null", timeout=20_000)
-            yield page
-            assert errors == [], errors  # no JavaScript error anywhere in the run
-        finally:
-            browser.close()
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def studio_page(browser, devices):
+    """A page on a studio serving ``devices``; fails on any JavaScript error."""
+    with server.serving(server.create_app(devices)) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url)
+        page.wait_for_function("window.studio && window.studio.ready !== null", timeout=20_000)
+        yield page
+        context.close()
+        assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    with studio_page(browser, server.load_devices()) as page:  # the bundled models, as installed
+        yield page
+
+
+def drop_files(page, selector: str, files: list[tuple[str, bytes]]) -> None:
+    """Drop files on the element at ``selector`` as a person would from a file manager."""
+    page.evaluate(
+        """([selector, files]) => {
+            const drop = new DataTransfer();
+            for (const [name, data] of files) {
+                drop.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], name));
+            }
+            document.querySelector(selector)
+                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+        }""",
+        [selector, [[name, base64.b64encode(data).decode()] for name, data in files]],
+    )
 
 
 def downloaded_notes(page, button) -> list:
@@ -65,9 +93,9 @@ def downloaded_notes(page, button) -> list:
     return sorted((n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes)
 
 
-def screenshot(page, tmp_path, name: str) -> Path:
+def screenshot(page, tmp_path, name: str, full_page: bool = True) -> Path:
     path = tmp_path / name
-    page.screenshot(path=path, full_page=True)
+    page.screenshot(path=path, full_page=full_page)
     assert path.stat().st_size > 20_000  # a picture, not an empty page
     keep = os.environ.get("MUSICVAE_SCREENSHOT_DIR")
     if keep:
@@ -90,13 +118,14 @@ def test_studio_in_a_browser(page, tmp_path):
     page.click("#generate")
     page.wait_for_function("document.querySelectorAll('#gen-results canvas.grid').length === 8")
     assert page.locator("#gen-results .card .sub").first.inner_text() == "seed 1234 · #0"
-    screenshot(page, tmp_path, "studio.png")
 
     # Play: the AudioContext runs and notes are scheduled at audio times.
     first = page.locator("#gen-results .card").first
     first.locator(".play").click()
     page.wait_for_function("studio.audio.context.state === 'running' && studio.audio.scheduled > 0")
     assert "playing" in first.locator(".play").get_attribute("class")
+    page.wait_for_timeout(700)  # the playhead moves into the first bar
+    screenshot(page, tmp_path, "studio.png", full_page=False)
     page.click("#stop")
 
     # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
@@ -111,6 +140,30 @@ def test_studio_in_a_browser(page, tmp_path):
     added = sorted(set(after) - set(before))
     assert len(after) == len(before) + 1 and added == [(step * 120, 36, 102)]  # 0.8 × 127, 480 ticks/quarter
 
+    # Feel and mutes reach the export: 0 % dynamics = one velocity; a muted kick is not written.
+    page.evaluate("() => { const d = document.querySelector('#dynamics'); d.value = 0; d.dispatchEvent(new Event('change')); }")
+    flat = downloaded_notes(page, first.locator(".download"))
+    assert len(flat) == len(after) and len({v for _, _, v in flat}) == 1
+    page.evaluate("() => { const d = document.querySelector('#dynamics'); d.value = 100; d.dispatchEvent(new Event('change')); }")
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # the "Kick" label
+    assert all(pitch != 36 for _, pitch, _ in downloaded_notes(page, first.locator(".download")))
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)
+    assert downloaded_notes(page, first.locator(".download")) == after
+
+    # Dragging the groove out carries its MIDI file as Chromium's DownloadURL.
+    url = page.evaluate(
+        """() => {
+            const drag = new DataTransfer();
+            document.querySelector("#gen-results .card .drag")
+                .dispatchEvent(new DragEvent("dragstart", { dataTransfer: drag, bubbles: true }));
+            return drag.getData("DownloadURL");
+        }"""
+    )
+    kind, name, data = url.split(":", 2)
+    assert (kind, name) == ("audio/midi", "groove_1.mid") and data.startswith("data:audio/midi;base64,")
+    dragged = symusic.Score.from_midi(base64.b64decode(data.split(",", 1)[1]))
+    assert len(dragged.tracks[0].notes) == len(after)  # the edited groove
+
     # Interpolate groove 1 → groove 2 in 3 steps: a strip of 3 grids.
     cards = page.locator("#gen-results .card")
     cards.nth(0).locator(".pick[data-slot=a]").click()
@@ -123,17 +176,7 @@ def test_studio_in_a_browser(page, tmp_path):
 
     # Drop a MIDI file on Groove (humanize): input and result side by side.
     page.click('[role=tab][data-device="humanize"]')
-    data = base64.b64encode(drum_midi_bytes(2, qpm=96)).decode()
-    page.evaluate(
-        """([data, name]) => {
-            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-            const drop = new DataTransfer();
-            drop.items.add(new File([bytes], name, { type: "audio/midi" }));
-            document.querySelector('.panel[data-panel="humanize"] .drop')
-                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
-        }""",
-        [data, "beat.mid"],
-    )
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("beat.mid", drum_midi_bytes(2, qpm=96))])
     pair = page.locator('.panel[data-panel="humanize"] .pair .card')
     pair.nth(1).wait_for()
     assert pair.count() == 2 and page.locator("#error").is_hidden()
@@ -145,13 +188,36 @@ def test_studio_in_a_browser(page, tmp_path):
     screenshot(page, tmp_path, "studio-groove.png")
 
     # A bad file: one line in the page, and the page keeps working.
-    page.evaluate(
-        """() => {
-            const drop = new DataTransfer();
-            drop.items.add(new File([new Uint8Array([80, 75, 3, 4])], "song.zip.mid"));
-            document.querySelector('.panel[data-panel="humanize"] .drop')
-                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
-        }"""
-    )
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("song.mid", b"PK\x03\x04")])
     page.locator("#error").wait_for()
     assert "zip archive" in page.inner_text("#error .message")
+
+
+def test_drumify_taps_hihat_infill_and_groove_transfer(browser, tiny_checkpoints, tmp_path):
+    # Small random models stand in for the devices no bundled model covers yet.
+    with studio_page(browser, server.load_devices(tiny_checkpoints)) as page:
+        page.fill("#bpm", "300")  # short bars: the tap take lasts a second or two
+        page.dispatch_event("#bpm", "change")
+        page.click('[role=tab][data-device="drumify"]')
+        page.select_option("#tap-bars", "1")
+        page.click("#tap-record")
+        page.wait_for_function("document.querySelector('#tap-record').textContent.startsWith('Recording')")
+        for _ in range(4):
+            page.keyboard.press("Space")
+            page.wait_for_timeout(150)
+        pair = page.locator('.panel[data-panel="drumify"] .pair .card')
+        pair.nth(1).wait_for(timeout=10_000)
+        taps = page.evaluate("studio.grooves.find((g) => g.title === 'In: your taps').tensor")
+        assert len(taps) == 16 and 1 <= sum(row[3] for row in taps) <= 4
+
+        page.click('[role=tab][data-device="infill-hihat"]')
+        drop_files(page, '.panel[data-panel="infill-hihat"] .drop', [("beat.mid", drum_midi_bytes(2))])
+        page.locator('.panel[data-panel="infill-hihat"] .pair .card').nth(1).wait_for()
+
+        page.click('[role=tab][data-device="groove-transfer"]')
+        drop_files(page, '.drop[data-field="hits"]', [("score.mid", drum_midi_bytes(2, pitch=36))])
+        drop_files(page, '.drop[data-field="groove"]', [("feel.mid", drum_midi_bytes(2))])
+        cards = page.locator('.panel[data-panel="groove-transfer"] .pair .card')
+        cards.nth(2).wait_for()
+        assert cards.count() == 3 and page.locator("#error").is_hidden()
+        screenshot(page, tmp_path, "studio-transfer.png")

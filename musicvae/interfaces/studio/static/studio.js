@@ -183,7 +183,7 @@ class Player {
     this.pass = this.events();
     this.loopStart = ctx.currentTime + 0.06;
     this.index = 0;
-    this.source.button?.classList.add("playing");
+    if (this.source.button) { this.source.button.classList.add("playing"); this.source.button.textContent = "■"; }
     this.timer = setInterval(() => this.schedule(), 25);
     this.schedule();
     this.draw();
@@ -244,7 +244,7 @@ class Player {
   stop() {
     clearInterval(this.timer);
     this.timer = null;
-    this.source.button?.classList.remove("playing");
+    if (this.source.button) { this.source.button.classList.remove("playing"); this.source.button.textContent = "▶"; }
     for (const groove of this.source.grooves) groove.view.playhead(null);
   }
 }
@@ -258,7 +258,7 @@ async function ensureAudio() {
 // ---------------------------------------------------------------------------------------------
 // Grid view: one canvas per groove, editable
 
-const GRID = { label: 74, rowH: 17, compactLabel: 0, compactRowH: 8, pad: 6 };
+const GRID = { label: 74, rowH: 17, compactLabel: 0, compactRowH: 14, pad: 6 };
 
 class GridView {
   constructor(groove, { compact = false } = {}) {
@@ -340,7 +340,7 @@ class GridView {
         if (t[s][c] <= 0.5) continue;
         const v = t[s][9 + c], off = t[s][18 + c];
         const x = this.x(s - off / 2), y = this.y(c);
-        const w = Math.max(2, this.cellW - 2), h = rowH - 3;
+        const w = Math.max(2, this.cellW - (this.compact ? 1 : 2)), h = rowH - (this.compact ? 2 : 3);
         g.globalAlpha = muted.has(c) ? 0.18 : 0.28 + 0.72 * v;
         g.fillStyle = COLORS[c];
         roundRect(g, x + 1, y + 1.5, w, h, Math.min(3, w / 3));
@@ -623,7 +623,7 @@ async function generate() {
       container.append(groove.card);
     }
     layoutCards(container);
-    status(`${grooves.length} grooves in ${Math.round(performance.now() - t0)} ms · seed ${request.seed}`);
+    status(`${grooves.length} grooves · ${Math.round(performance.now() - t0)} ms`);
   } catch (err) {
     showError(err.message);
   } finally {
@@ -669,7 +669,7 @@ async function interpolate() {
     const head = document.createElement("div");
     head.className = "strip-head";
     head.innerHTML = `<button class="play icon" aria-label="Play strip">▶</button><h3>A → B in ${grooves.length} steps</h3>
-      <span class="sub">plays as one ${grooves.length * 4}-bar groove</span><span class="tools"><button class="download">⬇ strip MIDI</button></span>`;
+      <span class="sub">plays as one ${grooves.length * 4}-bar groove · the ends are the model's own readings of A and B</span><span class="tools"><button class="download">⬇ strip MIDI</button></span>`;
     const strip = document.createElement("div");
     strip.className = "strip";
     const members = grooves.map((entry, k) => {
@@ -735,9 +735,9 @@ async function regroove(device) {
     const body = await reply.json();
     const pair = $(".pair", panel);
     forget(pair);
-    const names = { file: given.file.name || "your taps", hits: given.hits?.name, groove: given.groove?.name };
+    const names = { file: given.file?.name || "your taps", hits: given.hits?.name, groove: given.groove?.name };
     const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${names[fields[k]]}`, subtitle: fields.length > 1 ? (k ? "feel" : "notes") : "" }));
-    const result = new Groove(body.grooves[0], { title: `Out: ${panelTitle(device)}`, subtitle: `seed ${body.grooves[0].seed}` });
+    const result = new Groove(body.grooves[0], { title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}` });
     for (const g of [...inputs, result]) pair.append(g.card);
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); tempoChanged(); }
@@ -748,6 +748,8 @@ async function regroove(device) {
     status("");
   }
 }
+
+const RESULT_NAMES = { humanize: "humanized", drumify: "drumified", "infill-hihat": "new hi-hats", "groove-transfer": "transferred" };
 
 function panelTitle(device) { return $(`[role=tab][data-device="${device}"]`).firstChild.textContent.trim(); }
 
@@ -884,7 +886,7 @@ function wire() {
         if (!modelOk(device)) return;
         regrooveFiles[device] = { ...(regrooveFiles[device] || {}), [zone.dataset.field]: file };
         zone.classList.add("filled");
-        $("span", zone).textContent = file.name;
+        $("span", zone).textContent = `${file.name} · drop another file to replace it`;
         regroove(device);
       });
     }
