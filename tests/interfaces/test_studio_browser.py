@@ -173,6 +173,11 @@ def test_studio_in_a_browser(page, tmp_path):
     page.click("#interpolate")
     page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 3")
     screenshot(page, tmp_path, "studio-interpolate.png")
+    drop_files(page, '.slot[data-slot="b"]', [("other.mid", drum_midi_bytes(4, pitch=51))])  # B: a file
+    page.wait_for_function("document.querySelector('.slot[data-slot=b] .what').textContent === 'other.mid'")
+    page.fill("#int-steps", "2")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 2")
 
     # Drop a MIDI file on Groove (humanize): input and result side by side.
     page.click('[role=tab][data-device="humanize"]')

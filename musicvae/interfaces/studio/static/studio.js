@@ -643,15 +643,15 @@ async function redraw(groove) {
   }
 }
 
-// Interpolate
-function setSlot(slot, groove) {
-  studio.slots[slot] = { tensor: groove.tensor, label: groove.title, groove };
+// Interpolate: a slot holds a groove on the page or a dropped file ({tensor, title, seed, index, card}).
+function setSlot(slot, item) {
+  studio.slots[slot] = item;
   const box = $(`.slot[data-slot="${slot}"]`);
-  $(".what", box).textContent = `${groove.title}${groove.seed !== null && groove.seed !== undefined ? ` (seed ${groove.seed} · #${groove.index})` : ""}`;
+  $(".what", box).textContent = `${item.title}${item.seed !== null && item.seed !== undefined ? ` (seed ${item.seed} · #${item.index})` : ""}`;
   box.classList.add("filled");
-  for (const b of $$(`.pick[data-slot="${slot}"]`)) b.classList.toggle("on", b.closest(".card") === groove.card);
+  for (const b of $$(`.pick[data-slot="${slot}"]`)) b.classList.toggle("on", b.closest(".card") === item.card);
   $("#interpolate").disabled = !(studio.slots.a && studio.slots.b) || !modelOk("interpolate");
-  status(`${slot.toUpperCase()} = ${groove.title}`);
+  status(`${slot.toUpperCase()} = ${item.title}`);
 }
 
 async function interpolate() {
@@ -702,9 +702,7 @@ async function readMidiInto(slot, file) {
     const form = new FormData();
     form.append("file", file, file.name);
     const body = await (await api("/api/read", { method: "POST", body: form })).json();
-    const groove = new Groove(body.grooves[0], { title: file.name.replace(/\.midi?$/i, "") });
-    studio.grooves.pop();  // a slot's file is not a card on the page
-    setSlot(slot, groove);
+    setSlot(slot, { tensor: body.grooves[0].tensor, title: file.name, seed: null, card: null });
   } catch (err) {
     showError(err.message);
   }
