@@ -366,3 +366,16 @@ def test_cli_serves_and_warns_when_open_to_the_network(tiny_checkpoints):
         proc.terminate()
         proc.wait(10)
     assert "warning: serving on 0.0.0.0" in proc.stderr.read()
+
+
+def test_cli_without_the_studio_extra_says_how_to_install_it(monkeypatch, capsys):
+    import musicvae.interfaces.studio as package
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "starlette"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if the extra were not installed
+    monkeypatch.delitem(sys.modules, "musicvae.interfaces.studio.server")
+    monkeypatch.delattr(package, "server")
+    with pytest.raises(SystemExit) as info:
+        main(["studio", "--no-browser", "--port", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "pip install 'musicvae[studio]'" in err

@@ -127,6 +127,17 @@ def test_studio_in_a_browser(page, tmp_path):
     page.wait_for_timeout(700)  # the playhead moves into the first bar
     screenshot(page, tmp_path, "studio.png", full_page=False)
     page.click("#stop")
+    # Every note at its exact time, (step − offset/2) × 125 ms at 120 bpm (early ones wrap to the
+    # loop's end), and at its velocity.
+    played = page.evaluate("studio.audio.log.map(([when, cls, v]) => [when - studio.audio.origin, cls, v])")
+    tensor = page.evaluate("studio.grooves[0].tensor")
+    expected = sorted(
+        (((s - row[18 + c] / 2) * 0.125) % 8.0, c, max(1, round(row[9 + c] * 127)))
+        for s, row in enumerate(tensor) for c in range(9) if row[c] > 0.5
+    )  # fmt: skip
+    assert len(played) >= 4
+    for (when, cls, velocity), (t, c, v) in zip(sorted(played), expected):
+        assert abs(when - t) < 1e-6 and (cls, velocity) == (c, v)
 
     # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
     before = downloaded_notes(page, first.locator(".download"))

@@ -103,6 +103,7 @@ class Audio {
     this.takes = null;     // [class] → {soft, loud} AudioBuffers
     this.player = null;
     this.scheduled = 0;    // notes scheduled since the page loaded (tests read this)
+    this.log = [];         // the first 1000 notes: [AudioContext time, class, velocity]
   }
 
   async load() {
@@ -132,6 +133,7 @@ class Audio {
       source.start(when);
     }
     this.scheduled++;
+    if (this.log.length < 1000) this.log.push([when, cls, v]);
     return out;
   }
 
@@ -140,6 +142,7 @@ class Audio {
     this.stop();
     this.player = new Player(this, source);
     this.player.start();
+    this.origin = this.player.origin;  // AudioContext time of the last start's first step
   }
 
   stop() {
@@ -181,7 +184,7 @@ class Player {
   start() {
     const ctx = this.audio.context;
     this.pass = this.events();
-    this.loopStart = ctx.currentTime + 0.06;
+    this.loopStart = this.origin = ctx.currentTime + 0.06;
     this.index = 0;
     if (this.source.button) { this.source.button.classList.add("playing"); this.source.button.textContent = "■"; }
     this.timer = setInterval(() => this.schedule(), 25);
