@@ -343,10 +343,12 @@ class GridView {
         if (t[s][c] <= 0.5) continue;
         const v = t[s][9 + c], off = t[s][18 + c];
         const x = this.x(s - off / 2), y = this.y(c);
-        const w = Math.max(2, this.cellW - (this.compact ? 1 : 2)), h = rowH - (this.compact ? 2 : 3);
-        g.globalAlpha = muted.has(c) ? 0.18 : 0.28 + 0.72 * v;
+        // Velocity shows twice: a louder hit is taller and more opaque.
+        const w = Math.max(2, this.cellW - (this.compact ? 1 : 2));
+        const h = (rowH - (this.compact ? 2 : 3)) * (0.45 + 0.55 * v);
+        g.globalAlpha = muted.has(c) ? 0.18 : 0.35 + 0.65 * v;
         g.fillStyle = COLORS[c];
-        roundRect(g, x + 1, y + 1.5, w, h, Math.min(3, w / 3));
+        roundRect(g, x + 1, y + rowH / 2 - h / 2 + 0.5, w, h, Math.min(3, w / 3, h / 2));
         g.globalAlpha = 1;
         if (!this.compact && Math.abs(off) > 0.08) {  // a tick on the grid line the note belongs to
           g.fillStyle = "rgba(255,255,255,0.55)";
@@ -568,8 +570,8 @@ function layoutCards(root = document) {
   for (const canvas of $$("canvas.grid", root)) {
     const groove = studio.grooves.find((g) => g.view.canvas === canvas);
     if (!groove) continue;
-    const card = canvas.closest(".card");
-    groove.view.layout(card.clientWidth - 24);
+    const card = canvas.closest(".card"), style = getComputedStyle(card);
+    groove.view.layout(card.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
   }
 }
 
@@ -743,7 +745,7 @@ async function regroove(device) {
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); tempoChanged(); }
     layoutCards(pair);
-    status(body.notes?.length ? body.notes[0] : `${panelTitle(device)}: done`);
+    status(body.notes?.length ? body.notes[0] : `${panelTitle(device)}: ${RESULT_NAMES[device]} ${Object.values(names).filter(Boolean).join(" + ")}`);
   } catch (err) {
     showError(err.message);
     status("");
