@@ -175,6 +175,17 @@ def test_studio_in_a_browser(page, tmp_path):
     dragged = symusic.Score.from_midi(base64.b64decode(data.split(",", 1)[1]))
     assert len(dragged.tracks[0].notes) == len(after)  # the edited groove
 
+    # Scroll on a hit, then drag it upwards: louder each time; the hit stays.
+    x, y = box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -100)
+    page.wait_for_function(f"Math.abs(studio.grooves[0].tensor[{step}][9] - 0.84) < 1e-9")
+    page.mouse.down()
+    page.mouse.move(x, y - 12, steps=4)
+    page.mouse.up()
+    hit, velocity, offset = page.evaluate(f"studio.grooves[0].tensor[{step}].filter((_, k) => k % 9 === 0)")
+    assert (hit, offset) == (1, 0) and velocity == pytest.approx(0.84 + 12 / 120)
+
     # Interpolate groove 1 → groove 2 in 3 steps: a strip of 3 grids.
     cards = page.locator("#gen-results .card")
     cards.nth(0).locator(".pick[data-slot=a]").click()

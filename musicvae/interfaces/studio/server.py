@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -38,10 +39,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES
-from musicvae.data.groove import DEPTH, STEPS_PER_BAR
-from musicvae.data.midi import MidiError
 from musicvae import generate
+from musicvae.data.drums import CLASS_NAMES
+from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES
+from musicvae.data.midi import MidiError
+
+if TYPE_CHECKING:
+    from musicvae.model import MusicVAE
 
 log = logging.getLogger("musicvae.studio")
 
@@ -122,10 +126,10 @@ def _tensor(value, key: str) -> np.ndarray:
         raise ApiError(400, f"{key} must be [steps, {DEPTH}], got shape {list(groove.shape)}")
     if not np.all(np.isfinite(groove)):
         raise ApiError(400, f"{key} holds a non-finite number")
-    groove[:, :9] = groove[:, :9] > 0.5
-    groove[:, 9:18] = np.clip(groove[:, 9:18], 0, 1)
-    groove[:, 18:] = np.clip(groove[:, 18:], -1, 1)
-    return groove.astype(np.float32)
+    groove[:, HITS] = groove[:, HITS] > 0.5
+    groove[:, VELOCITIES] = np.clip(groove[:, VELOCITIES], 0, 1)
+    groove[:, OFFSETS] = np.clip(groove[:, OFFSETS], -1, 1)
+    return groove
 
 
 async def _json(request: Request) -> dict:
@@ -162,7 +166,7 @@ async def _form(request: Request) -> tuple[dict, dict[str, "MidiInput"]]:
 
 @dataclass(frozen=True)
 class MidiInput:
-    groove: np.ndarray  # [steps, 27] float32
+    groove: np.ndarray  # [steps, 27]
     qpm: float
     notes: list[str]  # one-line remarks for the page (e.g. skipped pitches)
 
@@ -271,7 +275,7 @@ class Device:
     """A device's model: ``model`` is None when none is bundled or given (the page greys it out)."""
 
     checkpoint: str
-    model: object | None  # musicvae.model.MusicVAE
+    model: MusicVAE | None
 
     def info(self) -> dict:
         bars = self.model.config.max_seq_len // STEPS_PER_BAR if self.model is not None else None
@@ -287,7 +291,7 @@ def load_devices(checkpoints: dict[str, str] | None = None, progress=None) -> di
     unknown = sorted(set(checkpoints) - set(DEVICES))
     if unknown:
         raise ValueError(f"unknown device {unknown[0]!r} in --checkpoint; choose from {', '.join(DEVICES)}")
-    loaded: dict[str, object] = {}
+    loaded: dict[str, MusicVAE] = {}
     devices = {}
     for device, default in DEVICES.items():
         name = checkpoints.get(device, default)
@@ -445,7 +449,7 @@ class Studio:
         if "tensor" not in body:
             raise ApiError(400, "missing field: tensor")
         groove, bpm = _tensor(body["tensor"], "tensor"), _bpm(body, generate.DEFAULT_QPM)
-        data = generate.midi_bytes(np.round(groove.astype(np.float64), DECIMALS), bpm)
+        data = generate.midi_bytes(np.round(groove, DECIMALS), bpm)
         return Response(data, media_type="audio/midi", headers={"Content-Disposition": 'attachment; filename="groove.mid"'})
 
 

@@ -118,7 +118,7 @@ class Audio {
   }
 
   // One note, as musicvae.render.synthesize plays it: gain·((1 − b)·soft + b·loud).
-  note(cls, velocity, when, choke) {
+  note(cls, velocity, when) {
     const v = clamp(Math.round(velocity * 127), 1, 127);
     const gain = Math.pow(v / 127, 1.5), bright = (v - 1) / 126;
     const out = this.context.createGain();
@@ -738,14 +738,14 @@ async function regroove(device) {
     const body = await reply.json();
     const pair = $(".pair", panel);
     forget(pair);
-    const names = { file: given.file?.name || "your taps", hits: given.hits?.name, groove: given.groove?.name };
-    const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${names[fields[k]]}`, subtitle: fields.length > 1 ? (k ? "feel" : "notes") : "" }));
+    const label = (field) => given[field].name || "your taps";  // a File, or the tapped tensor
+    const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${label(fields[k])}`, subtitle: fields.length > 1 ? (k ? "feel" : "notes") : "" }));
     const result = new Groove(body.grooves[0], { title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}` });
     for (const g of [...inputs, result]) pair.append(g.card);
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); tempoChanged(); }
     layoutCards(pair);
-    status(body.notes?.length ? body.notes[0] : `${panelTitle(device)}: ${RESULT_NAMES[device]} ${Object.values(names).filter(Boolean).join(" + ")}`);
+    status(body.notes?.length ? body.notes[0] : `${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
   } catch (err) {
     showError(err.message);
     status("");
@@ -754,7 +754,6 @@ async function regroove(device) {
 
 const RESULT_NAMES = { humanize: "humanized", drumify: "drumified", "infill-hihat": "new hi-hats", "groove-transfer": "transferred" };
 
-function panelTitle(device) { return $(`[role=tab][data-device="${device}"]`).firstChild.textContent.trim(); }
 
 // Drop zones: click opens the file picker, a dropped .mid file is taken
 function wireDrop(zone, take) {
