@@ -118,6 +118,10 @@ def test_studio_in_a_browser(page, tmp_path):
     page.click("#generate")
     page.wait_for_function("document.querySelectorAll('#gen-results canvas.grid').length === 8")
     assert page.locator("#gen-results .card .sub").first.inner_text() == "seed 1234 · #0"
+    third = page.locator("#gen-results .card").nth(2)  # ⟳ redraws one card: new seed, same index
+    third.locator(".again").click()
+    page.wait_for_function("!document.querySelectorAll('#gen-results .card .sub')[2].textContent.startsWith('seed 1234 ')")
+    assert third.locator(".sub").inner_text().endswith("· #2")
 
     # Play: the AudioContext runs and notes are scheduled at audio times.
     first = page.locator("#gen-results .card").first

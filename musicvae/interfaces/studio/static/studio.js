@@ -639,7 +639,8 @@ async function generate() {
 // ⟳ on a card: the same index under a fresh seed, so the groove is still reproducible.
 async function redraw(groove) {
   try {
-    const seed = Math.floor(Math.random() * 100000);
+    let seed = groove.seed;
+    while (seed === groove.seed) seed = Math.floor(Math.random() * 100000);
     const { grooves } = await (await postJSON("/api/sample", generateRequest({ n: 1, seed, index: groove.index }))).json();
     const [title, sub] = sampleTitle(grooves[0]);
     groove.replace(grooves[0], title, sub);
