@@ -740,7 +740,8 @@ async function regroove(device) {
     const pair = $(".pair", panel);
     forget(pair);
     const label = (field) => given[field].name || "your taps";  // a File, or the tapped tensor
-    const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${label(fields[k])}`, subtitle: fields.length > 1 ? (k ? "feel" : "notes") : "" }));
+    const role = (k) => (fields.length > 1 ? (k ? "feel" : "notes") : Array.isArray(given.file) ? "tapped rhythm" : "");
+    const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${label(fields[k])}`, subtitle: role(k) }));
     const result = new Groove(body.grooves[0], { title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}` });
     for (const g of [...inputs, result]) pair.append(g.card);
     pair.classList.toggle("three", inputs.length > 1);
@@ -822,7 +823,8 @@ function finishTaps() {
   for (const t of tapper.taps) {
     const exact = (t - tapper.start) / step, s = Math.round(exact);
     if (s < 0 || s >= steps) continue;
-    tensor[s][3] = 1; tensor[s][12] = 0.7; tensor[s][21] = clamp(-2 * (exact - s), -1, 1);  // the tap row of magenta's tapify
+    // On the snare row, the sound the pad makes; the model reads any one row alike (tapify).
+    tensor[s][1] = 1; tensor[s][10] = 0.7; tensor[s][19] = clamp(-2 * (exact - s), -1, 1);
   }
   if (!tapper.taps.length) { showError("no taps recorded: press the pad or the space bar while the metronome plays"); return; }
   regrooveFiles.drumify = { file: tensor };
