@@ -121,9 +121,9 @@ def file_windows(perf, row: GrooveRow, config: DataConfig) -> tuple[np.ndarray, 
     if config.windowing == "tfds":
         # TFDS measures bars with info.csv's bpm; a folder of your own MIDI has none (bpm 0).
         bpm = row.bpm or perf.qpm
-        windows, starts = tfds_windows(perf, bpm, row.numerator, config.split_bars, config.pitch_map, np.float32)
+        windows, starts = tfds_windows(perf, bpm, row.numerator, config.split_bars, config.drum_map, np.float32)
         return windows, starts, {}
-    cells = performance_cells(perf, config.pitch_map)
+    cells = performance_cells(perf, config.drum_map)
     if config.windowing == "files":
         windows, starts = files_windows(cells, config.window_steps, config.hop_steps, np.float32)
     else:
