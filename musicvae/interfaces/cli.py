@@ -200,8 +200,8 @@ def drum_maps_command(
     for name, kit in builtin_drum_maps().items():
         inputs = sum(len(p) for p in kit.classes)
         outputs = " ".join(f"{c}={p}" for c, p in zip(CLASS_NAMES, kit.output))
-        typer.echo(f"{name:<16} {inputs:>3} pitches; writes {outputs}")
-        typer.echo(f"{'':<16} source: {kit.source}")
+        typer.echo(f"{name:<24} {inputs:>3} pitches; writes {outputs}")
+        typer.echo(f"{'':<24} source: {kit.source}")
     typer.echo("Your own map: --drum-map FILE.json (format in docs/drum-maps.md; `musicvae drum-maps gm` prints one).")
 
 
