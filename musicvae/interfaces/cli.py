@@ -12,11 +12,14 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
+
+if TYPE_CHECKING:
+    from musicvae.data.drums import DrumMap
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
@@ -153,8 +156,9 @@ def inspect(
     channel: Optional[str] = typer.Option(None, "--channel", help=CHANNEL_HELP),
     bars: int = typer.Option(4, "--bars", help="Window length in bars for the window count."),
 ) -> None:
-    """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, usable
-    windows (after a `note:` line when the drums were not on channel 10)."""
+    """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
+
+    A `note:` line comes first when the drums were not found on channel 10."""
     from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
     from musicvae.data.drums import drum_map as load_drum_map
@@ -281,7 +285,7 @@ FromMeanOption = typer.Option(
 class MidiOut:
     """How grooves are written: the drum map's output pitches, on this MIDI channel."""
 
-    drum_map: object = "reduced"  # a name, a .json path or a DrumMap
+    drum_map: str | DrumMap = "reduced"  # a name, a .json path or a DrumMap
     channel: int = 10
 
 
@@ -350,8 +354,10 @@ def sample_command(
     drum_map: str = DrumMapOption,
     out_channel: int = OutChannelOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I). Groove i of a seed is always the same
-    groove, however many are asked for: --seed S --index i writes it again, byte for byte."""
+    """Sample new grooves from the prior z ~ N(0, I).
+
+    Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
+    writes it again, byte for byte."""
     from musicvae.generate import sample, sample_meta
 
     n = n if n is not None else (8 if index is None else 1)
@@ -377,7 +383,7 @@ def sample_command(
 class MidiIn:
     """How user MIDI is read: drum map and drum channel (None: found automatically)."""
 
-    drum_map: object
+    drum_map: str | DrumMap
     channel: Optional[str]
 
 
@@ -446,7 +452,7 @@ def _add_regroove_command(
 
 
 for _spec in (
-    ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove (μ) and decode it again, window by window.",
+    ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove and decode it again, window by window.",
      "Drum MIDI file (any length)."),
     ("humanize", "groovae_2bar_humanize", "humanized",
      "Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model).",
@@ -490,9 +496,10 @@ def interpolate_command(
     out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption, out_channel: int = OutChannelOption,
 ) -> None:  # fmt: skip
-    """Spherical interpolation between two grooves, window by window over whole files (or --bars
-    A-B of each): one file per step and one joined MIDI; the tempo goes from the first file's to
-    the last's unless --bpm is given."""
+    """Spherical interpolation between two grooves: one file per step and one joined MIDI.
+
+    Window by window over whole files (or --bars A-B of each); the tempo goes from the first
+    file's to the last's unless --bpm is given."""
     import numpy as np
 
     from musicvae.generate import interpolate
