@@ -249,5 +249,11 @@ def midi_bytes(
 def sample_meta(model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False) -> str:
     """The text a sampled groove's MIDI carries: everything ``musicvae sample`` needs to make it
     again (``--seed S --index I`` with the same model, temperature, feedback and same_z)."""
-    text = f"musicvae sample model={model_name} seed={seed} index={index} temperature={temperature:g} feedback={feedback}"
-    return text + (" same_z=1" if same_z else "")
+    extra = {"same_z": 1} if same_z else {}
+    return meta_text("sample", model=model_name, seed=seed, index=index, temperature=temperature, feedback=feedback, **extra)
+
+
+def meta_text(command: str, **fields) -> str:
+    """``musicvae COMMAND key=value …``: how a written MIDI file was made (its marker text)."""
+    values = " ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in fields.items())
+    return f"musicvae {command} {values}"

@@ -402,11 +402,11 @@ def read_input(path: Path, how: MidiIn):
 
 
 def _regroove_command(
-    source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
-    feedback: str, bpm: Optional[float], wav: bool, png: bool, how: MidiIn, midi_to: MidiOut,
+    command: str, source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float,
+    seed: int, feedback: str, bpm: Optional[float], wav: bool, png: bool, how: MidiIn, midi_to: MidiOut,
     control: Optional[Path] = None, keep_hits: bool = False, from_mean: bool = False,
 ) -> None:  # fmt: skip
-    from musicvae.generate import regroove
+    from musicvae.generate import meta_text, regroove
 
     midi = read_input(source, how)
     score = read_input(control, how).groove if control is not None else None
@@ -415,7 +415,11 @@ def _regroove_command(
         model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits,
         from_mean=from_mean,
     )  # fmt: skip
-    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, midi=midi_to)
+    meta = meta_text(
+        command, model=checkpoint or default, seed=seed, temperature=temperature, feedback=feedback, source=source.name,
+        z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
+    )  # fmt: skip
+    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
 
 
 BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
@@ -443,7 +447,7 @@ def _add_regroove_command(
         midi_to = midi_out(drum_map, out_channel)
         how = MidiIn(midi_to.drum_map, channel)
         _regroove_command(
-            source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, how, midi_to,
+            name, source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, how, midi_to,
             keep_hits=keep, from_mean=from_mean,
         )  # fmt: skip
 
@@ -479,7 +483,7 @@ def groove_transfer_command(
     """Play one groove's score with another's feel (a hits-control model)."""
     midi_to = midi_out(drum_map, out_channel)
     _regroove_command(
-        groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png,
+        "groove-transfer", groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png,
         MidiIn(midi_to.drum_map, channel), midi_to, control=hits, from_mean=from_mean,
     )  # fmt: skip
 
@@ -502,7 +506,7 @@ def interpolate_command(
     file's to the last's unless --bpm is given."""
     import numpy as np
 
-    from musicvae.generate import interpolate
+    from musicvae.generate import interpolate, meta_text
 
     if steps < 2:
         fail("--steps must be at least 2")
@@ -523,9 +527,12 @@ def interpolate_command(
         qpms = [float(q) for q in np.linspace(a.qpm, b.qpm, steps)]
         typer.echo(f"tempo: {a.qpm:.4g} -> {b.qpm:.4g} qpm, interpolated between the inputs' tempi (--bpm sets one)")
     names = [f"interp_{i:02d}" for i in range(steps)]
-    write_grooves(out, names, grooves, qpms, wav, png, midi=midi_to)
+    made = dict(model=checkpoint or "groovae_4bar", seed=seed, temperature=temperature, feedback=feedback, start=start.name, end=end.name)
+    metas = [meta_text("interpolate", **made, step=f"{i}/{steps - 1}") for i in range(steps)]
+    write_grooves(out, names, grooves, qpms, wav, png, metas, midi_to)
     changes = tuple((i * grooves.shape[1], q) for i, q in enumerate(qpms) if i and q != qpms[i - 1])
-    write_grooves(out, ["interpolation"], [np.concatenate(list(grooves))], qpms[0], wav, False, midi=midi_to, tempo_changes=changes)
+    joined = [np.concatenate(list(grooves))]
+    write_grooves(out, ["interpolation"], joined, qpms[0], wav, False, [meta_text("interpolate", **made)], midi_to, changes)
     if png:
         from musicvae.render import plot_grooves
 

@@ -61,6 +61,8 @@ def test_daw_clip_on_channel_1_through_the_commands(tmp_path, runs, capsys, kind
         assert "reading channel 1 as drums" in out
         data = written(out_dir)
         assert list(channel_use(data, command).notes) == [10]  # written on the drum channel
+        marker = symusic.Score.from_midi(data).markers[0].text  # how it was made
+        assert marker.startswith(f"musicvae {command} model={runs[preset]} seed=0") and "source=clip.mid z=posterior" in marker
         if command == "humanize":  # keeps every note of the clip
             notes = symusic.Score.from_midi(data).tracks[0].notes
             assert sorted(n.pitch for n in notes) == sorted([36] * 4 + [38] * 4 + [42] * 16)
