@@ -40,7 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from musicvae import generate
-from musicvae.data.drums import CLASS_NAMES
+from musicvae.data.drums import CLASS_NAMES, DrumMapError
 from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES
 from musicvae.data.midi import MidiError
 
@@ -174,12 +174,12 @@ class MidiInput:
 def _read_midi(data: bytes, name: str) -> MidiInput:
     try:
         midi = generate.read_groove(data, name=name)
-    except MidiError as err:
+    except (MidiError, DrumMapError) as err:
         raise ApiError(400, str(err)) from None
     if len(midi.groove) > MAX_STEPS:
         bars = len(midi.groove) // STEPS_PER_BAR
         raise ApiError(413, f"{name} is {bars} bars long; the studio takes at most {MAX_STEPS // STEPS_PER_BAR}")
-    notes = []
+    notes = [midi.channel_note] if midi.channel_note else []
     if midi.skipped_pitches:
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         notes.append(f"{name}: skipped notes with pitches outside the drum map ({pitches})")
