@@ -130,11 +130,22 @@ def test_studio_in_a_browser(page, tmp_path):
     assert "playing" in first.locator(".play").get_attribute("class")
     page.wait_for_timeout(700)  # the playhead moves into the first bar
     screenshot(page, tmp_path, "studio.png", full_page=False)
+    # Muting the kick while it plays silences it within the 150 ms the scheduler looks ahead.
+    canvas = first.locator("canvas.grid")
+    box = canvas.bounding_box()
+    label, cell, row = (float(canvas.get_attribute(f"data-{k}")) for k in ("label-width", "cell-width", "row-height"))
+    muted_at = page.evaluate("studio.audio.context.currentTime - studio.audio.origin")
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # the "Kick" label
+    page.wait_for_timeout(1500)
     page.click("#stop")
-    # Every note at its exact time, (step − offset/2) × 125 ms at 120 bpm (early ones wrap to the
-    # loop's end), and at its velocity.
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # unmute
     played = page.evaluate("studio.audio.log.map(([when, cls, v]) => [when - studio.audio.origin, cls, v])")
     tensor = page.evaluate("studio.grooves[0].tensor")
+    kicks_due = [s * 0.125 for s, r in enumerate(tensor) if r[0] > 0.5 and muted_at + 0.2 < s * 0.125 < muted_at + 1.3]
+    assert kicks_due and not [p for p in played if p[0] > muted_at + 0.2 and p[1] == 0]
+    # Every note at its exact time, (step − offset/2) × 125 ms at 120 bpm (early ones wrap to the
+    # loop's end), and at its velocity.
+    played = [p for p in played if p[0] < muted_at]
     expected = sorted(
         (((s - row[18 + c] / 2) * 0.125) % 8.0, c, max(1, round(row[9 + c] * 127)))
         for s, row in enumerate(tensor) for c in range(9) if row[c] > 0.5
@@ -145,11 +156,7 @@ def test_studio_in_a_browser(page, tmp_path):
 
     # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
     before = downloaded_notes(page, first.locator(".download"))
-    tensor = page.evaluate("studio.grooves[0].tensor")
     step = next(s for s, row in enumerate(tensor) if row[0] < 0.5)
-    canvas = first.locator("canvas.grid")
-    box = canvas.bounding_box()
-    label, cell, row = (float(canvas.get_attribute(f"data-{k}")) for k in ("label-width", "cell-width", "row-height"))
     page.mouse.click(box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row)  # kick: bottom row
     after = downloaded_notes(page, first.locator(".download"))
     added = sorted(set(after) - set(before))

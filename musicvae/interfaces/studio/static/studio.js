@@ -69,8 +69,8 @@ function postJSON(path, body) {
 // Feel: what playback and export apply to a tensor
 
 // Velocities spread around their mean by `dynamics`, offsets scaled by `timing`, muted drums
-// removed. Returns a new tensor.
-function withFeel(tensor) {
+// removed (unless `mutes` is false). Returns a new tensor.
+function withFeel(tensor, mutes = true) {
   const dyn = settings.dynamics(), tim = settings.timing();
   let sum = 0, count = 0;
   for (const row of tensor) for (let c = 0; c < 9; c++) if (row[c] > 0.5) { sum += row[9 + c]; count++; }
@@ -78,7 +78,7 @@ function withFeel(tensor) {
   return tensor.map((row) => {
     const out = row.slice();
     for (let c = 0; c < 9; c++) {
-      if (row[c] <= 0.5 || muted.has(c)) { out[c] = 0; out[9 + c] = 0; out[18 + c] = 0; continue; }
+      if (row[c] <= 0.5 || (mutes && muted.has(c))) { out[c] = 0; out[9 + c] = 0; out[18 + c] = 0; continue; }
       out[9 + c] = clamp(mean + dyn * (row[9 + c] - mean), 1 / 127, 1);
       out[18 + c] = clamp(tim * row[18 + c], -1, 1);
     }
@@ -153,7 +153,8 @@ class Audio {
 
 // Loops one or more grooves (a strip plays them one after the other). Notes are scheduled
 // 150 ms ahead from a 25 ms timer, at exact AudioContext times, so microtiming is heard to the
-// sample; each pass rebuilds its notes, so edits, feel, tempo and mutes apply while it plays.
+// sample. Edits, feel and tempo rebuild the notes not yet scheduled (retime); mutes are checked
+// as each note is scheduled — all heard within 150 ms.
 class Player {
   constructor(audio, source) {
     this.audio = audio;
@@ -167,7 +168,7 @@ class Player {
     let steps = 0;
     const list = [];
     for (const groove of this.source.grooves) {
-      const tensor = withFeel(groove.tensor);
+      const tensor = withFeel(groove.tensor, false);
       tensor.forEach((row, s) => {
         for (let c = 0; c < 9; c++) {
           if (row[c] > 0.5) list.push({ time: (steps + s - row[18 + c] / 2) * step, cls: c, velocity: row[9 + c] });
@@ -186,6 +187,7 @@ class Player {
     this.pass = this.events();
     this.loopStart = this.origin = ctx.currentTime + 0.06;
     this.index = 0;
+    this.scheduledUntil = 0;  // loop-relative seconds up to which notes are scheduled
     if (this.source.button) { this.source.button.classList.add("playing"); this.source.button.textContent = "■"; }
     this.timer = setInterval(() => this.schedule(), 25);
     this.schedule();
@@ -198,8 +200,7 @@ class Player {
     for (;;) {
       if (this.index >= this.pass.list.length) {
         if (this.loopStart + this.pass.length > horizon) break;
-        this.loopStart += this.pass.length;  // next pass: rebuilt, so changes apply
-        this.pass = this.events();
+        this.loopStart += this.pass.length;
         this.index = 0;
         if (!this.pass.list.length) continue;
       }
@@ -207,7 +208,7 @@ class Player {
       const when = this.loopStart + e.time;
       if (when > horizon) break;
       this.index++;
-      if (when < ctx.currentTime - 0.005) continue;  // too late (tab was asleep): skip
+      if (when < ctx.currentTime - 0.005 || muted.has(e.cls)) continue;  // late (tab asleep) or muted
       if (e.cls === 2 || e.cls === 3) {  // any hi-hat hit chokes a ringing open hat
         if (this.choke && this.choke.time < when) {
           this.choke.gain.gain.setValueAtTime(1, when);
@@ -218,17 +219,18 @@ class Player {
       const out = this.audio.note(e.cls, e.velocity, when);
       if (e.cls === 3) this.choke = { gain: out, time: when };
     }
+    this.scheduledUntil = horizon - this.loopStart;
   }
 
-  // Keep the loop in place when the tempo changes.
+  // The grooves, feel or tempo changed: rebuild the notes, keeping the loop's place (a new tempo
+  // stretches it around the present moment), and go on after what is already scheduled.
   retime() {
-    const ctx = this.audio.context;
-    const old = this.pass.length;
-    const fraction = ((ctx.currentTime - this.loopStart) % old + old) % old / old;
+    const now = this.audio.context.currentTime, old = this.pass.length;
     this.pass = this.events();
-    this.loopStart = ctx.currentTime - fraction * this.pass.length;
-    const ahead = ctx.currentTime + 0.15 - this.loopStart;
-    this.index = this.pass.list.findIndex((e) => e.time > ahead);
+    const ratio = this.pass.length / old;
+    this.loopStart = now - (now - this.loopStart) * ratio;
+    this.scheduledUntil *= ratio;
+    this.index = this.pass.list.findIndex((e) => e.time > this.scheduledUntil);
     if (this.index < 0) this.index = this.pass.list.length;
   }
 
@@ -510,6 +512,7 @@ class Groove {
   changed() {
     this.edited = true;
     this.view.render();
+    retimePlayer();
     this.exportChanged();
   }
 
@@ -520,6 +523,7 @@ class Groove {
     $("h3", this.card).textContent = title;
     $(".sub", this.card).textContent = subtitle;
     this.view.render();
+    retimePlayer();
     this.exportChanged();
   }
 
@@ -860,8 +864,10 @@ function applyHealth(health) {
   }
 }
 
+function retimePlayer() { studio.audio?.player?.retime(); }
+
 function tempoChanged() {
-  studio.audio?.player?.retime();
+  retimePlayer();
   for (const groove of studio.grooves) groove.exportChanged();
 }
 
@@ -881,6 +887,7 @@ function wire() {
     show();
   }
   for (const id of ["dynamics", "timing"]) {
+    $(`#${id}`).addEventListener("input", retimePlayer);
     $(`#${id}`).addEventListener("change", () => { for (const g of studio.grooves) g.exportChanged(); });
   }
   for (const slot of $$(".slot")) wireDrop(slot, (file) => readMidiInto(slot.dataset.slot, file));
