@@ -118,10 +118,6 @@ def test_studio_in_a_browser(page, tmp_path):
     page.click("#generate")
     page.wait_for_function("document.querySelectorAll('#gen-results canvas.grid').length === 8")
     assert page.locator("#gen-results .card .sub").first.inner_text() == "seed 1234 · #0"
-    third = page.locator("#gen-results .card").nth(2)  # ⟳ redraws one card: new seed, same index
-    third.locator(".again").click()
-    page.wait_for_function("!document.querySelectorAll('#gen-results .card .sub')[2].textContent.startsWith('seed 1234 ')")
-    assert third.locator(".sub").inner_text().endswith("· #2")
 
     # Play: the AudioContext runs and notes are scheduled at audio times.
     first = page.locator("#gen-results .card").first
@@ -147,16 +143,21 @@ def test_studio_in_a_browser(page, tmp_path):
     # loop's end), and at its velocity.
     played = [p for p in played if p[0] < muted_at]
     expected = sorted(
-        (((s - row[18 + c] / 2) * 0.125) % 8.0, c, max(1, round(row[9 + c] * 127)))
-        for s, row in enumerate(tensor) for c in range(9) if row[c] > 0.5
+        (((s - cells[18 + c] / 2) * 0.125) % 8.0, c, max(1, round(cells[9 + c] * 127)))
+        for s, cells in enumerate(tensor) for c in range(9) if cells[c] > 0.5
     )  # fmt: skip
     assert len(played) >= 4
     for (when, cls, velocity), (t, c, v) in zip(sorted(played), expected):
         assert abs(when - t) < 1e-6 and (cls, velocity) == (c, v)
 
+    third = page.locator("#gen-results .card").nth(2)  # ⟳ redraws one card: new seed, same index
+    third.locator(".again").click()
+    page.wait_for_function("!document.querySelectorAll('#gen-results .card .sub')[2].textContent.startsWith('seed 1234 ')")
+    assert third.locator(".sub").inner_text().endswith("· #2")
+
     # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
     before = downloaded_notes(page, first.locator(".download"))
-    step = next(s for s, row in enumerate(tensor) if row[0] < 0.5)
+    step = next(s for s, cells in enumerate(tensor) if cells[0] < 0.5)
     page.mouse.click(box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row)  # kick: bottom row
     after = downloaded_notes(page, first.locator(".download"))
     added = sorted(set(after) - set(before))
