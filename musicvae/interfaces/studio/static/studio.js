@@ -91,7 +91,7 @@ function feelIsNeutral() { return settings.dynamics() === 1 && settings.timing()
 // ---------------------------------------------------------------------------------------------
 // Audio: the server's drum takes, scheduled ahead on the AudioContext clock
 
-class Audio {
+class AudioEngine {
   constructor() {
     this.context = new AudioContext({ latencyHint: "interactive" });
     this.master = this.context.createGain();
@@ -234,15 +234,18 @@ class Player {
     if (this.index < 0) this.index = this.pass.list.length;
   }
 
+  // The playhead, redrawn each frame on the one grid it is in (a strip has many).
   draw() {
     if (!this.timer) return;
-    const ctx = this.audio.context;
-    const position = (ctx.currentTime - this.loopStart) / this.pass.step;  // in steps
-    let offset = 0;
+    const position = (this.audio.context.currentTime - this.loopStart) / this.pass.step;  // steps
+    let offset = 0, current = null;
     for (const groove of this.source.grooves) {
-      groove.view.playhead(position >= 0 ? position - offset : null);
+      if (position >= offset && position < offset + groove.tensor.length) current = { groove, at: position - offset };
       offset += groove.tensor.length;
     }
+    if (this.shown && this.shown !== current?.groove) this.shown.view.playhead(null);
+    if (current) current.groove.view.playhead(current.at);
+    this.shown = current?.groove;
     requestAnimationFrame(() => this.draw());
   }
 
@@ -811,7 +814,9 @@ async function recordTaps() {
 function tap() {
   if (!tapper.recording || !studio.audio) return;
   const ctx = studio.audio.context;
-  tapper.taps.push(ctx.currentTime);
+  // The player taps with what they hear, which the speakers play `latency` after the clock.
+  const latency = (ctx.outputLatency || 0) + (ctx.baseLatency || 0);
+  tapper.taps.push(ctx.currentTime - latency);
   studio.audio.note(1, 0.7, ctx.currentTime);  // hear the tap
   const pad = $("#tap-pad");
   pad.classList.add("hit");
@@ -907,13 +912,12 @@ function wire() {
   $("#tap-record").addEventListener("click", recordTaps);
   $("#tap-pad").addEventListener("pointerdown", tap);
   document.addEventListener("keydown", (e) => {
-    if (e.target.matches("input, select, textarea")) return;
-    if (e.code === "Space") {
-      e.preventDefault();
-      if (tapper.recording) { tap(); return; }
-      if (studio.audio?.player) studio.audio.stop();
-      else if (studio.grooves.length) togglePlay({ grooves: [studio.grooves[0]], button: $(".play", studio.grooves[0].card) });
-    }
+    if (e.code !== "Space" || e.repeat) return;
+    if (tapper.recording) { e.preventDefault(); tap(); return; }
+    if (e.target.matches("input, select, textarea, button")) return;  // their own Space
+    e.preventDefault();
+    if (studio.audio?.player) studio.audio.stop();
+    else if (studio.grooves.length) togglePlay({ grooves: [studio.grooves[0]], button: $(".play", studio.grooves[0].card) });
   });
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => layoutCards(), 100); });
@@ -923,7 +927,7 @@ async function start() {
   wire();
   $("#gen-seed").value = Math.floor(Math.random() * 100000);
   try {
-    studio.audio = new Audio();
+    studio.audio = new AudioEngine();
     const [health] = await Promise.all([api("/api/health").then((r) => r.json()), studio.audio.load()]);
     applyHealth(health);
     if (modelOk("generate")) await generate();
