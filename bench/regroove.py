@@ -15,8 +15,10 @@ relative comparison; 1 = indistinguishable).
 
 * humanize — input: the score (hits only). ``quantized`` plays it at the mean training hit
   velocity on the grid; ``position_means`` at the mean training velocity and offset of each drum
-  class at each sixteenth of the bar (a fixed velocity-and-swing template). The model twice:
-  ``keep_hits`` (the command's default) and ``redraw_hits`` (magenta's decode).
+  class at each sixteenth of the bar (a fixed velocity-and-swing template). The model four times:
+  ``keep_hits`` (the command's default) and ``redraw_hits`` (magenta's decode), each from a
+  seeded posterior draw z = μ + σ·ε per window (``posterior``, the commands' default) and from μ
+  (``from_mean``, ``--from-mean``, magenta's way). The other devices run the commands' default.
 * drumify — input: the taps (per step, the loudest hit's velocity and timing, on one drum).
   ``tap_template`` plays at each tap the classes GMD drummers hit at least half the time when that
   sixteenth has a note, at their mean velocity there and the tap's timing. The model with onsets
@@ -154,7 +156,9 @@ def humanize(model, train, targets, bpm, steps_per_bar, seed) -> None:
     report("humanize_quantized", targets, play(score, mean_velocity, 0.0), bpm)
     report("humanize_position_means", targets, play(score, velocity, offset), bpm)
     for mode, keep in (("redraw_hits", False), ("keep_hits", True)) if model is not None else ():
-        report(f"humanize_{mode}", targets, run(model, play(score, 0.0, 0.0), "humanize", seed, keep_hits=keep), bpm)
+        for z_from, from_mean in (("from_mean", True), ("posterior", False)):
+            decoded = run(model, play(score, 0.0, 0.0), "humanize", seed, keep_hits=keep, from_mean=from_mean)
+            report(f"humanize_{mode}_{z_from}", targets, decoded, bpm)
 
 
 def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:

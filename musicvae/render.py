@@ -9,6 +9,7 @@ noise comes from seeded generators: the same notes always give bit-identical aud
 from __future__ import annotations
 
 import functools
+import io
 import os
 import wave
 from pathlib import Path
@@ -17,7 +18,8 @@ import numpy as np
 
 from musicvae.atomic import atomic_path
 
-from .data.drums import CLASS_NAMES, NUM_CLASSES, REDUCED, class_lookup
+from .data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
+from .data.drums import drum_map as load_drum_map
 
 SAMPLE_RATE = 44100
 HEADROOM = 10 ** (-1 / 20)  # −1 dBFS: the mix is scaled down to this only when it would clip
@@ -147,6 +149,18 @@ def _voice_pair(cls: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return soft, diff
 
 
+def voice_takes(cls: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """The (soft, loud) takes of drum class ``cls`` (0–8) as mono float32 at ``sample_rate`` Hz.
+
+    :func:`synthesize` plays a note of MIDI velocity v as gain·((1 − b)·soft + b·loud) with
+    gain = (v/127)^1.5 and b = (v − 1)/126; a player given both takes sounds the same.
+    """
+    if not 0 <= cls < NUM_CLASSES:
+        raise ValueError(f"drum class must be in 0..{NUM_CLASSES - 1}, got {cls}")
+    soft, diff = _voice_pair(int(cls), int(sample_rate))
+    return soft, soft + diff
+
+
 # ---------------------------------------------------------------------------------------------
 # Synthesis and audio files
 
@@ -217,21 +231,29 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
     return Path(path)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+def _write_pcm(handle, audio: np.ndarray, sample_rate: int) -> None:
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
-        raise ValueError(f"write_wav expects mono 1-D audio, got shape {audio.shape}")
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+        raise ValueError(f"WAV writing expects mono 1-D audio, got shape {audio.shape}")
+    with wave.open(handle, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.writeframes(np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
-    def write(handle):
-        with wave.open(handle, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(int(sample_rate))
-            wav.writeframes(pcm)
 
-    return _atomic_write(path, write)
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+    if np.ndim(audio) != 1:  # checked before the temporary file exists
+        raise ValueError(f"write_wav expects mono 1-D audio, got shape {np.shape(audio)}")
+    return _atomic_write(path, lambda handle: _write_pcm(handle, audio, sample_rate))
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono float audio (clipped to [-1, 1]) as the bytes of a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    _write_pcm(buffer, audio, sample_rate)
+    return buffer.getvalue()
 
 
 def _read_score(midi):
@@ -253,11 +275,12 @@ def _first_line(err: Exception) -> str:
 
 
 def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
-                       soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+                       soundfont: str | None = None, sample_rate: int = SAMPLE_RATE,
+                       drum_map: str | DrumMap = "reduced") -> np.ndarray:
     """Render a MIDI file (path or bytes) to a mono WAV; returns the float32 audio written.
 
     Without ``soundfont`` the built-in synth plays the notes of the drum tracks (or of every
-    track if none is marked drum), pitches mapped with the REDUCED map. With ``soundfont`` the
+    track if none is marked drum), pitches mapped to classes with ``drum_map`` (a name or file). With ``soundfont`` the
     whole score is rendered by symusic's SF2/SF3 synthesizer, if this symusic has one.
     """
     score, name = _read_score(midi_path_or_bytes)
@@ -265,7 +288,7 @@ def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
         return _render_soundfont(score, Path(soundfont), Path(wav_path), sample_rate)
     score = score.to("second")
     tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
-    lookup = class_lookup(REDUCED)
+    lookup = load_drum_map(drum_map).lookup()
     times, classes, velocities = [], [], []
     for track in tracks:
         if len(track.notes) == 0:
