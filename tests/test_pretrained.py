@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import musicvae
+from musicvae.checkpoints.native import pretrained_path
 from musicvae.generate import midi_bytes, read_groove
 from musicvae.interfaces.cli import main
 
@@ -61,6 +62,13 @@ def run_command(args: list[str]) -> None:
     assert info.value.code == 0
 
 
+def bundled(name: str):
+    """Run the test only where the model ``name`` is bundled (each device's model is shipped once
+    it beats its baseline; docs/RESULTS.md §6)."""
+    return pytest.mark.skipif(pretrained_path(name) is None, reason=f"no bundled {name} model")
+
+
+@bundled("groovae_2bar_tap_controlled")
 def test_bundled_drumify_puts_a_kit_on_the_taps(tmp_path):
     """`musicvae drumify` on a rhythm tapped on the snare, a little off the grid: every onset is
     on a tapped step, most taps are played, and more than one drum plays them."""
@@ -76,6 +84,7 @@ def test_bundled_drumify_puts_a_kit_on_the_taps(tmp_path):
     assert ((out[:, :9] > 0.5).sum(0) > 0).sum() >= 2  # a kit part, not the tapped drum alone
 
 
+@bundled("groovae_2bar_add_closed_hh")
 def test_bundled_infill_writes_a_hihat_and_keeps_kick_and_snare(tmp_path):
     beat = programmed(4, {0: [0, 7, 10], 1: [4, 12]})
     (tmp_path / "beat.mid").write_bytes(midi_bytes(beat, 100.0))
@@ -87,6 +96,7 @@ def test_bundled_infill_writes_a_hihat_and_keeps_kick_and_snare(tmp_path):
     assert (out[:, 2] > 0.5).sum() >= 8  # a closed hi-hat part
 
 
+@bundled("groovae_2bar_hits_control")
 def test_bundled_groove_transfer_plays_exactly_the_score(tmp_path):
     score = programmed(2, {0: [0, 8], 1: [4, 12], 2: list(range(0, 16, 2))})
     feel = programmed(2, {0: [0, 3, 10], 1: [4, 12], 2: list(range(16))})
@@ -106,7 +116,7 @@ def test_bundled_groove_transfer_plays_exactly_the_score(tmp_path):
     "args, needs",
     [(["drumify", "--checkpoint", "groovae_4bar"], "a tap model"),
      (["infill-hihat", "--checkpoint", "groovae_2bar_humanize"], "an add_closed_hh model"),
-     (["humanize", "--checkpoint", "groovae_2bar_tap_controlled"], "a humanize model")],
+     (["humanize", "--checkpoint", "groovae_4bar"], "a humanize model")],
 )  # fmt: skip
 def test_bundled_models_of_the_wrong_kind_are_refused(tmp_path, capsys, args, needs):
     (tmp_path / "in.mid").write_bytes(midi_bytes(programmed(2, {0: [0, 8], 1: [4, 12]}), 100.0))
