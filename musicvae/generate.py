@@ -67,6 +67,16 @@ def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
     return windows.reshape(-1, windows.shape[-1])[:steps]
 
 
+def _require_numpy(function: str, **arrays) -> None:
+    """These functions take and return numpy arrays; torch tensors go to the model's own methods."""
+    for name, value in arrays.items():
+        if isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"musicvae.{function}: {name} must be a numpy array, got a torch.Tensor; pass tensor.cpu().numpy(), "
+                f"or use the model's tensor methods (model.encode, model.sample)"
+            )
+
+
 def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
 
@@ -79,7 +89,11 @@ def sample(
 
 
 def encode(model: MusicVAE, grooves: np.ndarray) -> np.ndarray:
-    """μ [n, z] of grooves [n, steps, 27] after the model's own input transforms."""
+    """μ [n, z] of grooves [n, steps, 27] (float32 numpy) after the model's own input transforms."""
+    _require_numpy("encode", grooves=grooves)
+    grooves = np.asarray(grooves, np.float32)
+    if grooves.ndim != 3 or grooves.shape[-1] != 27:
+        raise ValueError(f"musicvae.encode: grooves must be [n, steps, 27], got shape {grooves.shape}; one groove g: g[None]")
     data = model.config.data
     with torch.no_grad():
         mu, _ = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls_for(grooves, data)))
@@ -98,6 +112,7 @@ def decode(
 ) -> np.ndarray:
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size]; given ``hits``
     [n, steps, 9] (0/1) the decoder plays those instead of drawing its own."""
+    _require_numpy("decode", z=z, controls=controls, hits=hits)
     out = model.sample(
         len(z), temperature, seed, z=_tensor(model, z), controls=_tensor(model, controls), feedback=feedback,
         hits=_tensor(model, hits),
@@ -123,6 +138,7 @@ def regroove(
     ``keep_hits`` decodes with ``groove``'s own hits, so only velocities and timing are new: a
     humanizer that keeps every note of the score (the model still hears the hits through z).
     """
+    _require_numpy("regroove", groove=groove, control_groove=control_groove)
     steps = model.config.max_seq_len
     windows = to_windows(groove, steps)
     controls = None
@@ -162,6 +178,7 @@ def interpolate(
     model: MusicVAE, a: np.ndarray, b: np.ndarray, steps: int = 5, *, temperature: float = 1.0, seed: int = 0, feedback: str = FEEDBACK_DEFAULT
 ) -> np.ndarray:
     """Grooves [steps, T, 27] along the slerp between μ of the first windows of a and b."""
+    _require_numpy("interpolate", a=a, b=b)
     if steps < 2:
         raise ValueError("interpolation needs at least 2 steps")
     window = model.config.max_seq_len
@@ -172,3 +189,23 @@ def interpolate(
 def midi_bytes(groove: np.ndarray, qpm: float | None = None) -> bytes:
     """MIDI file bytes of a groove at ``qpm`` (default 120): drum channel, no negative times."""
     return groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, OUTPUT_PITCH_MAP)
+
+
+def write_midi(path: str | Path, groove: np.ndarray, qpm: float | None = None) -> Path:
+    """Write a groove [steps, 27] as a drum MIDI file at ``qpm`` (default 120), atomically."""
+    from musicvae.atomic import write_bytes
+
+    return write_bytes(path, midi_bytes(groove, qpm))
+
+
+def humanize(
+    groove: np.ndarray, model: MusicVAE | None = None, *, temperature: float = 1.0, seed: int = 0, keep_hits: bool = True
+) -> np.ndarray:
+    """A drummer's velocities and timing for a programmed groove [steps, 27] of any length, as
+    ``musicvae humanize`` does: ``model`` defaults to the bundled groovae_2bar_humanize (loaded on
+    each call: pass it to reuse it), and every note of the input is kept unless ``keep_hits=False``."""
+    if model is None:
+        from musicvae.checkpoints.native import load
+
+        model = load("groovae_2bar_humanize")
+    return regroove(model, groove, temperature=temperature, seed=seed, keep_hits=keep_hits)

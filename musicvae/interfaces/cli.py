@@ -14,10 +14,36 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 
+import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
+# typer's rich help prints a "<bool>" type beside on/off flags (--wav, --help …), which reads as if
+# they took a value; flags show no type, as in the plain help.
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"musicvae {musicvae.__version__}")
+        raise typer.Exit()
+
+
+APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
+
+The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
+--out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
+keep earlier results."""
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
 app.add_typer(data_app, name="data")
 
@@ -227,10 +253,17 @@ def import_magenta(
 # ------------------------------------------------------------------------------------------------
 # Generation
 
-CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
+def checkpoint_option(default: str):
+    """--checkpoint, whose help names the model used without it: ``default``, bundled or not."""
+    # Looked up without importing torch (musicvae.checkpoints.native.pretrained_path), so --help stays fast.
+    bundled = (Path(musicvae.__file__).parent / "pretrained" / default / "config.json").is_file()
+    used = f"the bundled {default} model" if bundled else f"none: no {default} model is bundled, so pass one"
+    return typer.Option(None, "--checkpoint", help=f"Run folder, bundled model name or magenta checkpoint (default: {used}).")
+
+
 TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
 SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
-OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
+OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; files of the same name in it are replaced.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
@@ -255,6 +288,8 @@ def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, p
     from musicvae.generate import midi_bytes
 
     out.mkdir(parents=True, exist_ok=True)
+    written = [".mid"] + [".wav"] * wav + [".png"] * png
+    replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for name, groove in zip(names, grooves):
         data = midi_bytes(groove, qpm)
         write_bytes(out / f"{name}.mid", data)
@@ -267,11 +302,13 @@ def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, p
 
             plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=qpm)
     typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+    if replaced:
+        typer.echo(f"note: replaced {replaced} existing file(s) in {out}/; pass --out DIR to keep earlier results")
 
 
 @app.command("sample")
 def sample_command(
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     n: int = typer.Option(8, "-n", help="Number of grooves."),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
@@ -327,7 +364,7 @@ def _add_regroove_command(
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
-        checkpoint: Optional[str] = CheckpointOption,
+        checkpoint: Optional[str] = checkpoint_option(default_model),
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
@@ -357,7 +394,7 @@ for _spec in (
 def groove_transfer_command(
     hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
     groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_hits_control"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
 ) -> None:  # fmt: skip
@@ -370,7 +407,7 @@ def interpolate_command(
     start: Path = typer.Argument(..., help="First groove (MIDI)."),
     end: Path = typer.Argument(..., help="Last groove (MIDI)."),
     steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
 ) -> None:  # fmt: skip
