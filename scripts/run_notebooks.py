@@ -18,6 +18,7 @@ the run with its error; the notebook is still written, up to the failed cell.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -49,6 +50,9 @@ def main() -> int:
         if "=" not in item:
             print(f"error: --set takes NAME=VALUE, got {item!r}", file=sys.stderr)
             return 1
+    if args.html and importlib.util.find_spec("nbconvert") is None:
+        print("error: --html needs nbconvert: pip install -e '.[notebooks]'", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["MUSICVAE_NOTEBOOK_MODE"] = args.mode
     os.environ.pop("MUSICVAE_FAST", None)  # the mode decides
