@@ -151,25 +151,27 @@ class OutputResiduals:
     groove_std: np.ndarray  # [2]: velocity, offset
     scale_logstd: np.ndarray  # [2]: velocity, offset
 
-    def apply(self, grooves: np.ndarray, spread: float, seed) -> np.ndarray:
+    def apply(self, grooves: np.ndarray, spread: float, seed: int, first_index: int = 0) -> np.ndarray:
         """Grooves [N, T, 27] with each hit's velocity and offset replaced by a draw of
-        decoded mean + bias + spread · std · u (see the class), from a numpy generator seeded with
-        ``seed`` (an int or a list), clipped to velocity 1/127–1 (a MIDI note needs velocity ≥ 1) and offset −1…1.
-        Cells without a hit are left as they are; ``spread = 0`` adds the bias only."""
+        decoded mean + bias + spread · std · u (see the class), clipped to velocity 1/127–1 (a
+        MIDI note needs velocity ≥ 1) and offset −1…1. Row k is groove ``first_index + k`` of
+        ``seed`` and draws from numpy generator ``[seed, first_index + k, 1]``, so a groove's draw
+        does not depend on the rows around it. Cells without a hit are left as they are;
+        ``spread = 0`` adds the bias only."""
         if spread < 0:
             raise ValueError("spread must be ≥ 0")
         out = np.array(grooves, np.float32, copy=True)
         hits = out[..., :9] > 0.5
-        rng = np.random.default_rng(seed)
-        n = len(out)
-        shift = rng.standard_normal((2, n)) * self.groove_std[:, None]
-        lam = self.scale_logstd[:, None]
-        scale = np.sqrt(1 - self.groove_std[:, None] ** 2) * np.exp(lam * rng.standard_normal((2, n)) - lam**2)
-        u = shift[:, :, None, None] + scale[:, :, None, None] * rng.standard_normal((2,) + hits.shape)
-        velocity = out[..., 9:18] + self.velocity_bias + spread * self.velocity_std * u[0]
-        offset = out[..., 18:27] + self.offset_bias + spread * self.offset_std * u[1]
-        out[..., 9:18] = np.where(hits, np.clip(velocity, 1 / 127, 1.0), out[..., 9:18])
-        out[..., 18:27] = np.where(hits, np.clip(offset, -1.0, 1.0), out[..., 18:27])
+        keep = np.sqrt(1 - self.groove_std**2)
+        for k in range(len(out)):
+            rng = np.random.default_rng([int(seed) % 2**64, first_index + k, 1])
+            shift, log_scale = rng.standard_normal((2, 2))  # per groove: [velocity, offset] each
+            scale = keep * np.exp(self.scale_logstd * log_scale - self.scale_logstd**2)
+            u = (self.groove_std * shift + scale * rng.standard_normal(hits.shape[1:] + (2,)))  # [T, 9, 2]
+            velocity = out[k, :, 9:18] + self.velocity_bias + spread * self.velocity_std * u[..., 0]
+            offset = out[k, :, 18:27] + self.offset_bias + spread * self.offset_std * u[..., 1]
+            out[k, :, 9:18] = np.where(hits[k], np.clip(velocity, 1 / 127, 1.0), out[k, :, 9:18])
+            out[k, :, 18:27] = np.where(hits[k], np.clip(offset, -1.0, 1.0), out[k, :, 18:27])
         return out
 
 

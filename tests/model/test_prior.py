@@ -84,6 +84,7 @@ def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
     a, b = sample(model, 3, seed=5), sample(model, 3, seed=5)
     assert [midi_bytes(g) for g in a] == [midi_bytes(g) for g in b]  # byte-identical MIDI
     assert not np.array_equal(a, sample(model, 3, seed=6))
+    assert np.array_equal(sample(model, 1, seed=5, start_index=2)[0], a[2])  # groove i, whatever n
     assert np.array_equal(sample(model, 3, seed=5, prior="normal", spread=0), normal)  # magenta's path unchanged
     means = sample(model, 3, seed=5, spread=0)
     assert np.array_equal(means[..., :9], a[..., :9]) and not np.array_equal(means[..., 9:], a[..., 9:])
