@@ -33,7 +33,7 @@ def feature_matrix(features: dict[str, np.ndarray], names: list[str]) -> np.ndar
 
 
 def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fill undefined values with the training half's mean and scale by its mean / std; append
+    """Fill undefined values with the training half's mean, centre and scale by its mean and std; append
     the undefined indicators (whether a feature exists — e.g. any closed hi-hat on the 'e' — is
     itself a property of the groove)."""
     mean = np.nanmean(train, axis=0)
