@@ -308,17 +308,18 @@ def midi_bytes(
 
 
 def sample_meta(
-    model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False, prior: str = "normal",
-    spread: float = 0.0,
+    model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False,
+    prior: str | None = None, spread: float | None = None,
 ) -> str:  # fmt: skip
     """The text a sampled groove's MIDI carries: everything ``musicvae sample`` needs to make it
-    again (``--seed S --index I`` with the same model, temperature, feedback, same_z, prior and
-    spread)."""
-    extra = {"same_z": 1} if same_z else {}
-    return meta_text(
-        "sample", model=model_name, seed=seed, index=index, temperature=temperature, feedback=feedback, prior=prior,
-        spread=float(spread), **extra,
-    )  # fmt: skip
+    again (``--seed S --index I`` with the same model, temperature, feedback, same_z and — when
+    given, as resolved by :func:`resolve_prior` — prior and spread)."""
+    extra: dict = {"same_z": 1} if same_z else {}
+    if prior is not None:
+        extra["prior"] = prior
+    if spread is not None:
+        extra["spread"] = float(spread)
+    return meta_text("sample", model=model_name, seed=seed, index=index, temperature=temperature, feedback=feedback, **extra)
 
 
 def meta_text(command: str, **fields) -> str:
