@@ -291,6 +291,13 @@ def _parse(text: str, ftype, key: str):
         raise ValueError(f"{key}: cannot read {text!r} as {getattr(base, '__name__', base)}") from None
 
 
+def data_config_from_dict(values: dict) -> DataConfig:
+    """A validated DataConfig from its ``asdict`` form (e.g. the settings stored with windows)."""
+    data = _section_from_dict(DataConfig, values, "data")
+    Config(name="data", data=data).validate()
+    return data
+
+
 def _section_from_dict(section_cls, values, section_name: str):
     """One config section from a JSON object, each value type-checked as its field's type."""
     if not isinstance(values, dict):

@@ -112,6 +112,31 @@ def data_stats(
         typer.echo(line)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="Show or clear the cache of built windows ($MUSICVAE_CACHE_DIR).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """List the cached windows files: size, format, settings, window count."""
+    from musicvae.data.cache import cache_dir, cache_entries
+
+    entries = cache_entries()
+    for entry in entries:
+        typer.echo(entry.describe())
+    total = sum(e.size for e in entries)
+    typer.echo(f"{len(entries)} file(s), {total / 1e6:.1f} MB in {cache_dir()}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached windows file (they are rebuilt when next needed)."""
+    from musicvae.data.cache import cache_dir, clear_cache
+
+    count, freed = clear_cache()
+    typer.echo(f"removed {count} file(s), {freed / 1e6:.1f} MB from {cache_dir()}")
+
+
 @app.command("preprocess")
 def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file (written atomically)."),
