@@ -71,11 +71,35 @@ def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
 
 
+# generate.sample decodes in blocks of this many grooves, aligned on multiples of it: a groove
+# is then always computed in the same batch shape, so the last bits of its floats (and the
+# bytes of its MIDI) do not depend on how many grooves were asked for around it.
+SAMPLE_BLOCK = 16
+
+
 def sample(
-    model: MusicVAE, n: int = 1, *, temperature: float = 1.0, seed: int = 0, feedback: str = FEEDBACK_DEFAULT, same_z: bool = False
+    model: MusicVAE,
+    n: int = 1,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    start_index: int = 0,
+    feedback: str = FEEDBACK_DEFAULT,
+    same_z: bool = False,
 ) -> np.ndarray:
-    """``n`` grooves [n, steps, 27] from z ~ N(0, I); same seed → same grooves."""
-    return model.sample(n, temperature, seed, feedback=feedback, same_z=same_z).cpu().numpy()
+    """Grooves [n, steps, 27] from z ~ N(0, I): row k is groove ``start_index + k`` of ``seed``,
+    the same numbers however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`)."""
+    if n < 0 or start_index < 0:
+        raise ValueError("n and start_index must be >= 0")
+    first = start_index - start_index % SAMPLE_BLOCK
+    parts = []
+    for block in range(first, start_index + n, SAMPLE_BLOCK):
+        out = model.sample(SAMPLE_BLOCK, temperature, seed, start_index=block, feedback=feedback, same_z=same_z)
+        parts.append(out.cpu().numpy())
+    if not parts:
+        return np.zeros((0, model.config.max_seq_len, 27), np.float32)
+    offset = start_index - first
+    return np.concatenate(parts)[offset : offset + n]
 
 
 def encode(model: MusicVAE, grooves: np.ndarray) -> np.ndarray:
@@ -169,6 +193,14 @@ def interpolate(
     return decode(model, slerp(mu[0], mu[1], steps).astype(np.float32), temperature=temperature, seed=seed, feedback=feedback)
 
 
-def midi_bytes(groove: np.ndarray, qpm: float | None = None) -> bytes:
-    """MIDI file bytes of a groove at ``qpm`` (default 120): drum channel, no negative times."""
-    return groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, OUTPUT_PITCH_MAP)
+def midi_bytes(groove: np.ndarray, qpm: float | None = None, meta: str | None = None) -> bytes:
+    """MIDI file bytes of a groove at ``qpm`` (default 120): drum channel, no negative times;
+    ``meta`` is written as a marker text event (e.g. ``sample_meta``'s line)."""
+    return groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, OUTPUT_PITCH_MAP, meta=meta)
+
+
+def sample_meta(model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False) -> str:
+    """The text a sampled groove's MIDI carries: everything ``musicvae sample`` needs to make it
+    again (``--seed S --index I`` with the same model, temperature, feedback and same_z)."""
+    text = f"musicvae sample model={model_name} seed={seed} index={index} temperature={temperature:g} feedback={feedback}"
+    return text + (" same_z=1" if same_z else "")

@@ -189,11 +189,12 @@ def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: s
     )
 
 
-def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480) -> symusic.Score:
+def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480, meta: str | None = None) -> symusic.Score:
     """A one-track drum Score (channel 10, 4/4, one tempo) holding the notes.
 
     Notes with velocity 0 are dropped (in MIDI a velocity-0 note-on is a note-off) and negative
-    onsets are moved to time 0, so a written file never has negative times.
+    onsets are moved to time 0, so a written file never has negative times. ``meta`` is written
+    as a marker meta event at time 0 (how the file was made: seed, index, model).
     """
     seconds_per_tick = 60.0 / (qpm * ticks_per_quarter)
     keep = notes.velocity > 0
@@ -202,6 +203,8 @@ def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480
     score = symusic.Score(ticks_per_quarter)
     score.tempos.append(symusic.Tempo(0, qpm))
     score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    if meta:
+        score.markers.append(symusic.TextMeta(0, " ".join(meta.split())))
     track = symusic.Track("Drums", 0, True)
     order = np.lexsort((notes.pitch[keep], start))
     track.notes = symusic.Note.from_numpy(
@@ -215,8 +218,13 @@ def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480
 
 
 def groove_to_midi_bytes(
-    groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: str = "roland", ticks_per_quarter: int = 480
+    groove: np.ndarray,
+    qpm: float = DEFAULT_QPM,
+    pitch_map_name: str = "roland",
+    ticks_per_quarter: int = 480,
+    meta: str | None = None,
 ) -> bytes:
-    """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute."""
-    score = notes_to_score(decode_notes(groove, qpm, pitch_map_name), qpm, ticks_per_quarter)
+    """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute, with
+    an optional marker text ``meta``."""
+    score = notes_to_score(decode_notes(groove, qpm, pitch_map_name), qpm, ticks_per_quarter, meta)
     return score.dumps_midi()

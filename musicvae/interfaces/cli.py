@@ -305,15 +305,18 @@ def load_model(checkpoint: Optional[str], default: str):
     return load(checkpoint)
 
 
-def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, png: bool) -> None:
-    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths."""
+def write_grooves(
+    out: Path, names: list[str], grooves, qpm: float, wav: bool, png: bool, metas: list[str] | None = None
+) -> None:
+    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``metas``
+    are the marker texts of the files."""
     from musicvae.atomic import remove_stale_temporaries, write_bytes
     from musicvae.generate import midi_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)  # left by a command killed mid-write (kill -9)
-    for name, groove in zip(names, grooves):
-        data = midi_bytes(groove, qpm)
+    for k, (name, groove) in enumerate(zip(names, grooves)):
+        data = midi_bytes(groove, qpm, meta=metas[k] if metas else None)
         write_bytes(out / f"{name}.mid", data)
         if wav:
             from musicvae.render import render_midi_to_wav
@@ -329,9 +332,12 @@ def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, p
 @app.command("sample")
 def sample_command(
     checkpoint: Optional[str] = CheckpointOption,
-    n: int = typer.Option(8, "-n", help="Number of grooves."),
+    n: Optional[int] = typer.Option(None, "-n", help="Number of grooves (default: 8, or 1 with --index)."),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
+    index: Optional[int] = typer.Option(
+        None, "--index", help="Write groove INDEX of --seed (and the n-1 after it): each file's marker says its seed and index."
+    ),
     bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
@@ -339,16 +345,26 @@ def sample_command(
     wav: bool = WavOption,
     png: bool = PngOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I)."""
-    from musicvae.generate import sample
+    """Sample new grooves from the prior z ~ N(0, I). Groove i of a seed is always the same
+    groove, however many are asked for: --seed S --index i writes it again, byte for byte."""
+    from musicvae.generate import sample, sample_meta
 
+    n = n if n is not None else (8 if index is None else 1)
+    start = index or 0
     if n < 1:
         fail("-n must be at least 1")
+    if start < 0:
+        fail("--index must be at least 0")
+    if seed < 0:
+        fail("--seed must be at least 0")
     if not 20 <= bpm <= 400:
         fail("--bpm must be between 20 and 400")
+    model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = sample(model, n, temperature=temperature, seed=seed, feedback=feedback, same_z=same_z)
-    write_grooves(out, [f"sample_{i:03d}" for i in range(n)], grooves, bpm, wav, png)
+    grooves = sample(model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z)
+    indices = range(start, start + n)
+    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z) for i in indices]
+    write_grooves(out, [f"sample_{i:03d}" for i in indices], grooves, bpm, wav, png, metas)
 
 
 def _regroove_command(
