@@ -54,8 +54,9 @@ METRICS_FILE = "metrics.jsonl"
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training, after the finished steps were saved in ``checkpoint``."""
 
-    def __init__(self, step: int, checkpoint: Path):
-        super().__init__(f"interrupted at step {step}; checkpoint saved in {checkpoint}")
+    def __init__(self, step: int, checkpoint: Path | None):
+        where = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint yet (the run starts over)"
+        super().__init__(f"interrupted at step {step}; {where}")
         self.step, self.checkpoint = step, checkpoint
 
 
@@ -304,8 +305,10 @@ class Trainer:
                         self.save_checkpoint()
                         self.dist.barrier()
         except KeyboardInterrupt:
-            self.save_checkpoint()  # the finished steps are kept; --resume continues from here
-            raise TrainingInterrupted(self.step, self.run_dir / CHECKPOINTS / f"step-{self.step:06d}") from None
+            if self.step > start_step:
+                self.save_checkpoint()  # the finished steps are kept; --resume continues from here
+            found = checkpoint_dirs(self.run_dir)
+            raise TrainingInterrupted(self.step, found[-1] if found else None) from None
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
@@ -360,7 +363,11 @@ def run_lock(run_dir: Path) -> contextlib.AbstractContextManager:
 
     @contextlib.contextmanager
     def held():
-        with open(run_dir / LOCK_FILE, "a+") as handle:
+        try:
+            handle = open(run_dir / LOCK_FILE, "a+")
+        except OSError as exc:
+            raise ValueError(f"cannot write in --run-dir {run_dir}: {exc.strerror or exc}") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

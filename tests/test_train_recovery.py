@@ -153,6 +153,18 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(data, tmp_path, c
     assert code in (0, None) and "from step 3 (step-000003) to step 6" in out
 
 
+def test_ctrl_c_before_the_first_step_saves_no_empty_checkpoint(data, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", interrupted)
+    code, _, err = cli(["train", "--run-dir", str(run), "--data", str(data), *CLI_TINY, "--steps", "6"], capsys)
+    assert code == 130 and err.startswith("interrupted at step 0; no checkpoint yet (the run starts over); continue with:")
+    assert not checkpoint_dirs(run)
+
+
 def test_metrics_past_the_checkpoint_are_dropped_on_resume(data, tmp_path):
     config = tiny_config(6, "train.eval_every=2", "train.checkpoint_every=4")
     straight = tmp_path / "straight"
