@@ -32,7 +32,6 @@ import torch.distributed as dist
 from musicvae.atomic import remove_stale_temporaries, write_bytes
 from musicvae.checkpoints.native import (
     CONFIG_FILE,
-    CheckpointError,
     load_state_dict_strict,
     load_training_state,
     read_config,

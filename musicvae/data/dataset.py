@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
