@@ -190,9 +190,9 @@ def test_leftovers_of_a_killed_training_are_removed_on_the_next_start(data, tmp_
     run = tmp_path / "run"
     train(tiny_config(2), data, run, progress=False)
     leftovers = [
-        run / ".model.safetensors.4242.k3j_x9q1.tmp",  # today's name (pid of the dead writer)
+        run / ".model.safetensors.host-4242.k3j_x9q1.tmp",  # today's name (machine and pid of the writer)
         run / ".model.safetensors.abc123.tmp",  # a name without the pid
-        run / "best" / ".model.safetensors.4242.zz.tmp",
+        run / "best" / ".model.safetensors.host-4242.zz.tmp",
         run / "checkpoints" / ".tmp-step-000004" / "model.safetensors",
     ]
     for path in leftovers:
