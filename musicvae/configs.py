@@ -32,7 +32,9 @@ class DataConfig:
     windowing: str = "tfds"
     # Hop between windows in bars; None means the mode's own (split_bars for files, 1 otherwise).
     hop_bars: int | None = None
-    pitch_map: str = "roland"
+    # Drum map: pitch -> class for reading the data (a built-in name, see `musicvae drum-maps`,
+    # or a .json map file). Called pitch_map before; old configs and --set keys are mapped over.
+    drum_map: str = "roland"
     # Input transforms (encoder side only; the decoder targets never change).
     humanize: bool = False
     tapify: bool = False
@@ -163,7 +165,7 @@ class Config:
         config = self
         for item in overrides:
             key, sep, text = item.partition("=")
-            key = key.strip()
+            key = RENAMED_KEYS.get(key.strip(), key.strip())
             valid = valid_override_keys()
             if not sep or key not in valid:
                 raise ValueError(f"unknown setting {key!r}; valid keys: {', '.join(valid)}")
@@ -185,8 +187,8 @@ class Config:
             raise ValueError(f"data.windowing must be one of {', '.join(WINDOWINGS)}")
         if d.hop_bars is not None:
             _check_range("data.hop_bars", d.hop_bars, 1, MAX_BARS)
-        if d.pitch_map not in PITCH_MAP_NAMES:
-            raise ValueError(f"data.pitch_map must be one of {', '.join(PITCH_MAP_NAMES)}")
+        if not d.drum_map.endswith(".json") and d.drum_map not in builtin_map_names():
+            raise ValueError(f"data.drum_map must be one of {', '.join(builtin_map_names())} or a .json map file")
         _check_range("data.max_note_dropout", d.max_note_dropout, 0.0, 1.0)
         if any(not 0 <= i < 9 for i in d.add_instruments):
             raise ValueError("data.add_instruments must be drum class indices 0–8")
@@ -232,7 +234,6 @@ MAX_LAYERS = 8
 MAX_BATCH = 1 << 16
 MAX_STEPS = 10**9
 GROOVE_DEPTH = 27  # hits | velocities | offsets of 9 drum classes
-PITCH_MAP_NAMES = ("roland", "reduced")  # musicvae.data.drums.PITCH_MAPS
 
 
 def _check_range(key: str, value, low, high, *, low_open: bool = False) -> None:
@@ -250,6 +251,23 @@ def _brief(value) -> str:
 
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def builtin_map_names() -> list[str]:
+    """Names of the built-in drum maps (without reading them: configs stay light to import)."""
+    from musicvae.data.drums import BUILTIN_DIR
+
+    return ["roland", "reduced", *sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))]
+
+
+# Settings renamed since older checkpoints were written: old name -> new name.
+RENAMED_KEYS = {"data.pitch_map": "data.drum_map"}
+
+
+def _renamed(values: dict, section_name: str) -> dict:
+    """A config section's values with old key names replaced by their new ones."""
+    prefix = section_name + "."
+    return {RENAMED_KEYS.get(prefix + k, prefix + k)[len(prefix) :]: v for k, v in values.items()}
 
 
 def valid_override_keys() -> list[str]:
@@ -302,6 +320,7 @@ def _section_from_dict(section_cls, values, section_name: str):
     """One config section from a JSON object, each value type-checked as its field's type."""
     if not isinstance(values, dict):
         raise ValueError(f"{section_name}: expected a JSON object, got {_brief(values)}")
+    values = _renamed(values, section_name)
     known = {f.name: f for f in dataclasses.fields(section_cls)}
     unknown = set(values) - set(known)
     if unknown:

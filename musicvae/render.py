@@ -17,7 +17,8 @@ import numpy as np
 
 from musicvae.atomic import atomic_path
 
-from .data.drums import CLASS_NAMES, NUM_CLASSES, REDUCED, class_lookup
+from .data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
+from .data.drums import drum_map as load_drum_map
 
 SAMPLE_RATE = 44100
 HEADROOM = 10 ** (-1 / 20)  # −1 dBFS: the mix is scaled down to this only when it would clip
@@ -253,11 +254,12 @@ def _first_line(err: Exception) -> str:
 
 
 def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
-                       soundfont: str | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+                       soundfont: str | None = None, sample_rate: int = SAMPLE_RATE,
+                       drum_map: str | DrumMap = "reduced") -> np.ndarray:
     """Render a MIDI file (path or bytes) to a mono WAV; returns the float32 audio written.
 
     Without ``soundfont`` the built-in synth plays the notes of the drum tracks (or of every
-    track if none is marked drum), pitches mapped with the REDUCED map. With ``soundfont`` the
+    track if none is marked drum), pitches mapped to classes with ``drum_map`` (a name or file). With ``soundfont`` the
     whole score is rendered by symusic's SF2/SF3 synthesizer, if this symusic has one.
     """
     score, name = _read_score(midi_path_or_bytes)
@@ -265,7 +267,7 @@ def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
         return _render_soundfont(score, Path(soundfont), Path(wav_path), sample_rate)
     score = score.to("second")
     tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
-    lookup = class_lookup(REDUCED)
+    lookup = load_drum_map(drum_map).lookup()
     times, classes, velocities = [], [], []
     for track in tracks:
         if len(track.notes) == 0:

@@ -186,6 +186,15 @@ def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
     )
 
 
+def _last_tick(events) -> int:
+    """The latest time (ticks) of a non-empty symusic event list. Text events (markers, lyrics)
+    have no numpy view, so they are walked one by one."""
+    try:
+        return int(events.numpy()["time"].max())
+    except TypeError:
+        return max(int(event.time) for event in events)
+
+
 def _keys_overlap(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> bool:
     """Whether two notes of one pitch overlap within a track (only then can pairings differ)."""
     order = np.lexsort((start, pitch))
@@ -241,10 +250,10 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             last_tick = max(last_tick, int(end.max()))
         for events in (track.controls, track.pitch_bends, track.lyrics):
             if len(events):
-                last_tick = max(last_tick, int(events.numpy()["time"].max()))
+                last_tick = max(last_tick, _last_tick(events))
     for events in (score.time_signatures, score.key_signatures, score.markers, score.tempos):
         if len(events):
-            last_tick = max(last_tick, int(events.numpy()["time"].max()))
+            last_tick = max(last_tick, _last_tick(events))
 
     seconds_per_tick = 60.0 / (qpm * tpq)
     # note_seq takes the tempo back from pretty_midi's tick scale; the round trip can move qpm by

@@ -110,3 +110,13 @@ def test_short_file_has_no_window_but_is_not_an_error():
     windows, _ = files_windows(cells, 64, 64)
     assert windows.shape == (0, 64, 27)
     assert np.array_equal(cells.to_tensor().shape, (16, 27))
+
+
+def test_markers_and_lyrics_are_read_past():
+    """Text events (a DAW's markers and lyrics, the marker musicvae writes) have no numpy view in
+    symusic; they still count for the file's end time."""
+    score = symusic.Score.from_midi(make_midi(((0, 36, 100),)))
+    score.markers.append(symusic.TextMeta(1920, "verse"))
+    score.tracks[0].lyrics.append(symusic.TextMeta(3840, "la"))
+    perf = read_drums(score.dumps_midi())
+    assert perf.num_notes == 1 and perf.end_time == pytest.approx(3840 * 60 / (120 * 480))
