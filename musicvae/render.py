@@ -9,6 +9,7 @@ noise comes from seeded generators: the same notes always give bit-identical aud
 from __future__ import annotations
 
 import functools
+import io
 import os
 import wave
 from pathlib import Path
@@ -148,6 +149,18 @@ def _voice_pair(cls: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return soft, diff
 
 
+def voice_takes(cls: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """The (soft, loud) takes of drum class ``cls`` (0–8) as mono float32 at ``sample_rate`` Hz.
+
+    :func:`synthesize` plays a note of MIDI velocity v as gain·((1 − b)·soft + b·loud) with
+    gain = (v/127)^1.5 and b = (v − 1)/126; a player given both takes sounds the same.
+    """
+    if not 0 <= cls < NUM_CLASSES:
+        raise ValueError(f"drum class must be in 0..{NUM_CLASSES - 1}, got {cls}")
+    soft, diff = _voice_pair(int(cls), int(sample_rate))
+    return soft, soft + diff
+
+
 # ---------------------------------------------------------------------------------------------
 # Synthesis and audio files
 
@@ -218,21 +231,29 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
     return Path(path)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+def _write_pcm(handle, audio: np.ndarray, sample_rate: int) -> None:
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
-        raise ValueError(f"write_wav expects mono 1-D audio, got shape {audio.shape}")
-    pcm = np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+        raise ValueError(f"WAV writing expects mono 1-D audio, got shape {audio.shape}")
+    with wave.open(handle, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.writeframes(np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
-    def write(handle):
-        with wave.open(handle, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(int(sample_rate))
-            wav.writeframes(pcm)
 
-    return _atomic_write(path, write)
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+    if np.ndim(audio) != 1:  # checked before the temporary file exists
+        raise ValueError(f"write_wav expects mono 1-D audio, got shape {np.shape(audio)}")
+    return _atomic_write(path, lambda handle: _write_pcm(handle, audio, sample_rate))
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono float audio (clipped to [-1, 1]) as the bytes of a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    _write_pcm(buffer, audio, sample_rate)
+    return buffer.getvalue()
 
 
 def _read_score(midi):

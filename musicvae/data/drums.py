@@ -111,9 +111,9 @@ BUILTIN_DIR = Path(__file__).with_name("drum_maps")  # the other built-in maps, 
 
 
 def builtin_drum_maps() -> dict[str, DrumMap]:
-    """Every built-in map by name: roland, reduced, then the JSON maps shipped in drum_maps/."""
+    """Every built-in map by name: roland, reduced, gm, then the kit maps shipped in drum_maps/ (A–Z)."""
     maps = {"roland": ROLAND_MAP, "reduced": REDUCED_MAP}
-    for path in sorted(BUILTIN_DIR.glob("*.json")):
+    for path in sorted(BUILTIN_DIR.glob("*.json"), key=lambda p: (p.stem != "gm", p.stem)):
         maps[path.stem] = read_drum_map(path)
     return maps
 

@@ -640,6 +640,48 @@ def render_command(
         typer.echo(f"wrote {png}")
 
 
+@app.command("studio")
+def studio_command(
+    port: int = typer.Option(8765, "--port", help="Port to serve on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default serves this computer only."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open the page in the default browser."),
+    checkpoints: Optional[list[str]] = typer.Option(
+        None, "--checkpoint", help="DEVICE=RUN: the model a device uses (repeatable), e.g. drumify=runs/tap."
+    ),
+) -> None:
+    """Groove Studio: a local web page that generates, plays, edits and exports grooves."""
+    try:
+        from musicvae.interfaces.studio import server
+    except ImportError as err:
+        fail(f"the studio needs its extra ({err.name} is missing): pip install 'musicvae[studio]'")
+    if not 0 <= port <= 65535:
+        fail("--port must be between 0 and 65535")
+    chosen = {}
+    for item in checkpoints or []:
+        device, sep, run = item.partition("=")
+        if not sep or not device or not run:
+            fail(f"--checkpoint takes DEVICE=RUN, got {item!r}")
+        chosen[device.strip()] = run.strip()
+    sock = server.listen(host, port)  # before loading models: a busy port fails at once
+    loopback = server.is_loopback(host)
+    devices = server.load_devices(chosen, progress=typer.echo)
+    missing = [d for d, entry in devices.items() if entry.model is None]
+    if missing:
+        typer.echo(f"no model for {', '.join(missing)} (greyed out; add one with --checkpoint DEVICE=RUN)")
+    app_ = server.create_app(devices, allowed_hosts=server.LOOPBACK_HOSTS if loopback else None)
+    if not loopback:
+        typer.echo(f"warning: serving on {host}: anyone who can reach this computer on the network can use the studio", err=True)
+
+    def started(url: str) -> None:
+        typer.echo(f"Groove Studio at {url} (Ctrl+C stops it)")
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    server.serve(app_, sock, on_started=started)
+
+
 @app.command("evaluate")
 def evaluate(
     runs: Optional[list[str]] = typer.Argument(None, metavar="RUN", help="More checkpoints to evaluate side by side."),

@@ -9,6 +9,7 @@ import pytest
 
 from musicvae.configs import Config, get_config
 from musicvae.data.drums import (
+    BUILTIN_DIR,
     CLASS_NAMES,
     REDUCED,
     ROLAND,
@@ -55,6 +56,38 @@ def test_every_builtin_map_round_trips(name):
     written = decode_notes(groove, 120.0, name).pitch
     assert written.tolist() == list(kit.output)  # each class → its output pitch
     assert kit.lookup()[written].tolist() == list(range(9))  # which reads back as the class
+
+
+@pytest.mark.parametrize("path", sorted(BUILTIN_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_every_builtin_map_file_cites_its_source(path):
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(raw.get("source"), str) and raw["source"].strip()  # the vendor document or map file
+    assert raw["name"] == path.stem  # `--drum-map NAME` finds the file by this name
+
+
+@pytest.mark.parametrize(
+    "name, pitch, cls",
+    [
+        # XLN's Addictive Drums 2 keymap sheet: hi-hats sit where GM has crash/ride, sidestick on 42.
+        ("addictive-drums-2", 42, "snare"), ("addictive-drums-2", 49, "closed_hihat"),
+        ("addictive-drums-2", 48, "closed_hihat"), ("addictive-drums-2", 59, "open_hihat"),
+        ("addictive-drums-2", 51, "closed_hihat"), ("addictive-drums-2", 60, "ride"),
+        ("addictive-drums-2", 65, "low_tom"), ("addictive-drums-2", 71, "high_tom"),
+        # Manda Audio's MT Power Drum Kit 2 Reaper note names: 44 is a half-open hat, not GM's pedal.
+        ("mt-power-drum-kit-2", 44, "open_hihat"), ("mt-power-drum-kit-2", 65, "closed_hihat"),
+        ("mt-power-drum-kit-2", 58, "crash"), ("mt-power-drum-kit-2", 63, "closed_hihat"),
+    ],
+)  # fmt: skip
+def test_vendor_maps_keep_the_vendors_pitches(name, pitch, cls):
+    assert drum_map(name).lookup()[pitch] == CLASS_NAMES.index(cls)
+
+
+@pytest.mark.parametrize(
+    "name, pitches",
+    [("addictive-drums-2", [63, 78, 80, 82, 87, 90, 92, 94, 47, 73, 74, 76, 75]), ("mt-power-drum-kit-2", [83])],
+)
+def test_vendor_maps_skip_chokes_and_non_kit_pads(name, pitches):
+    assert (drum_map(name).lookup()[pitches] == -1).all()  # a choke is a mute, not a hit
 
 
 def test_roland_and_reduced_are_magentas_maps():
