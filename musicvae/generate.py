@@ -30,6 +30,11 @@ USER_DRUM_MAP = "reduced"  # magenta's map for user MIDI; writes General-MIDI to
 # than magenta's raw values: on the GMD test split this brings the bundled model's sample timing
 # and swing back to real levels (min overlap 0.73 vs 0.64, docs/RESULTS.md). "magenta" remains.
 FEEDBACK_DEFAULT = "consistent"
+# Where z comes from when sampling: "normal" = N(0, I) (magenta), "fitted" = the mixture fitted to
+# the training codes (prior.safetensors, `musicvae fit-prior`), "auto" = fitted when the model has
+# one. On the GMD test split the fitted prior with spread 1 meets more of the realism goals than
+# N(0, I) (docs/RESULTS.md, section 7).
+PRIORS = ("auto", "normal", "fitted")
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,38 @@ def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
 
 
+def resolve_prior(model: MusicVAE, prior: str = "auto", spread: float | None = None) -> tuple[str, float]:
+    """The (prior, spread) a sampling call uses: "auto" is "fitted" when ``model.prior`` is set,
+    else "normal"; ``spread`` None is 1.0 when the model's fitted prior holds output residuals,
+    else 0.0. ValueError when the model lacks what is asked for."""
+    fitted = getattr(model, "prior", None)
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    if prior == "auto":
+        prior = "fitted" if fitted is not None else "normal"
+    if prior == "fitted" and fitted is None:
+        raise ValueError("this model has no fitted prior (prior.safetensors); make one with `musicvae fit-prior`")
+    has_residuals = fitted is not None and fitted.residuals is not None
+    spread = (1.0 if has_residuals else 0.0) if spread is None else float(spread)
+    if not (spread >= 0 and math.isfinite(spread)):
+        raise ValueError("spread must be a number ≥ 0")
+    if spread > 0 and not has_residuals:
+        raise ValueError("spread > 0 needs a fitted prior with output residuals; make one with `musicvae fit-prior`")
+    return prior, spread
+
+
+def draw_latents(model: MusicVAE, indices: range, *, seed: int = 0, prior: str = "auto", same_z: bool = False) -> np.ndarray | None:
+    """Latent vectors [len(indices), z] of grooves ``indices`` of ``seed`` from the fitted prior
+    (groove k from numpy generator ``[seed, k, 0]``; with ``same_z`` all take groove 0's), or
+    None for N(0, I), which :meth:`MusicVAE.sample` draws itself."""
+    prior, _ = resolve_prior(model, prior, 0.0)
+    if prior == "normal":
+        return None
+    seed = int(seed) % 2**64
+    rows = [0] * len(indices) if same_z else indices
+    return np.concatenate([model.prior.latent.sample(1, [seed, int(k), 0]) for k in rows]) if len(rows) else None
+
+
 # generate.sample decodes in blocks of this many grooves, aligned on multiples of it: a groove
 # is then always computed in the same batch shape, so the last bits of its floats (and the
 # bytes of its MIDI) do not depend on how many grooves were asked for around it.
@@ -95,19 +132,43 @@ def sample(
     start_index: int = 0,
     feedback: str = FEEDBACK_DEFAULT,
     same_z: bool = False,
+    prior: str = "auto",
+    spread: float | None = None,
+    controls: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grooves [n, steps, 27] from z ~ N(0, I): row k is groove ``start_index + k`` of ``seed``,
-    the same numbers however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`)."""
+    """Grooves [n, steps, 27]: row k is groove ``start_index + k`` of ``seed``, the same numbers
+    however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`).
+
+    z comes from ``prior`` ("normal" = N(0, I) as magenta, "fitted" = the model's fitted
+    mixture, "auto" = fitted if the model has one); hits are drawn at ``temperature``. With
+    ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
+    fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
+    0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0).
+    ``controls`` [n, T, 9] are needed by hits-control models."""
     if n < 0 or start_index < 0:
         raise ValueError("n and start_index must be >= 0")
+    prior, spread = resolve_prior(model, prior, spread)
     first = start_index - start_index % SAMPLE_BLOCK
+    offset = start_index - first
+    if controls is not None:  # pad to whole blocks; the padding rows are decoded and dropped
+        blocks = math.ceil((offset + n) / SAMPLE_BLOCK) * SAMPLE_BLOCK
+        padded = np.zeros((blocks,) + controls.shape[1:], np.float32)
+        padded[offset : offset + n] = controls
+        controls = padded
     parts = []
     for block in range(first, start_index + n, SAMPLE_BLOCK):
-        out = model.sample(SAMPLE_BLOCK, temperature, seed, start_index=block, feedback=feedback, same_z=same_z)
-        parts.append(out.cpu().numpy())
+        rows = range(block, block + SAMPLE_BLOCK)
+        z = draw_latents(model, rows, seed=seed, prior=prior, same_z=same_z)
+        block_controls = None if controls is None else controls[block - first : block - first + SAMPLE_BLOCK]
+        out = model.sample(
+            SAMPLE_BLOCK, temperature, seed, start_index=block, z=_tensor(model, z), controls=_tensor(model, block_controls),
+            feedback=feedback, same_z=same_z,
+        ).cpu().numpy()  # fmt: skip
+        if spread > 0:
+            out = model.prior.residuals.apply(out, spread, seed, first_index=block)
+        parts.append(out)
     if not parts:
         return np.zeros((0, model.config.max_seq_len, 27), np.float32)
-    offset = start_index - first
     return np.concatenate(parts)[offset : offset + n]
 
 
@@ -246,10 +307,18 @@ def midi_bytes(
     return move_drums(data, channel)
 
 
-def sample_meta(model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False) -> str:
+def sample_meta(
+    model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False,
+    prior: str | None = None, spread: float | None = None,
+) -> str:  # fmt: skip
     """The text a sampled groove's MIDI carries: everything ``musicvae sample`` needs to make it
-    again (``--seed S --index I`` with the same model, temperature, feedback and same_z)."""
-    extra = {"same_z": 1} if same_z else {}
+    again (``--seed S --index I`` with the same model, temperature, feedback, same_z and — when
+    given, as resolved by :func:`resolve_prior` — prior and spread)."""
+    extra: dict = {"same_z": 1} if same_z else {}
+    if prior is not None:
+        extra["prior"] = prior
+    if spread is not None:
+        extra["spread"] = float(spread)
     return meta_text("sample", model=model_name, seed=seed, index=index, temperature=temperature, feedback=feedback, **extra)
 
 

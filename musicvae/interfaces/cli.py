@@ -327,6 +327,12 @@ PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-g
 FeedbackOption = typer.Option(
     "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
 )
+PriorOption = typer.Option(
+    "auto", "--prior", help="Where z comes from: normal (N(0, I), magenta) | fitted (prior.safetensors) | auto (fitted if present)."
+)
+SpreadOption = typer.Option(
+    None, "--spread", help="Velocity/timing temperature: scale of the fitted residual noise (0 = decoded means; default 1 with a fitted prior, else 0)."
+)
 DrumMapOption = typer.Option(
     "reduced", "--drum-map", help="Drum map for reading and writing MIDI: a name from `musicvae drum-maps` or a .json file."
 )
@@ -405,17 +411,19 @@ def sample_command(
     bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     out: Path = OutOption,
     wav: bool = WavOption,
     png: bool = PngOption,
     drum_map: str = DrumMapOption,
     out_channel: int = OutChannelOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I).
+    """Sample new grooves from the prior (the fitted one when the model has it, else N(0, I)).
 
     Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
     writes it again, byte for byte."""
-    from musicvae.generate import sample, sample_meta
+    from musicvae.generate import resolve_prior, sample, sample_meta
 
     n = n if n is not None else (8 if index is None else 1)
     start = index or 0
@@ -430,9 +438,12 @@ def sample_command(
     midi = midi_out(drum_map, out_channel)
     model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = sample(model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z)
+    grooves = sample(
+        model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z, prior=prior, spread=spread
+    )
+    prior, spread = resolve_prior(model, prior, spread)
     indices = range(start, start + n)
-    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z) for i in indices]
+    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z, prior, spread) for i in indices]
     write_grooves(out, [f"sample_{i:03d}" for i in indices], grooves, bpm, wav, png, metas, midi)
 
 
@@ -640,6 +651,46 @@ def render_command(
         typer.echo(f"wrote {png}")
 
 
+@app.command("fit-prior")
+def fit_prior_command(
+    checkpoint: str = typer.Argument(..., help="Run folder of the model (prior.safetensors is written into it)."),
+    data: Optional[Path] = DataOption,
+    components: int = typer.Option(8, "--components", help="Gaussians in the latent mixture."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the posterior draws and the mixture's initialisation."),
+    max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Fit on this many training windows (seeded draw; default: all)."),
+    windowing: Optional[str] = WindowingOption,
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+) -> None:
+    """Fit the sampling distribution after training: a Gaussian mixture on the training windows'
+    posterior codes and the decoder's velocity/offset residuals; writes RUN/prior.safetensors."""
+    from musicvae.checkpoints.native import load_model as load_checkpoint
+    from musicvae.checkpoints.native import save_prior
+    from musicvae.data.dataset import load_windows
+    from musicvae.model.prior import fit_prior
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}: not a run folder (no config.json); fit-prior writes prior.safetensors into it")
+    if components < 1:
+        fail("--components must be at least 1")
+    if threads is not None and threads < 1:
+        fail("--threads must be at least 1")
+    model = load_checkpoint(folder)
+    data_config = model.config.data if windowing is None else model.config.with_overrides([f"data.windowing={windowing}"]).data
+    train = load_windows(default_data(data), data_config).of_split("train")
+    if max_windows is not None and max_windows < components:
+        fail("--max-windows must be at least --components")
+    if len(train) < components:
+        fail(f"{len(train)} training windows, fewer than --components {components}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
+    path = save_prior(folder, prior)
+    typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
+
+
 @app.command("studio")
 def studio_command(
     port: int = typer.Option(8765, "--port", help="Port to serve on (0: any free port)."),
@@ -696,6 +747,8 @@ def evaluate(
     temperature: float = TemperatureOption,
     feedback: str = FeedbackOption,
     windowing: Optional[str] = WindowingOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     batch_size: int = typer.Option(256, "--batch-size", help="Windows / samples per model call."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for evaluation.json, report.md, figure.png."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -739,6 +792,8 @@ def evaluate(
         label = Path(checkpoint).name or checkpoint
         while label in results:
             label += "'"
+        train_windows = loaded[key].of_split("train") if split != "train" else None
+        train_windows = train_windows if train_windows is not None and len(train_windows) else None
         typer.echo(f"evaluating {label} on {len(windows)} {split} windows ({data_config.windowing} windowing) …")
         import torch
 
@@ -748,13 +803,14 @@ def evaluate(
         try:
             results[label] = evaluate_model(
                 model, windows, samples=samples, seed=seed, temperature=temperature, feedback=feedback,
-                batch_size=batch_size, progress=progress,
+                batch_size=batch_size, prior=prior, spread=spread, train_windows=train_windows, progress=progress,
             )  # fmt: skip
         finally:
             torch.set_num_threads(saved_threads)
     run_info = {
         "checkpoints": names, "data": str(source), "split": split, "samples": samples, "seed": seed,
         "temperature": temperature, "feedback": feedback, "windowing": windowing, "batch_size": batch_size,
+        "prior": prior, "spread": spread,
     }  # fmt: skip
     paths = write_report(results, out, source=str(source), extra=run_info)
     for label, result in results.items():

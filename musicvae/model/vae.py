@@ -37,6 +37,10 @@ class MusicVAE(nn.Module):
         self.config = config
         m = config.model
         self.control_depth = config.control_depth
+        # The sampling distribution fitted after training (musicvae.model.prior.FittedPrior), or
+        # None: samples then come from N(0, I). Not part of the state dict; it lives in its own
+        # file (prior.safetensors) and is attached by the checkpoint loader.
+        self.prior = None
         self.encoder = BidirectionalLstmEncoder(
             m.input_depth + self.control_depth, m.enc_rnn_size, m.z_size, m.dropout_keep_prob
         )
