@@ -81,6 +81,25 @@ def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
     return windows.reshape(-1, windows.shape[-1])[:steps]
 
 
+def _require_numpy(function: str, **arrays) -> None:
+    """These functions take and return numpy arrays; torch tensors go to the model's own methods."""
+    for name, value in arrays.items():
+        if isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"musicvae.{function}: {name} must be a numpy array, got a torch.Tensor; pass tensor.cpu().numpy(), "
+                f"or use the model's tensor methods (model.encode, model.sample)"
+            )
+
+
+def _grooves_array(function: str, grooves: np.ndarray) -> np.ndarray:
+    """``grooves`` as float32 [n, steps, 27], or a TypeError / ValueError that says what to pass."""
+    _require_numpy(function, grooves=grooves)
+    grooves = np.asarray(grooves, np.float32)
+    if grooves.ndim != 3 or grooves.shape[-1] != 27:
+        raise ValueError(f"musicvae.{function}: grooves must be [n, steps, 27], got shape {grooves.shape}; one groove g: g[None]")
+    return grooves
+
+
 def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
 
@@ -175,6 +194,7 @@ def sample(
 def posterior(model: MusicVAE, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(μ, σ) [n, z] each of q(z|x) for grooves [n, steps, 27], after the model's own input
     transforms; σ is a standard deviation."""
+    grooves = _grooves_array("posterior", grooves)
     data = model.config.data
     with torch.no_grad():
         mu, sigma = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls_for(grooves, data)))
@@ -182,8 +202,8 @@ def posterior(model: MusicVAE, grooves: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def encode(model: MusicVAE, grooves: np.ndarray) -> np.ndarray:
-    """μ [n, z] of grooves [n, steps, 27] after the model's own input transforms."""
-    return posterior(model, grooves)[0]
+    """μ [n, z] of grooves [n, steps, 27] (float32 numpy) after the model's own input transforms."""
+    return posterior(model, _grooves_array("encode", grooves))[0]
 
 
 def decode(
@@ -200,6 +220,7 @@ def decode(
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size] — or, given ``sigma``
     too, from z + sigma·ε, a draw from the posterior with row k's ε from generator (seed, k);
     given ``hits`` [n, steps, 9] (0/1) the decoder plays those instead of drawing its own."""
+    _require_numpy("decode", z=z, sigma=sigma, controls=controls, hits=hits)
     out = model.sample(
         len(z), temperature, seed, z=_tensor(model, z), sigma=_tensor(model, sigma), controls=_tensor(model, controls),
         feedback=feedback, hits=_tensor(model, hits),
@@ -232,6 +253,7 @@ def regroove(
     ``keep_hits`` decodes with ``groove``'s own hits, so only velocities and timing are new: a
     humanizer that keeps every note of the score (the model still hears the hits through z).
     """
+    _require_numpy("regroove", groove=groove, control_groove=control_groove)
     steps = model.config.max_seq_len
     windows = to_windows(groove, steps)
     controls = None
@@ -276,6 +298,7 @@ def interpolate(
     point i of the slerp between the μ of a's and b's window k. Inputs of any length: the
     shorter one's windows are repeated up to the longer one's, whose length L (whole bars) the
     outputs take; one-window inputs give magenta's one-window interpolation."""
+    _require_numpy("interpolate", a=a, b=b)
     if steps < 2:
         raise ValueError("interpolation needs at least 2 steps")
     window = model.config.max_seq_len
@@ -326,3 +349,23 @@ def meta_text(command: str, **fields) -> str:
     """``musicvae COMMAND key=value …``: how a written MIDI file was made (its marker text)."""
     values = " ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in fields.items())
     return f"musicvae {command} {values}"
+
+
+def write_midi(path: str | Path, groove: np.ndarray, qpm: float | None = None) -> Path:
+    """Write a groove [steps, 27] as a drum MIDI file at ``qpm`` (default 120), atomically."""
+    from musicvae.atomic import write_bytes
+
+    return write_bytes(path, midi_bytes(groove, qpm))
+
+
+def humanize(
+    groove: np.ndarray, model: MusicVAE | None = None, *, temperature: float = 1.0, seed: int = 0, keep_hits: bool = True
+) -> np.ndarray:
+    """A drummer's velocities and timing for a programmed groove [steps, 27] of any length, as
+    ``musicvae humanize`` does: ``model`` defaults to the bundled groovae_2bar_humanize (loaded on
+    each call: pass it to reuse it), and every note of the input is kept unless ``keep_hits=False``."""
+    if model is None:
+        from musicvae.checkpoints.native import load
+
+        model = load("groovae_2bar_humanize")
+    return regroove(model, groove, temperature=temperature, seed=seed, keep_hits=keep_hits)

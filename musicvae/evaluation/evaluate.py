@@ -18,7 +18,6 @@ against the real data (``musicvae evaluate``). Definitions and units: ``docs/met
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -31,6 +30,8 @@ from musicvae.evaluation.latent import collapse_diagnostics
 from musicvae.generate import FEEDBACK_DEFAULT, decode, resolve_prior, sample
 from musicvae.model import MusicVAE
 from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
+from musicvae.progress import NullProgress
+from musicvae.progress import progress as progress_display
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -105,23 +106,15 @@ def batch_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-class _NullProgress(contextlib.nullcontext):
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def advance(self, *args, **kwargs) -> None:
-        pass
-
-
 def _progress(enabled: bool):
-    if not enabled:
-        return _NullProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A live bar per phase on a terminal, plain lines in a log (:mod:`musicvae.progress`)."""
 
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    def live_bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    return progress_display(enabled, live_bar)
 
 
 @torch.no_grad()
@@ -154,7 +147,7 @@ def reconstruction_evaluation(
     device = model.device
     step = model.config.train.num_steps if step is None else step
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    progress = progress if progress is not None else _NullProgress()
+    progress = progress if progress is not None else NullProgress()
     task = progress.add_task("reconstruction", total=len(windows))
     teacher, free = HitCounter(), HitCounter()
     sums: dict[str, float] = {}
@@ -213,7 +206,7 @@ def sample_grooves(
     and spread noise), so the result depends on ``seed`` and ``batch_size`` only. ``controls``
     [n, T, 9] are needed by hits-control models."""
 
-    progress = progress if progress is not None else _NullProgress()
+    progress = progress if progress is not None else NullProgress()
     task = progress.add_task(f"sampling {n} grooves", total=n)
     parts = []
     for index, begin in enumerate(range(0, n, batch_size)):

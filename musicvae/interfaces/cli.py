@@ -15,13 +15,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+import typer.core
 
+import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 
 if TYPE_CHECKING:
     from musicvae.data.drums import DrumMap
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
+
+# typer's rich help prints a "<bool>" type beside on/off flags (--wav, --help …), which reads as if
+# they took a value; flags show no type, as in the plain help.
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"musicvae {musicvae.__version__}")
+        raise typer.Exit()
+
+
+APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
+
+The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
+--out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
+keep earlier results."""
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
 app.add_typer(data_app, name="data")
 
@@ -262,10 +289,17 @@ def import_magenta(
 # ------------------------------------------------------------------------------------------------
 # Generation
 
-CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
+def checkpoint_option(default: str):
+    """--checkpoint, whose help names the model used without it: ``default``, bundled or not."""
+    # Looked up without importing torch (musicvae.checkpoints.native.pretrained_path), so --help stays fast.
+    bundled = (Path(musicvae.__file__).parent / "pretrained" / default / "config.json").is_file()
+    used = f"the bundled {default} model" if bundled else f"none: no {default} model is bundled, so pass one"
+    return typer.Option(None, "--checkpoint", help=f"Run folder, bundled model name or magenta checkpoint (default: {used}).")
+
+
 TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
 SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
-OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
+OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; files of the same name in it are replaced.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
@@ -325,6 +359,8 @@ def write_grooves(
     from musicvae.generate import midi_bytes
 
     out.mkdir(parents=True, exist_ok=True)
+    written = [".mid"] + [".wav"] * wav + [".png"] * png
+    replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for k, (name, groove) in enumerate(zip(names, grooves)):
         tempo = qpm[k] if isinstance(qpm, (list, tuple)) else qpm
         data = midi_bytes(
@@ -340,11 +376,13 @@ def write_grooves(
 
             plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=tempo)
     typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+    if replaced:
+        typer.echo(f"note: replaced {replaced} existing file(s) in {out}/; pass --out DIR to keep earlier results")
 
 
 @app.command("sample")
 def sample_command(
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     n: Optional[int] = typer.Option(None, "-n", help="Number of grooves (default: 8, or 1 with --index)."),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
@@ -448,7 +486,7 @@ def _add_regroove_command(
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
-        checkpoint: Optional[str] = CheckpointOption,
+        checkpoint: Optional[str] = checkpoint_option(default_model),
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
@@ -485,7 +523,7 @@ for _spec in (
 def groove_transfer_command(
     hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
     groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_hits_control"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
@@ -505,7 +543,7 @@ def interpolate_command(
     end: Path = typer.Argument(..., help="Last groove (MIDI)."),
     steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
     bars: Optional[str] = typer.Option(None, "--bars", help="Use bars A-B (from 1, inclusive) of each file, e.g. 1-4 (default: whole files)."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = typer.Option(None, "--bpm", help="Output tempo (default: from the first file's to the last's)."),
     out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
