@@ -143,9 +143,9 @@ def run(model, grooves: np.ndarray, device: str, seed: int, **kwargs) -> np.ndar
         "humanize": generate.humanize, "drumify": generate.drumify, "infill-hihat": generate.infill_hihat,
     }.get(device)  # fmt: skip
     if device == "groove-transfer":
-        out = generate.groove_transfer(model, joined.pop("score"), grooves.reshape(-1, 27), seed=seed, **joined)
+        out = generate.groove_transfer(joined.pop("score"), grooves.reshape(-1, 27), model, seed=seed, **joined)
     else:
-        out = play_device(model, grooves.reshape(-1, 27), seed=seed, **joined)
+        out = play_device(grooves.reshape(-1, 27), model, seed=seed, **joined)
     return out.reshape(grooves.shape)
 
 

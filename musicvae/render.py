@@ -416,3 +416,15 @@ def plot_grooves(grooves: list[np.ndarray], path: str | os.PathLike, *,
     fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=list(axes), fraction=0.015, pad=0.01,
                  label="velocity")
     return _atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
+
+
+def render_groove(groove: np.ndarray, *, wav: str | os.PathLike | None = None, png: str | os.PathLike | None = None,
+                  bpm: float = 120.0, title: str | None = None) -> np.ndarray:
+    """Hear and see one groove [T, 27]: a WAV from the built-in synth and/or a drum-grid PNG (both
+    written atomically) at ``bpm`` quarter notes per minute; returns the float32 audio (44.1 kHz)."""
+    audio = synthesize(*groove_to_notes(groove, bpm))
+    if wav is not None:
+        write_wav(wav, audio)
+    if png is not None:
+        plot_grooves([groove], png, titles=None if title is None else [title], bpm=bpm)
+    return audio

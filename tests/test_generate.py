@@ -199,17 +199,17 @@ def test_devices_keep_what_they_promise(tmp_path):
     taps = np.zeros_like(groove)
     taps[::3, 1] = 1.0  # a tap every third step, on the snare
     taps[::3, 10] = 0.7
-    drummed = drumify(tiny("groovae_2bar_tap_controlled"), taps, seed=0)
+    drummed = drumify(taps, tiny("groovae_2bar_tap_controlled"), seed=0)
     onsets = drummed[:, :9].max(-1) > 0.5
     assert onsets.any() and not (onsets & ~tapped_steps(taps)).any()
 
-    filled = infill_hihat(tiny("groovae_2bar_add_closed_hh"), groove, seed=0)
+    filled = infill_hihat(groove, tiny("groovae_2bar_add_closed_hh"), seed=0)
     others = [c for c in range(27) if c % 9 != 2]
     np.testing.assert_array_equal(filled[:, others], groove[:, others])  # kick and snare as played
 
     score = np.zeros_like(groove)
     score[::4, 0] = 1.0  # four-on-the-floor kick only
-    moved = groove_transfer(tiny("groovae_2bar_hits_control"), score, groove, seed=0)
+    moved = groove_transfer(score, groove, tiny("groovae_2bar_hits_control"), seed=0)
     np.testing.assert_array_equal(moved[:, :9], score[:, :9])
 
 

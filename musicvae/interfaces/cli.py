@@ -15,13 +15,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+import typer.core
 
+import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 
 if TYPE_CHECKING:
     from musicvae.data.drums import DrumMap
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
+
+# typer's rich help prints a "<bool>" type beside on/off flags (--wav, --help …), which reads as if
+# they took a value; flags show no type, as in the plain help.
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"musicvae {musicvae.__version__}")
+        raise typer.Exit()
+
+
+APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
+
+The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
+--out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
+keep earlier results."""
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
 app.add_typer(data_app, name="data")
 
@@ -120,6 +147,31 @@ def data_stats(
         typer.echo(line)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="Show or clear the cache of built windows ($MUSICVAE_CACHE_DIR).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """List the cached windows files: size, format, settings, window count."""
+    from musicvae.data.cache import cache_dir, cache_entries
+
+    entries = cache_entries()
+    for entry in entries:
+        typer.echo(entry.describe())
+    total = sum(e.size for e in entries)
+    typer.echo(f"{len(entries)} file(s), {total / 1e6:.1f} MB in {cache_dir()}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached windows file (they are rebuilt when next needed)."""
+    from musicvae.data.cache import cache_dir, clear_cache
+
+    count, freed = clear_cache()
+    typer.echo(f"removed {count} file(s), {freed / 1e6:.1f} MB from {cache_dir()}")
+
+
 @app.command("preprocess")
 def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file (written atomically)."),
@@ -213,8 +265,10 @@ def drum_maps_command(
 def train_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="Folder for checkpoints, logs and the final model."),
     data: Optional[Path] = DataOption,
-    config: str = ConfigOption,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help=f"Preset (default groovae_4bar; on --resume the run's own): {', '.join(sorted(CONFIGS))}."
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's; on --resume the run's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
     windowing: Optional[str] = WindowingOption,
     overrides: Optional[list[str]] = SetOption,
@@ -222,25 +276,51 @@ def train_command(
     precision: str = typer.Option(
         DEFAULT_PRECISION, "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --run-dir from its last checkpoint, with the run's own settings."
+    ),
+    override: bool = typer.Option(
+        False, "--override", help="With --resume: apply the given train.*/loss.* changes (e.g. more --steps) to the run."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),
     init_from: Optional[str] = typer.Option(
         None, "--init-from", help="Start from this model's weights (bundled name or run folder), e.g. to fine-tune."
     ),
 ) -> None:
     """Train a preset on the GMD (folder or zip) or a preprocessed .npz."""
-    from musicvae.train import train
+    from musicvae.checkpoints.native import read_config
+    from musicvae.train import TrainingInterrupted, train
 
+    if override and not resume:
+        fail("--override only applies with --resume")
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"train.num_steps={steps}")
     if batch_size is not None:
         sets.append(f"train.batch_size={batch_size}")
-    cfg = resolve_config(config, sets, windowing=windowing)
-    metrics = train(
-        cfg, default_data(data), run_dir, device=device, precision=precision, resume=resume, progress=progress,
-        init_from=init_from,
-    )  # fmt: skip
+    if windowing is not None:
+        sets.append(f"data.windowing={windowing}")
+    if resume and (run_dir / "config.json").is_file():
+        # Options given with --resume are compared with the run's own settings (train() refuses a
+        # change without --override); options left out keep the run's values.
+        stored = read_config(run_dir / "config.json")
+        base = stored if config in (None, stored.name) else get_config(config)
+        cfg = base.with_overrides(sets) if sets or base is not stored else None
+    else:
+        cfg = resolve_config(config or "groovae_4bar", sets)
+    source = default_data(data)
+    try:
+        metrics = train(
+            cfg, source, run_dir, device=device, precision=precision, resume=resume, override=override,
+            progress=progress, say=typer.echo, init_from=init_from,
+        )  # fmt: skip
+    except TrainingInterrupted as stop:
+        # typer turns a KeyboardInterrupt into a bare "Aborted!", so say here what was kept.
+        typer.echo(f"{stop}; continue with: musicvae train --run-dir {run_dir} --data {source} --resume", err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted before the first training step: nothing was trained", err=True)
+        raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     if metrics:
@@ -268,14 +348,27 @@ def import_magenta(
 # ------------------------------------------------------------------------------------------------
 # Generation
 
-CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
+def checkpoint_option(default: str):
+    """--checkpoint, whose help names the model used without it: ``default``, bundled or not."""
+    # Looked up without importing torch (musicvae.checkpoints.native.pretrained_path), so --help stays fast.
+    bundled = (Path(musicvae.__file__).parent / "pretrained" / default / "config.json").is_file()
+    used = f"the bundled {default} model" if bundled else f"none: no {default} model is bundled, so pass one"
+    return typer.Option(None, "--checkpoint", help=f"Run folder, bundled model name or magenta checkpoint (default: {used}).")
+
+
 TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
 SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
-OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
+OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; files of the same name in it are replaced.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
     "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
+)
+PriorOption = typer.Option(
+    "auto", "--prior", help="Where z comes from: normal (N(0, I), magenta) | fitted (prior.safetensors) | auto (fitted if present)."
+)
+SpreadOption = typer.Option(
+    None, "--spread", help="Velocity/timing temperature: scale of the fitted residual noise (0 = decoded means; default 1 with a fitted prior, else 0)."
 )
 DrumMapOption = typer.Option(
     "reduced", "--drum-map", help="Drum map for reading and writing MIDI: a name from `musicvae drum-maps` or a .json file."
@@ -321,10 +414,13 @@ def write_grooves(
 ) -> None:  # fmt: skip
     """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``qpm`` is
     one tempo or one per groove, ``metas`` the marker texts of the files."""
-    from musicvae.atomic import write_bytes
+    from musicvae.atomic import remove_stale_temporaries, write_bytes
     from musicvae.generate import midi_bytes
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # left by a command killed mid-write (kill -9)
+    written = [".mid"] + [".wav"] * wav + [".png"] * png
+    replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for k, (name, groove) in enumerate(zip(names, grooves)):
         tempo = qpm[k] if isinstance(qpm, (list, tuple)) else qpm
         data = midi_bytes(
@@ -340,11 +436,13 @@ def write_grooves(
 
             plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=tempo)
     typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+    if replaced:
+        typer.echo(f"note: replaced {replaced} existing file(s) in {out}/; pass --out DIR to keep earlier results")
 
 
 @app.command("sample")
 def sample_command(
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     n: Optional[int] = typer.Option(None, "-n", help="Number of grooves (default: 8, or 1 with --index)."),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
@@ -354,17 +452,19 @@ def sample_command(
     bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     out: Path = OutOption,
     wav: bool = WavOption,
     png: bool = PngOption,
     drum_map: str = DrumMapOption,
     out_channel: int = OutChannelOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I).
+    """Sample new grooves from the prior (the fitted one when the model has it, else N(0, I)).
 
     Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
     writes it again, byte for byte."""
-    from musicvae.generate import sample, sample_meta
+    from musicvae.generate import resolve_prior, sample, sample_meta
 
     n = n if n is not None else (8 if index is None else 1)
     start = index or 0
@@ -379,9 +479,12 @@ def sample_command(
     midi = midi_out(drum_map, out_channel)
     model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = sample(model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z)
+    grooves = sample(
+        model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z, prior=prior, spread=spread
+    )
+    prior, spread = resolve_prior(model, prior, spread)
     indices = range(start, start + n)
-    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z) for i in indices]
+    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z, prior, spread) for i in indices]
     write_grooves(out, [f"sample_{i:03d}" for i in indices], grooves, bpm, wav, png, metas, midi)
 
 
@@ -422,10 +525,10 @@ def _regroove_command(
         generate.check_device(model, command)  # refuse a model of the wrong kind before any work
     options = dict(temperature=temperature, seed=seed, feedback=feedback, keep_hits=keep_hits, from_mean=from_mean)
     if command == "groove-transfer":
-        result = generate.groove_transfer(model, score, midi.groove, **options)
+        result = generate.groove_transfer(score, midi.groove, model, **options)
     elif command in generate.DEVICE_NEEDS:
         play = {"humanize": generate.humanize, "drumify": generate.drumify, "infill-hihat": generate.infill_hihat}
-        result = play[command](model, midi.groove, **options)
+        result = play[command](midi.groove, model, **options)
     else:
         result = generate.regroove(model, midi.groove, **options)
     meta = generate.meta_text(
@@ -458,7 +561,7 @@ def _add_regroove_command(
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
-        checkpoint: Optional[str] = CheckpointOption,
+        checkpoint: Optional[str] = checkpoint_option(default_model),
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP.get(name, KEEP_HITS_HELP[None])),
@@ -495,7 +598,7 @@ for _spec in (
 def groove_transfer_command(
     hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
     groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_hits_control"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     keep: bool = typer.Option(True, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP["groove-transfer"]),
@@ -517,7 +620,7 @@ def interpolate_command(
     end: Path = typer.Argument(..., help="Last groove (MIDI)."),
     steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
     bars: Optional[str] = typer.Option(None, "--bars", help="Use bars A-B (from 1, inclusive) of each file, e.g. 1-4 (default: whole files)."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = typer.Option(None, "--bpm", help="Output tempo (default: from the first file's to the last's)."),
     out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
@@ -606,6 +709,46 @@ def render_command(
         typer.echo(f"wrote {png}")
 
 
+@app.command("fit-prior")
+def fit_prior_command(
+    checkpoint: str = typer.Argument(..., help="Run folder of the model (prior.safetensors is written into it)."),
+    data: Optional[Path] = DataOption,
+    components: int = typer.Option(8, "--components", help="Gaussians in the latent mixture."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the posterior draws and the mixture's initialisation."),
+    max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Fit on this many training windows (seeded draw; default: all)."),
+    windowing: Optional[str] = WindowingOption,
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+) -> None:
+    """Fit the sampling distribution after training: a Gaussian mixture on the training windows'
+    posterior codes and the decoder's velocity/offset residuals; writes RUN/prior.safetensors."""
+    from musicvae.checkpoints.native import load_model as load_checkpoint
+    from musicvae.checkpoints.native import save_prior
+    from musicvae.data.dataset import load_windows
+    from musicvae.model.prior import fit_prior
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}: not a run folder (no config.json); fit-prior writes prior.safetensors into it")
+    if components < 1:
+        fail("--components must be at least 1")
+    if threads is not None and threads < 1:
+        fail("--threads must be at least 1")
+    model = load_checkpoint(folder)
+    data_config = model.config.data if windowing is None else model.config.with_overrides([f"data.windowing={windowing}"]).data
+    train = load_windows(default_data(data), data_config).of_split("train")
+    if max_windows is not None and max_windows < components:
+        fail("--max-windows must be at least --components")
+    if len(train) < components:
+        fail(f"{len(train)} training windows, fewer than --components {components}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
+    path = save_prior(folder, prior)
+    typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
+
+
 @app.command("studio")
 def studio_command(
     port: int = typer.Option(8765, "--port", help="Port to serve on (0: any free port)."),
@@ -662,6 +805,8 @@ def evaluate(
     temperature: float = TemperatureOption,
     feedback: str = FeedbackOption,
     windowing: Optional[str] = WindowingOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     batch_size: int = typer.Option(256, "--batch-size", help="Windows / samples per model call."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for evaluation.json, report.md, figure.png."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -705,6 +850,8 @@ def evaluate(
         label = Path(checkpoint).name or checkpoint
         while label in results:
             label += "'"
+        train_windows = loaded[key].of_split("train") if split != "train" else None
+        train_windows = train_windows if train_windows is not None and len(train_windows) else None
         typer.echo(f"evaluating {label} on {len(windows)} {split} windows ({data_config.windowing} windowing) …")
         import torch
 
@@ -714,13 +861,14 @@ def evaluate(
         try:
             results[label] = evaluate_model(
                 model, windows, samples=samples, seed=seed, temperature=temperature, feedback=feedback,
-                batch_size=batch_size, progress=progress,
+                batch_size=batch_size, prior=prior, spread=spread, train_windows=train_windows, progress=progress,
             )  # fmt: skip
         finally:
             torch.set_num_threads(saved_threads)
     run_info = {
         "checkpoints": names, "data": str(source), "split": split, "samples": samples, "seed": seed,
         "temperature": temperature, "feedback": feedback, "windowing": windowing, "batch_size": batch_size,
+        "prior": prior, "spread": spread,
     }  # fmt: skip
     paths = write_report(results, out, source=str(source), extra=run_info)
     for label, result in results.items():
