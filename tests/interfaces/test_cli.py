@@ -83,7 +83,7 @@ def test_help_names_the_default_model_and_flags_show_no_type(monkeypatch):
         "sample": "the bundled groovae_4bar model",
         "humanize": "the bundled groovae_2bar_humanize model",
         "interpolate": "the bundled groovae_4bar model",
-        "drumify": "groovae_2bar_tap_fixed_velocity",
+        "drumify": "groovae_2bar_tap_controlled",
         "groove-transfer": "groovae_2bar_hits_control",
     }
     for command, default in expected.items():
