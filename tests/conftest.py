@@ -15,25 +15,26 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("MUSICVAE_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "magenta"))
 
 
-def _require(path: Path | None, what: str) -> Path:
+def require(path: Path | None, what: str) -> Path:
+    """``path`` when it exists; else skip the test with the reason (a failure under CI=true)."""
     if path is not None and path.exists():
         return path
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI needs {what} at {path}")
-    pytest.skip(f"{what} not found")
+    pytest.skip(f"{what} not found at {path}" if path is not None else f"{what} not set")
 
 
 @pytest.fixture(scope="session")
 def gmd_dir() -> Path:
     """The extracted GMD folder named by $MUSICVAE_GMD_DIR."""
     env = os.environ.get("MUSICVAE_GMD_DIR")
-    return _require(Path(env) if env else None, "the Groove MIDI Dataset ($MUSICVAE_GMD_DIR)")
+    return require(Path(env) if env else None, "the Groove MIDI Dataset ($MUSICVAE_GMD_DIR)")
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """magenta 2.1.4's fixtures (converter tensors, round trips, a TF checkpoint)."""
-    return _require(REFERENCE_DIR, "magenta reference fixtures")
+    return require(REFERENCE_DIR, "magenta reference fixtures")
 
 
 def random_batch(batch: int, steps: int, seed: int = 0):
@@ -72,3 +73,32 @@ def synthetic_windows(n: int = 48, steps: int = 32, *, split=None, hit_rate: flo
         beat_type=np.full(n, "beat"),
         settings={"data": {"split_bars": steps // 16}, **(settings or {})},
     )
+
+
+# --- raw Standard MIDI File bytes, for inputs symusic would refuse to write (tempo 0, huge gaps) ---
+
+
+def vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def tempo_event(us_per_quarter: int, delta: int = 0) -> bytes:
+    return vlq(delta) + b"\xff\x51\x03" + us_per_quarter.to_bytes(3, "big")
+
+
+def drum_note(delta: int, pitch: int = 36, velocity: int = 100, length: int = 60) -> bytes:
+    """A note-on ``delta`` ticks after the previous event, then its note-off, on channel 10."""
+    return vlq(delta) + bytes([0x99, pitch, velocity]) + vlq(length) + bytes([0x89, pitch, 0])
+
+
+def smf(*events: bytes, ticks_per_quarter: int = 480) -> bytes:
+    """A format-0 MIDI file of one track holding ``events`` (end-of-track appended)."""
+    track = b"".join(events) + b"\x00\xff\x2f\x00"
+    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+    return header + ticks_per_quarter.to_bytes(2, "big") + b"MTrk" + len(track).to_bytes(4, "big") + track

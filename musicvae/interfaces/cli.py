@@ -7,7 +7,7 @@ Every user mistake (a bad file, an unknown preset, a missing dataset) ends with 
 from __future__ import annotations
 
 import collections
-import contextlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,36 +16,84 @@ from typing import Optional
 import typer
 
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
+from musicvae.data.midi import MAX_BARS
+from musicvae.errors import USER_ERRORS, os_error_message
+from musicvae.render import MAX_PANELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
 app.add_typer(data_app, name="data")
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is meant for the user (one line, no traceback)."""
-    from musicvae.data.gmd import DatasetError
-    from musicvae.data.midi import MidiError
-
-    errors: list[type[BaseException]] = [DatasetError, MidiError, ValueError, FileNotFoundError]
-    with contextlib.suppress(ImportError):
-        from musicvae.checkpoints.native import CheckpointError
-
-        errors.append(CheckpointError)
-    with contextlib.suppress(ImportError):
-        from musicvae.checkpoints.magenta import CheckpointError as TFCheckpointError
-
-        errors.append(TFCheckpointError)
-    with contextlib.suppress(ImportError):
-        from musicvae.render import RenderError
-
-        errors.append(RenderError)
-    return tuple(errors)
-
-
 def fail(message: str) -> None:
     typer.echo(f"error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks of the shared options: they run while the command line is parsed, before any work, and
+# end with one ``error: …`` line. Each option's help states its range.
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10
+MIN_BPM, MAX_BPM = 20, 400
+MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 1000  # grooves one sample command writes
+
+
+def _check_range(option: str, value, low, high):
+    """``value`` when low ≤ value ≤ high and finite (None passes: the option was not given)."""
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        fail(f"{option} must be between {low} and {high}, got {value}")
+    return value
+
+
+def check_temperature(value: float) -> float:
+    return _check_range("--temperature", value, MIN_TEMPERATURE, MAX_TEMPERATURE)
+
+
+def check_bpm(value: Optional[float]) -> Optional[float]:
+    return _check_range("--bpm", value, MIN_BPM, MAX_BPM)
+
+
+def check_seed(value: int) -> int:
+    return _check_range("--seed", value, 0, MAX_SEED)
+
+
+def check_num_samples(value: int) -> int:
+    return _check_range("-n", value, 1, MAX_SAMPLES)
+
+
+def check_interpolation_steps(value: int) -> int:
+    # One picture holds every step's panel.
+    return _check_range("--steps", value, 2, MAX_PANELS)
+
+
+def check_bars(value: int) -> int:
+    return _check_range("--bars", value, 1, MAX_BARS)
+
+
+def check_device(value: Optional[str]) -> Optional[str]:
+    """A torch device this machine has: cpu, cuda, cuda:N or mps (None: pick the best)."""
+    if value is None:
+        return value
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        fail(f"--device {value!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "has no CUDA support" if torch.version.cuda is None else "finds no CUDA GPU"
+            fail(f"--device {value}: this PyTorch build {build}; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            fail(f"--device {value}: only {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 …)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            fail(f"--device {value}: Apple MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        fail(f"--device {value}: unsupported device type; use cpu, cuda, cuda:N or mps")
+    return value
 
 
 def resolve_config(name: str, overrides: list[str] | None = None, **data_overrides) -> Config:
@@ -143,7 +191,7 @@ def preprocess(
 def inspect(
     files: list[Path] = typer.Argument(..., help="MIDI files to describe."),
     pitch_map: str = typer.Option("reduced", "--pitch-map", help="reduced (any drum MIDI) | roland (GMD)."),
-    bars: int = typer.Option(4, "--bars", help="Window length in bars for the window count."),
+    bars: int = typer.Option(4, "--bars", callback=check_bars, help=f"Window length in bars for the window count (1–{MAX_BARS})."),
 ) -> None:
     """One line per MIDI file: tempo, time signature, notes per drum class, usable windows."""
     from musicvae.data.drums import CLASS_NAMES
@@ -183,7 +231,9 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
     windowing: Optional[str] = WindowingOption,
     overrides: Optional[list[str]] = SetOption,
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
+    device: Optional[str] = typer.Option(
+        None, "--device", callback=check_device, help="cpu, cuda, cuda:1, mps (default: best available)."
+    ),
     precision: str = typer.Option(
         DEFAULT_PRECISION, "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
@@ -228,8 +278,13 @@ def import_magenta(
 # Generation
 
 CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
-TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
-SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
+TemperatureOption = typer.Option(
+    1.0, "--temperature", "-t", callback=check_temperature,
+    help=f"Hit sampling temperature ({MIN_TEMPERATURE}–{MAX_TEMPERATURE}).",
+)  # fmt: skip
+SeedOption = typer.Option(
+    0, "--seed", callback=check_seed, help=f"Random seed (0–{MAX_SEED}); the same seed writes byte-identical MIDI."
+)
 OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
@@ -250,11 +305,17 @@ def load_model(checkpoint: Optional[str], default: str):
 
 
 def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, png: bool) -> None:
-    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths."""
-    from musicvae.atomic import write_bytes
+    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; every
+    groove is checked to render before the first file is written."""
+    from musicvae.atomic import output_folder, write_bytes
     from musicvae.generate import midi_bytes
 
-    out.mkdir(parents=True, exist_ok=True)
+    if wav:
+        from musicvae.render import check_groove_renders
+
+        for groove in grooves:
+            check_groove_renders(groove, qpm)
+    output_folder(out)
     for name, groove in zip(names, grooves):
         data = midi_bytes(groove, qpm)
         write_bytes(out / f"{name}.mid", data)
@@ -272,10 +333,12 @@ def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, p
 @app.command("sample")
 def sample_command(
     checkpoint: Optional[str] = CheckpointOption,
-    n: int = typer.Option(8, "-n", help="Number of grooves."),
+    n: int = typer.Option(8, "-n", callback=check_num_samples, help=f"Number of grooves (1–{MAX_SAMPLES})."),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
-    bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
+    bpm: float = typer.Option(
+        120.0, "--bpm", callback=check_bpm, help=f"Tempo written to the MIDI, {MIN_BPM}–{MAX_BPM} quarter notes per minute."
+    ),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
     out: Path = OutOption,
@@ -283,12 +346,10 @@ def sample_command(
     png: bool = PngOption,
 ) -> None:
     """Sample new grooves from the prior z ~ N(0, I)."""
+    from musicvae.atomic import check_output_folder
     from musicvae.generate import sample
 
-    if n < 1:
-        fail("-n must be at least 1")
-    if not 20 <= bpm <= 400:
-        fail("--bpm must be between 20 and 400")
+    check_output_folder(out)
     model = load_model(checkpoint, "groovae_4bar")
     grooves = sample(model, n, temperature=temperature, seed=seed, feedback=feedback, same_z=same_z)
     write_grooves(out, [f"sample_{i:03d}" for i in range(n)], grooves, bpm, wav, png)
@@ -298,11 +359,17 @@ def _regroove_command(
     source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
     feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None, keep_hits: bool = False,
 ) -> None:  # fmt: skip
+    from musicvae.atomic import check_output_folder
     from musicvae.generate import read_groove, regroove
 
-    model = load_model(checkpoint, default)
+    check_output_folder(out)
     midi = read_groove(source)
     score = read_groove(control).groove if control is not None else None
+    if wav:
+        from musicvae.render import check_render_length
+
+        check_render_length(len(midi.groove), bpm or midi.qpm)  # before the model's work, not after
+    model = load_model(checkpoint, default)
     result = regroove(
         model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits
     )
@@ -312,7 +379,9 @@ def _regroove_command(
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png)
 
 
-BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
+BpmOption = typer.Option(
+    None, "--bpm", callback=check_bpm, help=f"Output tempo, {MIN_BPM}–{MAX_BPM} qpm (default: the input's)."
+)
 KEEP_HITS_HELP = (
     "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the model "
     "draw the notes too, as magenta does."
@@ -369,7 +438,10 @@ def groove_transfer_command(
 def interpolate_command(
     start: Path = typer.Argument(..., help="First groove (MIDI)."),
     end: Path = typer.Argument(..., help="Last groove (MIDI)."),
-    steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
+    steps: int = typer.Option(
+        5, "--steps", callback=check_interpolation_steps,
+        help=f"Grooves in the interpolation, endpoints included (2–{MAX_PANELS}).",
+    ),  # fmt: skip
     checkpoint: Optional[str] = CheckpointOption,
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
@@ -377,15 +449,21 @@ def interpolate_command(
     """Spherical interpolation between two grooves' μ: separate files and one joined MIDI."""
     import numpy as np
 
+    from musicvae.atomic import check_output_folder
     from musicvae.generate import interpolate, read_groove
+    from musicvae.render import check_groove_renders
 
-    model = load_model(checkpoint, "groovae_4bar")
+    check_output_folder(out)
     a, b = read_groove(start), read_groove(end)
+    model = load_model(checkpoint, "groovae_4bar")
     grooves = interpolate(model, a.groove, b.groove, steps, temperature=temperature, seed=seed, feedback=feedback)
     qpm = bpm or a.qpm
     names = [f"interp_{i:02d}" for i in range(steps)]
+    joined = np.concatenate(list(grooves))
+    if wav:
+        check_groove_renders(joined, qpm)  # before the first file is written
     write_grooves(out, names, grooves, qpm, wav, png)
-    write_grooves(out, ["interpolation"], [np.concatenate(list(grooves))], qpm, wav, False)
+    write_grooves(out, ["interpolation"], [joined], qpm, wav, False)
     if png:
         from musicvae.render import plot_grooves
 
@@ -397,22 +475,31 @@ def render_command(
     source: Path = typer.Argument(..., help="MIDI file."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="WAV file to write (44.1 kHz, 16-bit)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Drum-grid picture to write."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="Render with this .sf2 instead of the built-in synth."),
 ) -> None:
-    """Render a MIDI file to sound (WAV) and/or a drum-grid picture (PNG)."""
+    """Render a MIDI file to sound (WAV, built-in drum synth) and/or a drum-grid picture (PNG).
+
+    Both are made in memory first: a file is written only when both can be."""
+    from musicvae.atomic import check_output_file, write_bytes
+    from musicvae.render import groove_png, midi_drum_notes, synthesize, write_wav
+
     if wav is None and png is None:
         fail("nothing to do: pass --wav OUT.wav and/or --png OUT.png")
-    if wav is not None:
-        from musicvae.render import render_midi_to_wav
-
-        render_midi_to_wav(source, wav, soundfont=str(soundfont) if soundfont else None)
-        typer.echo(f"wrote {wav}")
+    outputs = [path for path in (wav, png) if path is not None]
+    for path in outputs:
+        check_output_file(path)
+    if len(outputs) == 2 and wav.resolve() == png.resolve():
+        fail("--wav and --png name the same file")
+    audio = synthesize(*midi_drum_notes(source)) if wav is not None else None
     if png is not None:
-        from musicvae.generate import read_groove
-        from musicvae.render import plot_grooves
+        from musicvae.generate import read_groove  # imports torch: only when a picture is asked for
 
         midi = read_groove(source)
-        plot_grooves([midi.groove], png, titles=[source.name], bpm=midi.qpm)
+        picture = groove_png([midi.groove], titles=[source.name], bpm=midi.qpm)
+    if wav is not None:
+        write_wav(wav, audio)
+        typer.echo(f"wrote {wav}")
+    if png is not None:
+        write_bytes(png, picture)
         typer.echo(f"wrote {png}")
 
 
@@ -426,7 +513,9 @@ def evaluate(
     data: Optional[Path] = DataOption,
     split: str = typer.Option("test", "--split", help="train | validation | test"),
     samples: int = typer.Option(1024, "--samples", "-n", help="Grooves sampled from the prior per model."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw (samples, pair subsampling, figure)."),
+    seed: int = typer.Option(
+        0, "--seed", callback=check_seed, help=f"Seed of every random draw (samples, pair subsampling, figure; 0–{MAX_SEED})."
+    ),
     temperature: float = TemperatureOption,
     feedback: str = FeedbackOption,
     windowing: Optional[str] = WindowingOption,
@@ -448,8 +537,6 @@ def evaluate(
         names = ["groovae_4bar"]
     if samples < 2:
         fail("--samples must be at least 2")
-    if temperature <= 0:
-        fail("--temperature must be > 0")
     if feedback not in ("magenta", "consistent"):
         fail("--feedback must be magenta or consistent")
     if batch_size < 1:
@@ -509,7 +596,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
-        if isinstance(exc, user_errors()):
+        if isinstance(exc, USER_ERRORS):
             typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
+        if isinstance(exc, OSError):  # the file system refused: a missing, read-only or full place
+            typer.echo(f"error: {os_error_message(exc)}", err=True)
             sys.exit(1)
         raise
