@@ -55,6 +55,7 @@ class Result:
     case: Case
     outcome: str
     seconds: float
+    cpu_seconds: float  # user + system: what the case costs on an idle machine, whatever the load now
     max_rss_mb: float
     message: str
 
@@ -157,6 +158,8 @@ def build_cases(work: Path, gmd: Path | None, mutations: int) -> list[Case]:
             Case(f"render/{name}", ["render", str(path), "--wav", f"{out}/x.wav", "--png", f"{out}/x.png"], long),
             Case(f"reconstruct/{name}", ["reconstruct", str(path), "--out", out, "--wav"], long),
         ]
+        if long:  # the model alone, on the 2-bar humanizer (twice the windows of a 4-bar model)
+            cases.append(Case(f"humanize/{name}", ["humanize", str(path), "--out", out], long))
     good = inputs / "good.mid"
     good.write_bytes(smf(tempo_event(500000), *PULSE))
     a_file = str(good)
@@ -242,7 +245,8 @@ def run_case(case: Case, work: Path, timeout: float) -> Result:
     if outcome not in ("ok", "timeout") and _outputs_of(case, out):
         outcome, err = "left_files", f"left {_outputs_of(case, out)}"
     message = (err.strip().splitlines() or stdout.strip().splitlines() or [""])[-1][:160]
-    return Result(case, outcome, seconds, usage.ru_maxrss / 1024, message)  # ru_maxrss is in KB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return Result(case, outcome, seconds, cpu, usage.ru_maxrss / 1024, message)  # ru_maxrss is in KB on Linux
 
 
 def _outputs_of(case: Case, out: Path) -> list[str]:
@@ -270,9 +274,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     for r in results:
-        print(f"case.{r.case.name}={r.outcome} ({r.seconds:.1f} s, {r.max_rss_mb:.0f} MB) {r.message}")
+        print(f"case.{r.case.name}={r.outcome} ({r.seconds:.1f} s, cpu {r.cpu_seconds:.1f} s, {r.max_rss_mb:.0f} MB) {r.message}")
     counts = {k: sum(r.outcome == k for r in results) for k in ("ok", "clean", "usage", "traceback", "timeout", "left_files")}
-    for kind in ("inspect", "render", "reconstruct", "args"):
+    for kind in ("inspect", "render", "reconstruct", "humanize", "args"):
         group = [r for r in results if r.case.name.startswith(kind + "/")]
         bad = [r for r in group if r.outcome not in ("ok", "clean", "usage")]
         print(f"{kind}_cases={len(group)}  {kind}_handled_cleanly={len(group) - len(bad)}")
@@ -282,8 +286,10 @@ def main() -> None:
     if long:
         worst_rss = max(long, key=lambda r: r.max_rss_mb)
         worst_time = max(long, key=lambda r: r.seconds)
+        worst_cpu = max(long, key=lambda r: r.cpu_seconds)
         print(f"long_inputs_peak_rss_mb={worst_rss.max_rss_mb:.0f} ({worst_rss.case.name})")
-        print(f"long_inputs_max_seconds={worst_time.seconds:.1f} ({worst_time.case.name})")
+        print(f"long_inputs_max_wall_seconds={worst_time.seconds:.1f} ({worst_time.case.name})")
+        print(f"long_inputs_max_cpu_seconds={worst_cpu.cpu_seconds:.1f} ({worst_cpu.case.name})")
     print(f"all_cases_peak_rss_mb={max(r.max_rss_mb for r in results):.0f}")
     print(f"wall_seconds={total:.0f} (jobs={opts.jobs}, load average {os.getloadavg()[0]:.1f})")
     handled = counts["ok"] + counts["clean"] + counts["usage"]

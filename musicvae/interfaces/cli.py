@@ -170,6 +170,7 @@ def preprocess(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Convert the GMD into one .npz of groove windows (see the README for its arrays)."""
+    from musicvae.atomic import check_output_file
     from musicvae.data.dataset import build_windows
     from musicvae.data.gmd import SPLITS, open_dataset
 
@@ -177,6 +178,7 @@ def preprocess(
         fail(f"--split must be one of {', '.join(SPLITS)} or all")
     if out.suffix != ".npz":
         fail("--out must end in .npz")
+    check_output_file(out)
     cfg = resolve_config(config, overrides, windowing=windowing)
     dataset = open_dataset(default_data(data))
     windows, report = build_windows(dataset, cfg.data, None if split == "all" else (split,))
@@ -526,6 +528,7 @@ def evaluate(
 ) -> None:
     """Evaluate models on a GMD split: reconstruction, and groove statistics of prior samples vs the
     real windows (absolute and Yang & Lerch relative comparison); writes JSON, Markdown and a figure."""
+    from musicvae.atomic import check_output_folder
     from musicvae.data.dataset import load_windows
     from musicvae.evaluation.evaluate import evaluate_model
     from musicvae.evaluation.report import write_report
@@ -543,6 +546,7 @@ def evaluate(
         fail("--batch-size must be at least 1")
     if threads is not None and threads < 1:
         fail("--threads must be at least 1")
+    check_output_folder(out)
     source = default_data(data)
     results, loaded = {}, {}
     for checkpoint in names:

@@ -119,6 +119,9 @@ def test_out_is_a_file_or_lies_under_a_file(groove, tmp_path, capsys):
     assert_user_error(["reconstruct", groove, "--out", groove / "sub"], capsys, f"{groove} is a file")
     assert_user_error(["sample", "-n", "1", "--out", groove], capsys, "is a file, not a folder")
     assert_user_error(["render", groove, "--wav", groove / "x.wav"], capsys, f"{groove} is a file")
+    # Checked before the dataset is read or a model evaluated (minutes of work).
+    assert_user_error(["preprocess", "--out", groove / "w.npz", "--data", "/nonexistent"], capsys, f"{groove} is a file")
+    assert_user_error(["evaluate", "--out", groove, "--data", "/nonexistent"], capsys, "is a file, not a folder")
     assert files_under(tmp_path) == ["in", "in/groove.mid"]
 
 
