@@ -6,7 +6,9 @@
 The split's windows, joined into one long input, go through :func:`musicvae.generate.regroove`,
 what ``musicvae humanize`` / ``drumify`` run: window by window, the model's input transform
 (humanize: the score, velocity and timing removed; tap: one tap per step) is encoded and decoded
-from μ (seed 0). The decodes are scored on the real performance with
+twice: ``*_posterior`` from a seeded draw z = μ + σ·ε per window (what the commands do by
+default: a performance, different for repeated bars and for each --seed) and ``*_from_mean``
+from μ (``--from-mean``, magenta's way). The decodes are scored on the real performance with
 :func:`musicvae.evaluation.evaluate.hit_metrics`: hit F1, and velocity MAE (MIDI units) and offset MAE (ms)
 over the matched hits. ``velocity_std`` is the spread of hit velocities within a window,
 averaged (MIDI units), against the real performance's: how much dynamics an output has.
@@ -23,8 +25,8 @@ Tap models' baseline, ``tap_template``, plays at every tapped step the classes t
 hit at least half the time when that sixteenth of the bar has a note, at their mean velocity
 there and the tap's timing.
 
-Prints ``name=value`` lines; the headline, the model's velocity MAE (``keep_hits`` for humanize),
-last.
+Prints ``name=value`` lines; the headline, the model's velocity MAE (``keep_hits_posterior`` for
+humanize: the command's default), last.
 """
 
 from __future__ import annotations
@@ -143,8 +145,9 @@ def main() -> None:
     performances = targets.reshape(-1, targets.shape[-1])
     modes = {"redraw_hits": False, "keep_hits": True} if data.humanize else {"model": False}
     for mode, keep_hits in modes.items():
-        decoded = regroove(model, performances, seed=args.seed, keep_hits=keep_hits).reshape(targets.shape)
-        report(mode, targets, decoded, bpm)
+        for z_from, from_mean in (("from_mean", True), ("posterior", False)):
+            decoded = regroove(model, performances, seed=args.seed, keep_hits=keep_hits, from_mean=from_mean)
+            report(f"{mode}_{z_from}", targets, decoded.reshape(targets.shape), bpm)
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,9 @@ class DataConfig:
     windowing: str = "tfds"
     # Hop between windows in bars; None means the mode's own (split_bars for files, 1 otherwise).
     hop_bars: int | None = None
-    pitch_map: str = "roland"
+    # Drum map: pitch -> class for reading the data (a built-in name, see `musicvae drum-maps`,
+    # or a .json map file). Called pitch_map before; old configs and --set keys are mapped over.
+    drum_map: str = "roland"
     # Input transforms (encoder side only; the decoder targets never change).
     humanize: bool = False
     tapify: bool = False
@@ -137,7 +139,7 @@ class Config:
         kwargs = {"name": raw["name"]}
         for section_name in sections:
             section_cls = _SECTION_TYPES[section_name]
-            values = raw.get(section_name, {})
+            values = _renamed(raw.get(section_name, {}), section_name)
             known = {f.name: f for f in dataclasses.fields(section_cls)}
             unknown = set(values) - set(known)
             if unknown:
@@ -152,7 +154,7 @@ class Config:
         config = self
         for item in overrides:
             key, sep, text = item.partition("=")
-            key = key.strip()
+            key = RENAMED_KEYS.get(key.strip(), key.strip())
             valid = valid_override_keys()
             if not sep or key not in valid:
                 raise ValueError(f"unknown setting {key!r}; valid keys: {', '.join(valid)}")
@@ -172,6 +174,8 @@ class Config:
             raise ValueError(f"data.windowing must be one of {', '.join(WINDOWINGS)}")
         if d.hop_bars is not None and d.hop_bars < 1:
             raise ValueError("data.hop_bars must be ≥ 1")
+        if not d.drum_map.endswith(".json") and d.drum_map not in builtin_map_names():
+            raise ValueError(f"data.drum_map must be one of {', '.join(builtin_map_names())} or a .json map file")
         if not 0.0 <= d.max_note_dropout <= 1.0:
             raise ValueError("data.max_note_dropout must be in [0, 1]")
         if any(not 0 <= i < 9 for i in d.add_instruments):
@@ -196,6 +200,23 @@ class Config:
 
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def builtin_map_names() -> list[str]:
+    """Names of the built-in drum maps (without reading them: configs stay light to import)."""
+    from musicvae.data.drums import BUILTIN_DIR
+
+    return ["roland", "reduced", *sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))]
+
+
+# Settings renamed since older checkpoints were written: old name -> new name.
+RENAMED_KEYS = {"data.pitch_map": "data.drum_map"}
+
+
+def _renamed(values: dict, section_name: str) -> dict:
+    """A config section's values with old key names replaced by their new ones."""
+    prefix = section_name + "."
+    return {RENAMED_KEYS.get(prefix + k, prefix + k)[len(prefix) :]: v for k, v in values.items()}
 
 
 def valid_override_keys() -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from musicvae.atomic import atomic_path, check_output_file, write_bytes
-from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES, REDUCED, class_lookup
+from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
+from musicvae.data.drums import drum_map as load_drum_map
 from musicvae.data.midi import check_tempos, parse_score, read_midi_bytes
 from musicvae.errors import UserError
 
@@ -157,6 +158,18 @@ def _voice_pair(cls: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return soft, diff
 
 
+def voice_takes(cls: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """The (soft, loud) takes of drum class ``cls`` (0–8) as mono float32 at ``sample_rate`` Hz.
+
+    :func:`synthesize` plays a note of MIDI velocity v as gain·((1 − b)·soft + b·loud) with
+    gain = (v/127)^1.5 and b = (v − 1)/126; a player given both takes sounds the same.
+    """
+    if not 0 <= cls < NUM_CLASSES:
+        raise ValueError(f"drum class must be in 0..{NUM_CLASSES - 1}, got {cls}")
+    soft, diff = _voice_pair(int(cls), int(sample_rate))
+    return soft, soft + diff
+
+
 # ---------------------------------------------------------------------------------------------
 # Synthesis and audio files
 
@@ -173,13 +186,6 @@ def check_render_length(num_steps: int, bpm: float) -> None:
     """RenderError unless a groove of ``num_steps`` 16th notes at ``bpm`` fits one render's
     length (a model's output is as long as its input, so this can be checked before it runs)."""
     check_render_size(0, num_steps * 15.0 / bpm + TAIL_SECONDS)
-
-
-def check_groove_renders(groove: np.ndarray, bpm: float) -> None:
-    """RenderError unless a [T, 27] groove at ``bpm`` fits one render's caps (checked before
-    anything is written: the MIDI of a groove plays its notes at these times, ± a tick)."""
-    times, _, _ = groove_to_notes(groove, bpm)
-    check_render_size(len(times), (times.max() if len(times) else 0.0) + TAIL_SECONDS)
 
 
 def synthesize(times: np.ndarray, classes: np.ndarray, velocities: np.ndarray, *,
@@ -242,26 +248,43 @@ def groove_to_notes(groove: np.ndarray, bpm: float) -> tuple[np.ndarray, np.ndar
     return times[order], classes[order], velocities[order].astype(np.int64)
 
 
-def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+def _write_pcm(handle, audio: np.ndarray, sample_rate: int) -> None:
     audio = np.asarray(audio)
     if audio.ndim != 1:
-        raise ValueError(f"write_wav expects mono 1-D audio, got shape {audio.shape}")
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle, wave.open(handle, "wb") as wav:
+        raise ValueError(f"WAV writing expects mono 1-D audio, got shape {audio.shape}")
+    with wave.open(handle, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(int(sample_rate))
         for begin in range(0, len(audio), _WAV_BLOCK):  # blocks: no float64 copy of a long render
             block = np.asarray(audio[begin : begin + _WAV_BLOCK], dtype=np.float64)
             wav.writeframes(np.round(np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
+    if np.ndim(audio) != 1:  # checked before the temporary file exists
+        raise ValueError(f"write_wav expects mono 1-D audio, got shape {np.shape(audio)}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        _write_pcm(handle, audio, sample_rate)
     return Path(path)
 
 
-def midi_drum_notes(midi: str | os.PathLike | bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono float audio (clipped to [-1, 1]) as the bytes of a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    _write_pcm(buffer, audio, sample_rate)
+    return buffer.getvalue()
+
+
+def midi_drum_notes(
+    midi: str | os.PathLike | bytes, drum_map: str | DrumMap = "reduced"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(onsets in seconds, classes 0–8, MIDI velocities) of a MIDI file's (path or bytes) drum notes.
 
-    The notes of the drum tracks (or of every track if none is marked drum) are mapped with the
-    REDUCED map; other pitches are skipped. MidiError / RenderError (one line) when unusable.
+    The notes of the drum tracks (or of every track if none is marked drum) are mapped to classes
+    with ``drum_map`` (a name or file); other pitches are skipped. MidiError / RenderError (one
+    line) when unusable.
     """
     label = "MIDI bytes" if isinstance(midi, (bytes, bytearray)) else str(midi)
     data = read_midi_bytes(bytes(midi) if isinstance(midi, bytearray) else midi, label)
@@ -269,7 +292,7 @@ def midi_drum_notes(midi: str | os.PathLike | bytes) -> tuple[np.ndarray, np.nda
     check_tempos(score, label)  # a tempo of 0 would put every note at infinity
     score = score.to("second")
     tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
-    lookup = class_lookup(REDUCED)
+    lookup = load_drum_map(drum_map).lookup()
     times, classes, velocities = [np.zeros(0)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for track in tracks:
         if len(track.notes) == 0:
@@ -286,11 +309,20 @@ def midi_drum_notes(midi: str | os.PathLike | bytes) -> tuple[np.ndarray, np.nda
     return times, np.concatenate(classes), np.concatenate(velocities)
 
 
-def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Render a MIDI file (path or bytes) to a mono WAV with the built-in synth; returns the
-    float32 audio written. Everything is checked before the WAV is written."""
+def check_midi_renders(midi: str | os.PathLike | bytes) -> None:
+    """MidiError / RenderError unless a MIDI file (path or bytes) fits one render's caps; nothing
+    is synthesized, so a batch of files can be checked before the first one is written."""
+    times, _, _ = midi_drum_notes(midi)
+    check_render_size(len(times), times.max() + TAIL_SECONDS)
+
+
+def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE,
+                       drum_map: str | DrumMap = "reduced") -> np.ndarray:
+    """Render a MIDI file (path or bytes) to a mono WAV with the built-in synth (see
+    :func:`midi_drum_notes`); returns the float32 audio written. Everything is checked before the
+    WAV is written."""
     check_output_file(wav_path)
-    audio = synthesize(*midi_drum_notes(midi_path_or_bytes), sample_rate=sample_rate)
+    audio = synthesize(*midi_drum_notes(midi_path_or_bytes, drum_map), sample_rate=sample_rate)
     write_wav(wav_path, audio, sample_rate)
     return audio
 

@@ -75,17 +75,55 @@ def synthetic_windows(n: int = 48, steps: int = 32, *, split=None, hit_rate: flo
     )
 
 
-# --- raw Standard MIDI File bytes, for inputs symusic would refuse to write (tempo 0, huge gaps) ---
+# ------------------------------------------------------------------------------------------------
+# Raw MIDI as DAWs write it (symusic always writes drums on channel 10, type 1)
 
 
 def vlq(value: int) -> bytes:
-    """A MIDI variable-length quantity."""
     out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
+    while value > 0x7F:
         value >>= 7
-    return bytes(reversed(out))
+        out.insert(0, 0x80 | (value & 0x7F))
+    return bytes(out)
+
+
+def track(events: list[tuple[int, bytes]]) -> bytes:
+    """An MTrk chunk of (delta ticks, event bytes), end-of-track added."""
+    body = b"".join(vlq(delta) + data for delta, data in events) + b"\x00\xff\x2f\x00"
+    return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def midi_file(tracks: list[bytes], kind: int, ticks_per_quarter: int = 480) -> bytes:
+    header = b"MThd" + (6).to_bytes(4, "big") + kind.to_bytes(2, "big") + len(tracks).to_bytes(2, "big")
+    return header + ticks_per_quarter.to_bytes(2, "big") + b"".join(tracks)
+
+
+def clip_events(channel: int, bars: int = 2) -> list[tuple[int, bytes]]:
+    """A DAW-style drum clip on ``channel`` (1–16): track name, program change, then kick /
+    snare / closed hi-hat in 8ths, written with running status as DAWs do."""
+    status = 0x90 | (channel - 1)
+    events = [(0, b"\xff\x03\x0aDrum Rack "), (0, bytes([0xC0 | (channel - 1), 0]))]
+    first = True
+    for step in range(8 * bars):
+        notes = [42] + ([36] if step % 4 == 0 else []) + ([38] if step % 4 == 2 else [])
+        for k, pitch in enumerate(notes):
+            on = bytes([pitch, 100]) if not first else bytes([status, pitch, 100])
+            first = False
+            events.append((0 if k else (0 if step == 0 else 120), on))
+        for k, pitch in enumerate(notes):
+            events.append((120 if k == 0 else 0, bytes([pitch, 0])))  # note-off as velocity 0
+    return events
+
+
+def daw_clip(kind: int, channel: int = 1) -> bytes:
+    """A type-0 (one track) or type-1 (tempo track + clip track) export of the clip."""
+    tempo = (0, b"\xff\x51\x03" + (600000).to_bytes(3, "big"))  # 100 qpm
+    if kind == 0:
+        return midi_file([track([tempo, *clip_events(channel)])], 0)
+    return midi_file([track([tempo, (0, b"\xff\x03\x05Tempo")]), track(clip_events(channel))], 1)
+
+
+# Raw events for inputs symusic would refuse to write (tempo 0, huge gaps): each carries its delta.
 
 
 def tempo_event(us_per_quarter: int, delta: int = 0) -> bytes:
@@ -99,6 +137,5 @@ def drum_note(delta: int, pitch: int = 36, velocity: int = 100, length: int = 60
 
 def smf(*events: bytes, ticks_per_quarter: int = 480) -> bytes:
     """A format-0 MIDI file of one track holding ``events`` (end-of-track appended)."""
-    track = b"".join(events) + b"\x00\xff\x2f\x00"
-    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
-    return header + ticks_per_quarter.to_bytes(2, "big") + b"MTrk" + len(track).to_bytes(4, "big") + track
+    body = b"".join(events) + b"\x00\xff\x2f\x00"
+    return midi_file([b"MTrk" + len(body).to_bytes(4, "big") + body], 0, ticks_per_quarter)

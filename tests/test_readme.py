@@ -100,7 +100,7 @@ def test_own_midi_folder_recipe_trains(reader_dir, with_info_csv):
         main(args)
     assert exit_info.value.code in (0, None)
     model = load_model(reader_dir / "runs" / "mine")
-    assert model.config.data.pitch_map == "reduced" and model.config.data.windowing == "grid"
+    assert model.config.data.drum_map == "reduced" and model.config.data.windowing == "grid"
     if with_info_csv:
         assert (reader_dir / "runs" / "mine" / "best").is_dir()  # the validation split was used
 

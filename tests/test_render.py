@@ -171,6 +171,25 @@ def test_write_wav(tmp_path, monkeypatch):
     assert path.stat().st_mode & 0o644 == 0o644
 
 
+def test_wav_bytes_are_the_written_file(tmp_path):
+    audio = np.sin(np.arange(1000) / 7).astype(np.float32)
+    assert render.wav_bytes(audio) == write_wav(tmp_path / "x.wav", audio).read_bytes()
+    with pytest.raises(ValueError, match="mono"):
+        write_wav(tmp_path / "y.wav", np.zeros((2, 10)))
+    assert not (tmp_path / "y.wav").exists()
+
+
+@pytest.mark.parametrize("velocity", [1, 40, 127])
+def test_a_note_is_the_documented_blend_of_the_two_takes(velocity):
+    # The studio page plays the two takes this way; it must sound like synthesize.
+    soft, loud = render.voice_takes(1)
+    gain, bright = (velocity / 127) ** 1.5, (velocity - 1) / 126
+    note = synthesize([0.0], [1], [velocity], tail_seconds=len(soft) / SR)
+    assert np.allclose(note[: len(soft) - 300], (gain * ((1 - bright) * soft + bright * loud))[:-300], atol=1e-6)
+    with pytest.raises(ValueError):
+        render.voice_takes(9)
+
+
 def write_midi(path, notes, is_drum=True, tpq=480):
     score = symusic.Score(tpq)
     track = symusic.Track("drums", 0, is_drum)

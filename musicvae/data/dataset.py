@@ -24,6 +24,7 @@ import numpy as np
 
 from musicvae.atomic import atomic_path
 from musicvae.configs import DataConfig
+from musicvae.data.drums import drum_map
 from musicvae.data.gmd import GrooveDataset, GrooveRow, open_dataset
 from musicvae.data.groove import check_convertible, performance_cells
 from musicvae.data.midi import MidiError, read_drums
@@ -121,9 +122,9 @@ def file_windows(perf, row: GrooveRow, config: DataConfig) -> tuple[np.ndarray, 
     if config.windowing == "tfds":
         # TFDS measures bars with info.csv's bpm; a folder of your own MIDI has none (bpm 0).
         bpm = row.bpm or perf.qpm
-        windows, starts = tfds_windows(perf, bpm, row.numerator, config.split_bars, config.pitch_map, np.float32)
+        windows, starts = tfds_windows(perf, bpm, row.numerator, config.split_bars, config.drum_map, np.float32)
         return windows, starts, {}
-    cells = performance_cells(perf, config.pitch_map)
+    cells = performance_cells(perf, config.drum_map)
     if config.windowing == "files":
         windows, starts = files_windows(cells, config.window_steps, config.hop_steps, np.float32)
     else:
@@ -201,7 +202,11 @@ def load_windows(data: str | Path, config: DataConfig, *, use_cache: bool = True
         windows.controls = controls_for(windows.outputs, config)
         return windows
     dataset = open_dataset(path)
-    key_source = json.dumps({"data": asdict(config), "fp": dataset.fingerprint(), "v": FORMAT_VERSION}, sort_keys=True)
+    # the map's pitches, not just its name: a map file edited in place must not reuse stale windows
+    pitches = [list(p) for p in drum_map(config.drum_map).classes]
+    key_source = json.dumps(
+        {"data": asdict(config), "map": pitches, "fp": dataset.fingerprint(), "v": FORMAT_VERSION}, sort_keys=True
+    )
     cached = cache_dir() / f"windows-{hashlib.sha256(key_source.encode()).hexdigest()[:20]}.npz"
     if use_cache and cached.is_file():
         return GrooveWindows.load(cached)

@@ -8,7 +8,7 @@ A step is a 16th note (4 steps per quarter, 16 per 4/4 bar). Each step holds 27 
   **positive means played early**, ±1 is half a step.
 
 When several notes of one class land in one step, the loudest wins; on a velocity tie the first in
-pretty_midi's note order wins (see ``musicvae.data.midi``). Class order and pitch maps are in
+pretty_midi's note order wins (see ``musicvae.data.midi``). Class order and drum maps are in
 ``musicvae.data.drums``.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import symusic
 
-from musicvae.data.drums import NUM_CLASSES, class_lookup, output_pitches, pitch_map
+from musicvae.data.drums import NUM_CLASSES, DrumMap, drum_map
 from musicvae.data.midi import DEFAULT_QPM, DrumPerformance, MidiError
 
 STEPS_PER_QUARTER = 4
@@ -35,7 +35,7 @@ class GrooveCells:
 
     ``step`` is the 16th-note index from the file's start, ``cls`` the drum class (0–8),
     ``velocity`` MIDI velocity / 127 and ``offset`` the ×2-scaled early-positive offset.
-    ``skipped_pitches`` counts notes whose pitch is outside the pitch map (magenta would crash).
+    ``skipped_pitches`` counts notes whose pitch is outside the drum map (magenta would crash).
     """
 
     step: np.ndarray
@@ -111,9 +111,10 @@ def loudest_per_cell(cells: np.ndarray, velocity: np.ndarray) -> np.ndarray:
     return order[first]
 
 
-def performance_cells(perf: DrumPerformance, pitch_map_name: str = "roland") -> GrooveCells:
-    """Quantize a performance into winning-note cells (no windowing, no checks)."""
-    table = class_lookup(pitch_map(pitch_map_name))
+def performance_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -> GrooveCells:
+    """Quantize a performance into winning-note cells (no windowing, no checks); pitches go to
+    classes by the drum map (a built-in name, a .json file or a DrumMap)."""
+    table = drum_map(drum_map_spec).lookup()
     cls = table[perf.pitch].astype(np.int64)
     known = cls >= 0
     skipped = {}
@@ -166,10 +167,11 @@ class DecodedNotes:
     velocity: np.ndarray
 
 
-def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: str = "roland") -> DecodedNotes:
+def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, drum_map_spec: str | DrumMap = "roland") -> DecodedNotes:
     """Turn a [steps, 27] groove into notes as magenta's ``from_tensors`` does.
 
-    A hit is ``hits > 0.5``; pitch = the class's first pitch; velocity = round-half-even of
+    A hit is ``hits > 0.5``; pitch = the drum map's output pitch of the class (for magenta's maps
+    the class's first pitch); velocity = round-half-even of
     v × 127 clipped to 0–127; onset = (step − clip(offset/2, ±0.5)) × step length; each note lasts
     one step. Notes come step by step, classes 0–8 within a step.
     """
@@ -184,16 +186,25 @@ def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: s
     return DecodedNotes(
         start=start,
         end=start + step_length,
-        pitch=output_pitches(pitch_map(pitch_map_name))[classes],
+        pitch=drum_map(drum_map_spec).output_pitches()[classes],
         velocity=velocity,
     )
 
 
-def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480) -> symusic.Score:
-    """A one-track drum Score (channel 10, 4/4, one tempo) holding the notes.
+def notes_to_score(
+    notes: DecodedNotes,
+    qpm: float,
+    ticks_per_quarter: int = 480,
+    meta: str | None = None,
+    tempo_changes: tuple[tuple[int, float], ...] = (),
+) -> symusic.Score:
+    """A one-track drum Score (channel 10, 4/4, tempo ``qpm``) holding the notes.
 
     Notes with velocity 0 are dropped (in MIDI a velocity-0 note-on is a note-off) and negative
-    onsets are moved to time 0, so a written file never has negative times.
+    onsets are moved to time 0, so a written file never has negative times. ``meta`` is written
+    as a marker meta event at time 0 (how the file was made: seed, index, model).
+    ``tempo_changes`` are (step, qpm) pairs from which on the tempo changes; a note's tick does
+    not depend on the tempo (a step is a 16th note at any tempo), only its time in seconds does.
     """
     seconds_per_tick = 60.0 / (qpm * ticks_per_quarter)
     keep = notes.velocity > 0
@@ -201,7 +212,11 @@ def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480
     end = np.maximum(np.rint(notes.end[keep] / seconds_per_tick).astype(np.int32), start + 1)
     score = symusic.Score(ticks_per_quarter)
     score.tempos.append(symusic.Tempo(0, qpm))
+    for step, step_qpm in tempo_changes:
+        score.tempos.append(symusic.Tempo(step * ticks_per_quarter // STEPS_PER_QUARTER, step_qpm))
     score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    if meta:
+        score.markers.append(symusic.TextMeta(0, " ".join(meta.split())))
     track = symusic.Track("Drums", 0, True)
     order = np.lexsort((notes.pitch[keep], start))
     track.notes = symusic.Note.from_numpy(
@@ -215,8 +230,14 @@ def notes_to_score(notes: DecodedNotes, qpm: float, ticks_per_quarter: int = 480
 
 
 def groove_to_midi_bytes(
-    groove: np.ndarray, qpm: float = DEFAULT_QPM, pitch_map_name: str = "roland", ticks_per_quarter: int = 480
+    groove: np.ndarray,
+    qpm: float = DEFAULT_QPM,
+    drum_map_spec: str | DrumMap = "roland",
+    ticks_per_quarter: int = 480,
+    meta: str | None = None,
+    tempo_changes: tuple[tuple[int, float], ...] = (),
 ) -> bytes:
-    """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute."""
-    score = notes_to_score(decode_notes(groove, qpm, pitch_map_name), qpm, ticks_per_quarter)
+    """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute, with
+    an optional marker text ``meta`` and (step, qpm) ``tempo_changes``."""
+    score = notes_to_score(decode_notes(groove, qpm, drum_map_spec), qpm, ticks_per_quarter, meta, tempo_changes)
     return score.dumps_midi()

@@ -137,10 +137,10 @@ def last_tick(score: symusic.Score) -> int:
             last = max(last, int((notes["time"].astype(np.int64) + notes["duration"]).max()))
         for events in (track.controls, track.pitch_bends, track.lyrics):
             if len(events):
-                last = max(last, int(events.numpy()["time"].max()))
+                last = max(last, _last_tick(events))
     for events in (score.time_signatures, score.key_signatures, score.markers, score.tempos):
         if len(events):
-            last = max(last, int(events.numpy()["time"].max()))
+            last = max(last, _last_tick(events))
     return last
 
 
@@ -228,6 +228,15 @@ def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
         np.array(velocity, np.int16),
         np.array(drum, bool),
     )
+
+
+def _last_tick(events) -> int:
+    """The latest time (ticks) of a non-empty symusic event list. Text events (markers, lyrics)
+    have no numpy view, so they are walked one by one."""
+    try:
+        return int(events.numpy()["time"].max())
+    except TypeError:
+        return max(int(event.time) for event in events)
 
 
 def _keys_overlap(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> bool:

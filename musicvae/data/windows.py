@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicvae.data.drums import NUM_CLASSES, class_lookup, pitch_map
+from musicvae.data.drums import NUM_CLASSES, DrumMap, drum_map
 from musicvae.data.groove import (
     DEPTH,
     STEPS_PER_BAR,
@@ -73,7 +73,7 @@ def tfds_windows(
     csv_bpm: float,
     numerator: int,
     split_bars: int,
-    pitch_map_name: str = "roland",
+    drum_map_spec: str | DrumMap = "roland",
     dtype=np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The converter tensors TFDS ``groove/{split_bars}bar-midionly`` yields for one file.
@@ -82,7 +82,7 @@ def tfds_windows(
     """
     window_steps = STEPS_PER_BAR * split_bars
     num_chunks = tfds_chunk_count(perf.end_time, csv_bpm, numerator, split_bars)
-    table = class_lookup(pitch_map(pitch_map_name))
+    table = drum_map(drum_map_spec).lookup()
     cls = table[perf.pitch].astype(np.int64)
     known = cls >= 0
     if num_chunks == 0 or not known.any():

@@ -7,11 +7,12 @@ Every user mistake (a bad file, an unknown preset, a missing dataset) ends with 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -19,6 +20,9 @@ from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 from musicvae.data.midi import MAX_BARS
 from musicvae.errors import USER_ERRORS, os_error_message
 from musicvae.render import MAX_PANELS
+
+if TYPE_CHECKING:
+    from musicvae.data.drums import DrumMap
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
@@ -68,6 +72,10 @@ def check_interpolation_steps(value: int) -> int:
     return _check_range("--steps", value, 2, MAX_PANELS)
 
 
+def check_index(value: Optional[int]) -> Optional[int]:
+    return _check_range("--index", value, 0, MAX_SEED)
+
+
 def check_bars(value: int) -> int:
     return _check_range("--bars", value, 1, MAX_BARS)
 
@@ -113,6 +121,10 @@ def default_data(data: Optional[Path]) -> Path:
     return path
 
 
+CHANNEL_HELP = (
+    "MIDI channel (1-16) of the drums, or 'all'. Default: channel 10 when it has notes, else the only channel "
+    "(or track) with notes."
+)
 ConfigOption = typer.Option("groovae_4bar", "--config", "-c", help=f"Preset: {', '.join(sorted(CONFIGS))}.")
 SetOption = typer.Option(None, "--set", help="Override a setting, e.g. --set train.batch_size=64 (repeatable).")
 WindowingOption = typer.Option(None, "--windowing", help="files | tfds | grid (default: the preset's).")
@@ -192,36 +204,63 @@ def preprocess(
 @app.command("inspect")
 def inspect(
     files: list[Path] = typer.Argument(..., help="MIDI files to describe."),
-    pitch_map: str = typer.Option("reduced", "--pitch-map", help="reduced (any drum MIDI) | roland (GMD)."),
+    drum_map: str = typer.Option(
+        "reduced", "--drum-map", "--pitch-map", help="Drum map: a name from `musicvae drum-maps` or a .json map file."
+    ),
+    channel: Optional[str] = typer.Option(None, "--channel", help=CHANNEL_HELP),
     bars: int = typer.Option(4, "--bars", callback=check_bars, help=f"Window length in bars for the window count (1–{MAX_BARS})."),
 ) -> None:
-    """One line per MIDI file: tempo, time signature, notes per drum class, usable windows."""
+    """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
+
+    A `note:` line comes first when the drums were not found on channel 10."""
+    from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
-    from musicvae.data.groove import check_convertible, drum_notes_only, performance_cells
-    from musicvae.data.midi import MidiError, read_drums
+    from musicvae.data.drums import drum_map as load_drum_map
+    from musicvae.data.groove import performance_cells
+    from musicvae.data.midi import MidiError
     from musicvae.data.windows import files_windows
 
+    kit = load_drum_map(drum_map)  # a bad map is one error for the whole command
     failed = 0
     for path in files:
         try:
-            perf = read_drums(path, str(path))
-            check_convertible(perf, str(path))
-            perf = drum_notes_only(perf, str(path))
-            cells = performance_cells(perf, pitch_map)
+            perf, note = read_user_drums(path, str(path), channel)
+            cells = performance_cells(perf, kit)
             windows, _ = files_windows(cells, 16 * bars, 16 * bars)
         except MidiError as exc:
             failed += 1
             typer.echo(f"error: {' '.join(str(exc).split())}")
             continue
+        if note:
+            typer.echo(f"note: {path}: {note}")
         counts = collections.Counter(cells.cls.tolist())
-        per_class = " ".join(f"{CLASS_NAMES[c]}={counts[c]}" for c in range(9) if counts[c])
+        per_class = " ".join(f"{CLASS_NAMES[c]}={counts[c]}" for c in range(9))
         skipped = sum(cells.skipped_pitches.values())
+        pitches = ", ".join(f"{p}×{n}" for p, n in sorted(cells.skipped_pitches.items()))
         num, den = perf.time_signature
         typer.echo(
-            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} notes ({per_class}), "
-            f"skipped pitches {skipped}, {len(windows)} usable {bars}-bar windows"
+            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} notes, map {kit.name} ({per_class}), "
+            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, {len(windows)} usable {bars}-bar windows"
         )
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command("drum-maps")
+def drum_maps_command(
+    show: Optional[str] = typer.Argument(None, help="Print this map as a JSON file to start your own from."),
+) -> None:
+    """List the built-in drum maps (name, output pitches, source), or print one as JSON."""
+    from musicvae.data.drums import CLASS_NAMES, builtin_drum_maps, drum_map
+
+    if show is not None:
+        typer.echo(drum_map(show).to_json())
+        return
+    for name, kit in builtin_drum_maps().items():
+        inputs = sum(len(p) for p in kit.classes)
+        outputs = " ".join(f"{c}={p}" for c, p in zip(CLASS_NAMES, kit.output))
+        typer.echo(f"{name:<24} {inputs:>3} pitches; writes {outputs}")
+        typer.echo(f"{'':<24} source: {kit.source}")
+    typer.echo("Your own map: --drum-map FILE.json (format in docs/drum-maps.md; `musicvae drum-maps gm` prints one).")
 
 
 @app.command("train")
@@ -293,6 +332,31 @@ PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-g
 FeedbackOption = typer.Option(
     "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
 )
+DrumMapOption = typer.Option(
+    "reduced", "--drum-map", help="Drum map for reading and writing MIDI: a name from `musicvae drum-maps` or a .json file."
+)
+ChannelOption = typer.Option(None, "--channel", help=CHANNEL_HELP)
+OutChannelOption = typer.Option(10, "--out-channel", help="MIDI channel (1-16) the drums are written on.")
+FromMeanOption = typer.Option(
+    False, "--from-mean", help="Decode each window from μ (the same take every time) instead of a seeded draw from the posterior."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MidiOut:
+    """How grooves are written: the drum map's output pitches, on this MIDI channel."""
+
+    drum_map: str | DrumMap = "reduced"  # a name, a .json path or a DrumMap
+    channel: int = 10
+
+
+def midi_out(drum_map: str, out_channel: int) -> MidiOut:
+    """Check the output options once, before any model work."""
+    from musicvae.data.drums import drum_map as load_drum_map
+
+    if not 1 <= out_channel <= 16:
+        raise ValueError(f"--out-channel must be a MIDI channel 1–16, got {out_channel}")
+    return MidiOut(load_drum_map(drum_map), out_channel)
 
 
 def load_model(checkpoint: Optional[str], default: str):
@@ -306,38 +370,52 @@ def load_model(checkpoint: Optional[str], default: str):
     return load(checkpoint)
 
 
-def write_grooves(out: Path, names: list[str], grooves, qpm: float, wav: bool, png: bool) -> None:
-    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; every
-    groove is checked to render before the first file is written."""
+def write_grooves(
+    out: Path, names: list[str], grooves, qpm, wav: bool, png: bool, metas: list[str] | None = None,
+    midi: MidiOut = MidiOut(), tempo_changes: tuple[tuple[int, float], ...] = (),
+) -> None:  # fmt: skip
+    """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``qpm`` is
+    one tempo or one per groove, ``metas`` the marker texts of the files. Every WAV is checked
+    to fit a render before the first file is written."""
     from musicvae.atomic import output_folder, write_bytes
     from musicvae.generate import midi_bytes
 
+    tempos = [qpm[k] if isinstance(qpm, (list, tuple)) else qpm for k in range(len(names))]
     if wav:
-        from musicvae.render import check_groove_renders
+        from musicvae.render import check_midi_renders
 
-        for groove in grooves:
-            check_groove_renders(groove, qpm)
+        for groove, tempo in zip(grooves, tempos):
+            check_midi_renders(midi_bytes(groove, tempo, tempo_changes=tempo_changes))
     output_folder(out)
-    for name, groove in zip(names, grooves):
-        data = midi_bytes(groove, qpm)
+    for k, (name, groove) in enumerate(zip(names, grooves)):
+        tempo = tempos[k]
+        data = midi_bytes(
+            groove, tempo, metas[k] if metas else None, drum_map=midi.drum_map, channel=midi.channel, tempo_changes=tempo_changes
+        )  # fmt: skip
         write_bytes(out / f"{name}.mid", data)
         if wav:
             from musicvae.render import render_midi_to_wav
 
-            render_midi_to_wav(data, out / f"{name}.wav")
+            render_midi_to_wav(midi_bytes(groove, tempo, tempo_changes=tempo_changes), out / f"{name}.wav")
         if png:
             from musicvae.render import plot_grooves
 
-            plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=qpm)
+            plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=tempo)
     typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
 
 
 @app.command("sample")
 def sample_command(
     checkpoint: Optional[str] = CheckpointOption,
-    n: int = typer.Option(8, "-n", callback=check_num_samples, help=f"Number of grooves (1–{MAX_SAMPLES})."),
+    n: Optional[int] = typer.Option(
+        None, "-n", callback=check_num_samples, help=f"Number of grooves, 1–{MAX_SAMPLES} (default: 8, or 1 with --index)."
+    ),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
+    index: Optional[int] = typer.Option(
+        None, "--index", callback=check_index,
+        help=f"Write groove INDEX (0–{MAX_SEED}) of --seed (and the n-1 after it): each file's marker says its seed and index.",
+    ),  # fmt: skip
     bpm: float = typer.Option(
         120.0, "--bpm", callback=check_bpm, help=f"Tempo written to the MIDI, {MIN_BPM}–{MAX_BPM} quarter notes per minute."
     ),
@@ -346,39 +424,75 @@ def sample_command(
     out: Path = OutOption,
     wav: bool = WavOption,
     png: bool = PngOption,
+    drum_map: str = DrumMapOption,
+    out_channel: int = OutChannelOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I)."""
-    from musicvae.atomic import check_output_folder
-    from musicvae.generate import sample
+    """Sample new grooves from the prior z ~ N(0, I).
 
+    Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
+    writes it again, byte for byte."""
+    from musicvae.atomic import check_output_folder
+    from musicvae.generate import sample, sample_meta
+
+    n = n if n is not None else (8 if index is None else 1)
+    start = index or 0
     check_output_folder(out)
+    midi = midi_out(drum_map, out_channel)
+    model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = sample(model, n, temperature=temperature, seed=seed, feedback=feedback, same_z=same_z)
-    write_grooves(out, [f"sample_{i:03d}" for i in range(n)], grooves, bpm, wav, png)
+    grooves = sample(model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z)
+    indices = range(start, start + n)
+    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z) for i in indices]
+    write_grooves(out, [f"sample_{i:03d}" for i in indices], grooves, bpm, wav, png, metas, midi)
+
+
+@dataclasses.dataclass(frozen=True)
+class MidiIn:
+    """How user MIDI is read: drum map and drum channel (None: found automatically)."""
+
+    drum_map: str | DrumMap
+    channel: Optional[str]
+
+
+def read_input(path: Path, how: MidiIn):
+    """A user MIDI file as a groove, saying in a `note:` line where its drums were found and which
+    pitches the map skipped."""
+    from musicvae.generate import read_groove
+
+    midi = read_groove(path, drum_map=how.drum_map, channel=how.channel)
+    if midi.channel_note:
+        typer.echo(f"note: {path.name}: {midi.channel_note}")
+    if midi.skipped_pitches:
+        skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
+        typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {skipped}")
+    return midi
 
 
 def _regroove_command(
-    source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float, seed: int,
-    feedback: str, bpm: Optional[float], wav: bool, png: bool, control: Optional[Path] = None, keep_hits: bool = False,
+    command: str, source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float,
+    seed: int, feedback: str, bpm: Optional[float], wav: bool, png: bool, how: MidiIn, midi_to: MidiOut,
+    control: Optional[Path] = None, keep_hits: bool = False, from_mean: bool = False,
 ) -> None:  # fmt: skip
     from musicvae.atomic import check_output_folder
-    from musicvae.generate import read_groove, regroove
+    from musicvae.generate import meta_text, regroove
 
     check_output_folder(out)
-    midi = read_groove(source)
-    score = read_groove(control).groove if control is not None else None
+    midi = read_input(source, how)
+    score = read_input(control, how).groove if control is not None else None
     if wav:
         from musicvae.render import check_render_length
 
         check_render_length(len(midi.groove), bpm or midi.qpm)  # before the model's work, not after
     model = load_model(checkpoint, default)
     result = regroove(
-        model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits
-    )
-    if midi.skipped_pitches:
-        skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
-        typer.echo(f"note: skipped notes with unmapped pitches: {skipped}")
-    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png)
+        model, midi.groove, temperature=temperature, seed=seed, feedback=feedback, control_groove=score, keep_hits=keep_hits,
+        from_mean=from_mean,
+    )  # fmt: skip
+    meta = meta_text(
+        command, model=checkpoint or default, seed=seed, temperature=temperature, feedback=feedback, source=source.name,
+        z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
+    )  # fmt: skip
+    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
 
 
 BpmOption = typer.Option(
@@ -402,15 +516,22 @@ def _add_regroove_command(
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
+        from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
+        out_channel: int = OutChannelOption,
     ) -> None:  # fmt: skip
-        _regroove_command(source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, keep_hits=keep)
+        midi_to = midi_out(drum_map, out_channel)
+        how = MidiIn(midi_to.drum_map, channel)
+        _regroove_command(
+            name, source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, how, midi_to,
+            keep_hits=keep, from_mean=from_mean,
+        )  # fmt: skip
 
     command.__doc__ = summary
     app.command(name)(command)
 
 
 for _spec in (
-    ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove (μ) and decode it again, window by window.",
+    ("reconstruct", "groovae_4bar", "reconstructed", "Encode a groove and decode it again, window by window.",
      "Drum MIDI file (any length)."),
     ("humanize", "groovae_2bar_humanize", "humanized",
      "Give a programmed beat a drummer's velocities and timing (a groovae_*_humanize model).",
@@ -431,9 +552,15 @@ def groove_transfer_command(
     checkpoint: Optional[str] = CheckpointOption,
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+    from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
+    out_channel: int = OutChannelOption,
 ) -> None:  # fmt: skip
     """Play one groove's score with another's feel (a hits-control model)."""
-    _regroove_command(groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png, control=hits)
+    midi_to = midi_out(drum_map, out_channel)
+    _regroove_command(
+        "groove-transfer", groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed, feedback, bpm, wav, png,
+        MidiIn(midi_to.drum_map, channel), midi_to, control=hits, from_mean=from_mean,
+    )  # fmt: skip
 
 
 @app.command("interpolate")
@@ -444,32 +571,80 @@ def interpolate_command(
         5, "--steps", callback=check_interpolation_steps,
         help=f"Grooves in the interpolation, endpoints included (2–{MAX_PANELS}).",
     ),  # fmt: skip
+    bars: Optional[str] = typer.Option(None, "--bars", help="Use bars A-B (from 1, inclusive) of each file, e.g. 1-4 (default: whole files)."),
     checkpoint: Optional[str] = CheckpointOption,
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+    bpm: Optional[float] = typer.Option(
+        None, "--bpm", callback=check_bpm,
+        help=f"Output tempo, {MIN_BPM}–{MAX_BPM} qpm (default: from the first file's to the last's).",
+    ),  # fmt: skip
+    out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
+    drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption, out_channel: int = OutChannelOption,
 ) -> None:  # fmt: skip
-    """Spherical interpolation between two grooves' μ: separate files and one joined MIDI."""
+    """Spherical interpolation between two grooves: one file per step and one joined MIDI.
+
+    Window by window over whole files (or --bars A-B of each); the tempo goes from the first
+    file's to the last's unless --bpm is given."""
     import numpy as np
 
     from musicvae.atomic import check_output_folder
-    from musicvae.generate import interpolate, read_groove
-    from musicvae.render import check_groove_renders
+    from musicvae.data.midi import MAX_BARS
+    from musicvae.generate import interpolate, meta_text, midi_bytes
+    from musicvae.render import check_midi_renders
 
     check_output_folder(out)
-    a, b = read_groove(start), read_groove(end)
+    span = parse_bars(bars) if bars is not None else None
+    midi_to = midi_out(drum_map, out_channel)
+    how = MidiIn(midi_to.drum_map, channel)
+    a, b = read_input(start, how), read_input(end, how)
+    parts = [cut_bars(m.groove, span, path) if span else m.groove for m, path in ((a, start), (b, end))]
+    out_bars = steps * (max(len(parts[0]), len(parts[1])) // 16)
+    if out_bars > MAX_BARS:  # the model's work grows with it: refused before it starts
+        fail(f"{steps} steps of {out_bars // steps} bars make {out_bars} bars; at most {MAX_BARS} (use fewer --steps or --bars)")
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = interpolate(model, a.groove, b.groove, steps, temperature=temperature, seed=seed, feedback=feedback)
-    qpm = bpm or a.qpm
+    grooves = interpolate(model, parts[0], parts[1], steps, temperature=temperature, seed=seed, feedback=feedback)
+    length = grooves.shape[1] // 16
+    what = f"bars {span[0]}-{span[1]} of each file" if span else "whole files"
+    typer.echo(f"interpolating {what}: {start.name} {len(parts[0]) // 16} bars, {end.name} {len(parts[1]) // 16} bars -> {steps} x {length} bars")
+    if bpm is not None:
+        qpms = [bpm] * steps
+        typer.echo(f"tempo: {bpm:g} qpm (--bpm)")
+    else:
+        qpms = [float(q) for q in np.linspace(a.qpm, b.qpm, steps)]
+        typer.echo(f"tempo: {a.qpm:.4g} -> {b.qpm:.4g} qpm, interpolated between the inputs' tempi (--bpm sets one)")
     names = [f"interp_{i:02d}" for i in range(steps)]
-    joined = np.concatenate(list(grooves))
-    if wav:
-        check_groove_renders(joined, qpm)  # before the first file is written
-    write_grooves(out, names, grooves, qpm, wav, png)
-    write_grooves(out, ["interpolation"], [joined], qpm, wav, False)
+    made = dict(model=checkpoint or "groovae_4bar", seed=seed, temperature=temperature, feedback=feedback, start=start.name, end=end.name)
+    metas = [meta_text("interpolate", **made, step=f"{i}/{steps - 1}") for i in range(steps)]
+    changes = tuple((i * grooves.shape[1], q) for i, q in enumerate(qpms) if i and q != qpms[i - 1])
+    joined = [np.concatenate(list(grooves))]
+    if wav:  # the joined file is the longest render: checked before the first file is written
+        check_midi_renders(midi_bytes(joined[0], qpms[0], tempo_changes=changes))
+    write_grooves(out, names, grooves, qpms, wav, png, metas, midi_to)
+    write_grooves(out, ["interpolation"], joined, qpms[0], wav, False, [meta_text("interpolate", **made)], midi_to, changes)
     if png:
         from musicvae.render import plot_grooves
 
-        plot_grooves(list(grooves), out / "interpolation.png", titles=names, bpm=qpm)
+        plot_grooves(list(grooves), out / "interpolation.png", titles=names, bpm=qpms[0])
+
+
+def parse_bars(text: str) -> tuple[int, int]:
+    """``--bars A-B`` as (A, B), bars counted from 1, both included."""
+    first, sep, last = text.partition("-")
+    try:
+        span = (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ValueError(f"--bars must look like 1-4 (first and last bar, from 1), got {text!r}") from None
+    if span[0] < 1 or span[1] < span[0]:
+        raise ValueError(f"--bars must look like 1-4 (first and last bar, from 1), got {text!r}")
+    return span
+
+
+def cut_bars(groove, span: tuple[int, int], path: Path):
+    """Bars span[0]..span[1] of a groove (16 steps a bar); ValueError when the file is shorter."""
+    bars = groove.shape[0] // 16
+    if span[0] > bars:
+        raise ValueError(f"{path.name} has {bars} bars; --bars {span[0]}-{span[1]} starts after its end")
+    return groove[(span[0] - 1) * 16 : span[1] * 16]
 
 
 @app.command("render")
@@ -477,6 +652,7 @@ def render_command(
     source: Path = typer.Argument(..., help="MIDI file."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="WAV file to write (44.1 kHz, 16-bit)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Drum-grid picture to write."),
+    drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
 ) -> None:
     """Render a MIDI file to sound (WAV, built-in drum synth) and/or a drum-grid picture (PNG).
 
@@ -491,11 +667,9 @@ def render_command(
         check_output_file(path)
     if len(outputs) == 2 and wav.resolve() == png.resolve():
         fail("--wav and --png name the same file")
-    audio = synthesize(*midi_drum_notes(source)) if wav is not None else None
+    audio = synthesize(*midi_drum_notes(source, drum_map)) if wav is not None else None
     if png is not None:
-        from musicvae.generate import read_groove  # imports torch: only when a picture is asked for
-
-        midi = read_groove(source)
+        midi = read_input(source, MidiIn(drum_map, channel))  # imports torch: only for a picture
         picture = groove_png([midi.groove], titles=[source.name], bpm=midi.qpm)
     if wav is not None:
         write_wav(wav, audio)
@@ -503,6 +677,48 @@ def render_command(
     if png is not None:
         write_bytes(png, picture)
         typer.echo(f"wrote {png}")
+
+
+@app.command("studio")
+def studio_command(
+    port: int = typer.Option(8765, "--port", help="Port to serve on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; the default serves this computer only."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open the page in the default browser."),
+    checkpoints: Optional[list[str]] = typer.Option(
+        None, "--checkpoint", help="DEVICE=RUN: the model a device uses (repeatable), e.g. drumify=runs/tap."
+    ),
+) -> None:
+    """Groove Studio: a local web page that generates, plays, edits and exports grooves."""
+    try:
+        from musicvae.interfaces.studio import server
+    except ImportError as err:
+        fail(f"the studio needs its extra ({err.name} is missing): pip install 'musicvae[studio]'")
+    if not 0 <= port <= 65535:
+        fail("--port must be between 0 and 65535")
+    chosen = {}
+    for item in checkpoints or []:
+        device, sep, run = item.partition("=")
+        if not sep or not device or not run:
+            fail(f"--checkpoint takes DEVICE=RUN, got {item!r}")
+        chosen[device.strip()] = run.strip()
+    sock = server.listen(host, port)  # before loading models: a busy port fails at once
+    loopback = server.is_loopback(host)
+    devices = server.load_devices(chosen, progress=typer.echo)
+    missing = [d for d, entry in devices.items() if entry.model is None]
+    if missing:
+        typer.echo(f"no model for {', '.join(missing)} (greyed out; add one with --checkpoint DEVICE=RUN)")
+    app_ = server.create_app(devices, allowed_hosts=server.LOOPBACK_HOSTS if loopback else None)
+    if not loopback:
+        typer.echo(f"warning: serving on {host}: anyone who can reach this computer on the network can use the studio", err=True)
+
+    def started(url: str) -> None:
+        typer.echo(f"Groove Studio at {url} (Ctrl+C stops it)")
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    server.serve(app_, sock, on_started=started)
 
 
 @app.command("evaluate")

@@ -9,6 +9,7 @@ with sigmoid / sigmoid / tanh.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -24,6 +25,25 @@ from musicvae.model.encoder import (
 
 NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
 FEEDBACKS = ("magenta", "consistent")
+# The samplers' source of randomness: one generator for the whole batch, or one per batch row
+# (row b's numbers then depend on nothing but its own generator: a groove that can be
+# regenerated on its own, whatever else is in the batch).
+Noise = torch.Generator | Sequence[torch.Generator] | None
+
+
+def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
+    """Uniforms [*leading, batch, width] on ``device``, drawn on the generators' own device.
+
+    Per-row generators each draw their row's [*leading, width] block in one call; on a CPU
+    generator that is the same sequence as drawing it piece by piece, step after step.
+    """
+    if noise is None or isinstance(noise, torch.Generator):
+        gen_device = noise.device if noise is not None else device
+        return torch.rand((*leading, batch, width), generator=noise, device=gen_device).to(device)
+    if len(noise) != batch:
+        raise ValueError(f"need one generator per row: {batch} rows, {len(noise)} generators")
+    rows = [torch.rand((*leading, width), generator=g, device=g.device) for g in noise]
+    return torch.stack(rows, dim=len(leading)).to(device)
 
 
 def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -36,7 +56,7 @@ def draw_groove_step(
     logits: torch.Tensor,
     *,
     temperature: float,
-    generator: torch.Generator | None,
+    generator: Noise,
     feedback: str,
     hits: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -52,8 +72,7 @@ def draw_groove_step(
     logits = logits.float()
     hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
     probs = torch.sigmoid(hit_logits / temperature)
-    gen_device = generator.device if generator is not None else logits.device
-    uniform = torch.rand(probs.shape, generator=generator, device=gen_device).to(probs.device)
+    uniform = draw_uniforms(generator, (), probs.shape[0], probs.shape[1], probs.device)
     hits = (uniform < probs).to(logits.dtype) if hits is None else hits.to(logits.dtype)
     velocities = torch.sigmoid(vel_logits)
     offsets = torch.tanh(off_logits)
@@ -160,7 +179,7 @@ class GrooveLstmDecoder(nn.Module):
         num_steps: int,
         *,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Noise = None,
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",
@@ -174,8 +193,8 @@ class GrooveLstmDecoder(nn.Module):
         drawn (in the fed-back input and in the returned sequence), which is what the decoder saw
         in training. Given ``hits`` [B, T, 9] (0/1), the decoder plays those hits instead of
         drawing its own and predicts only their velocities and offsets (humanizing a fixed score).
-        Uniforms are drawn from ``generator`` on its own device and moved, so a CPU
-        generator gives device-independent results. ``implementation="module"`` runs
+        Uniforms are drawn from ``generator`` (one for the batch, or one per row) on its own
+        device and moved, so CPU generators give device-independent results. ``implementation="module"`` runs
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
         as the reference the tests compare against). Call in eval mode.
         """
@@ -191,7 +210,7 @@ class GrooveLstmDecoder(nn.Module):
         steps_per_segment: int,
         *,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Noise = None,
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",
@@ -366,8 +385,8 @@ class CellSampler:
       are negated to match;
     * z's share of layer 0's gates (z·W_z + biases) is the same at every step: computed once per
       :meth:`start`;
-    * the uniforms of all steps are drawn in one call (the same numbers, in the same order, as
-      one draw per step from the same generator);
+    * the uniforms of all steps are drawn in one call per generator (the same numbers, in the
+      same order, as one draw per step from the same generator);
     * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones.
 
     The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
@@ -383,7 +402,7 @@ class CellSampler:
         num_steps: int,
         *,
         temperature: float,
-        generator: torch.Generator | None,
+        generator: Noise,
         controls: torch.Tensor | None,
         feedback: str,
         device: torch.device,
@@ -424,9 +443,8 @@ class CellSampler:
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
         self.controls = controls.to(dtype).transpose(0, 1).unbind(0) if controls is not None else None
         self.fixed_hits = hits.to(dtype).transpose(0, 1).unbind(0) if hits is not None else None
-        gen_device = generator.device if generator is not None else device
-        uniforms = torch.rand((num_steps, batch, n), generator=generator, device=gen_device)
-        self.uniforms = uniforms.to(device=device, dtype=dtype).unbind(0)
+        uniforms = draw_uniforms(generator, (num_steps,), batch, n, device)
+        self.uniforms = uniforms.to(dtype).unbind(0)
 
     def start(self, z: torch.Tensor) -> None:
         """(Re)start the LSTM state from z [B, Z] as tanh(Dense(z)); the previous output stays."""

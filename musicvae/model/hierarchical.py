@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from musicvae.model.decoder import (
     GrooveLstmDecoder,
+    Noise,
     check_sampling_args,
     split_lstm_state,
 )
@@ -159,7 +160,7 @@ class HierarchicalDecoder(nn.Module):
         num_steps: int,
         *,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Noise = None,
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",
@@ -189,7 +190,7 @@ class HierarchicalDecoder(nn.Module):
         embeddings: torch.Tensor,
         *,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Noise = None,
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         implementation: str = "cell",

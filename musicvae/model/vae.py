@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -144,7 +145,9 @@ class MusicVAE(nn.Module):
         temperature: float = 1.0,
         seed: int = 0,
         *,
+        start_index: int = 0,
         z: torch.Tensor | None = None,
+        sigma: torch.Tensor | None = None,
         controls: torch.Tensor | None = None,
         feedback: str = "magenta",
         same_z: bool = False,
@@ -152,28 +155,28 @@ class MusicVAE(nn.Module):
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
-        z ~ N(0, I) (one shared z if ``same_z``) unless given; hits ~ Bernoulli with
-        sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh means. Given
-        ``hits`` [n, T, 9] (0/1), those hits are played instead and only their velocities and
-        offsets are decoded. All
-        randomness comes from a CPU ``torch.Generator`` seeded with ``seed`` and is then moved to
-        the model's device, so results do not depend on the device. See
-        :meth:`GrooveLstmDecoder.sample` for ``feedback`` (the hierarchical decoder's sampler
-        has the same semantics).
+        Row k is groove ``start_index + k`` of ``seed``: all of its randomness comes from its own
+        CPU generator, :func:`row_generator` (seed, start_index + k), which draws ε ~ N(0, I)
+        [z_size] first and then the decoder's hit uniforms. So a row does not depend on n or on
+        the other rows, and results do not depend on the device the model is on.
+
+        z = ε (z ~ N(0, I); with ``same_z`` every row takes groove 0's z) unless ``z`` is given;
+        given ``sigma`` too, z = z + sigma·ε (a draw from the posterior N(z, σ²)). Hits ~
+        Bernoulli with sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh
+        means. Given ``hits`` [n, T, 9] (0/1), those hits are played instead and only their
+        velocities and offsets are decoded. See :meth:`GrooveLstmDecoder.sample` for
+        ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
         steps = self.config.max_seq_len
-        generator = torch.Generator(device="cpu").manual_seed(int(seed))
         z_size = self.config.model.z_size
+        generators = [row_generator(seed, start_index + k) for k in range(n)]
+        eps = torch.stack([torch.randn(z_size, generator=g) for g in generators]) if n else torch.zeros(0, z_size)
         if z is None:
-            z = torch.randn(1 if same_z else n, z_size, generator=generator)
-            if same_z:
-                z = z.expand(n, z_size)
+            z = torch.randn(z_size, generator=row_generator(seed, 0)).expand(n, z_size) if same_z else eps
         else:
-            z = z.reshape(-1, z_size)
-            if z.shape[0] == 1 and n > 1:
-                z = z.expand(n, z_size)
-            if z.shape[0] != n:
-                raise ValueError(f"z must have {n} rows (or 1), got {z.shape[0]}")
+            z = _rows(z, n, z_size, "z")
+            if sigma is not None:
+                z = z + _rows(sigma, n, z_size, "sigma") * eps.to(z.device)
         z = z.to(device=self.device, dtype=torch.float32).contiguous()
         controls = self._check_controls(controls, n, steps)
         if hits is not None:
@@ -185,8 +188,25 @@ class MusicVAE(nn.Module):
                 z,
                 steps,
                 temperature=temperature,
-                generator=generator,
+                generator=generators,
                 controls=controls,
                 feedback=feedback,
                 hits=hits,
             )
+
+
+def row_generator(seed: int, index: int) -> torch.Generator:
+    """The CPU generator of groove ``index`` of ``seed``: seeded by a hash of the pair (NumPy's
+    SeedSequence), so neighbouring seeds and indices give unrelated streams."""
+    words = np.random.SeedSequence([int(seed) % 2**64, int(index)]).generate_state(2, np.uint32)
+    return torch.Generator(device="cpu").manual_seed(int(words[0]) << 32 | int(words[1]))
+
+
+def _rows(x: torch.Tensor, n: int, z_size: int, name: str) -> torch.Tensor:
+    """x as [n, z_size]: one row is repeated for all n."""
+    x = x.reshape(-1, z_size)
+    if x.shape[0] == 1 and n > 1:
+        x = x.expand(n, z_size)
+    if x.shape[0] != n:
+        raise ValueError(f"{name} must have {n} rows (or 1), got {x.shape[0]}")
+    return x

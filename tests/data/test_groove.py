@@ -71,7 +71,7 @@ def test_decoding_equals_magenta_from_tensors(reference_dir):
         np.testing.assert_array_equal(notes.velocity, [n["velocity"] for n in expected])
         np.testing.assert_allclose(notes.start, [n["start_time"] for n in expected], rtol=0, atol=1e-12)
         np.testing.assert_allclose(notes.end, [n["end_time"] for n in expected], rtol=0, atol=1e-12)
-        infer = decode_notes(groove, qpm=120.0, pitch_map_name="reduced")
+        infer = decode_notes(groove, qpm=120.0, drum_map_spec="reduced")
         assert infer.pitch.tolist() == _magenta_notes(entry, "pitches_from_tensors_infer_mode")
 
 

@@ -165,3 +165,13 @@ def test_a_folder_given_as_a_midi_file_says_so(tmp_path):
         read_drums(tmp_path)
     with pytest.raises(MidiError, match="no such file"):
         read_drums(tmp_path / "missing.mid")
+
+
+def test_markers_and_lyrics_are_read_past():
+    """Text events (a DAW's markers and lyrics, the marker musicvae writes) have no numpy view in
+    symusic; they still count for the file's end time."""
+    score = symusic.Score.from_midi(make_midi(((0, 36, 100),)))
+    score.markers.append(symusic.TextMeta(1920, "verse"))
+    score.tracks[0].lyrics.append(symusic.TextMeta(3840, "la"))
+    perf = read_drums(score.dumps_midi())
+    assert perf.num_notes == 1 and perf.end_time == pytest.approx(3840 * 60 / (120 * 480))

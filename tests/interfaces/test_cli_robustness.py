@@ -97,12 +97,12 @@ def test_a_folder_as_midi_path_gets_its_own_message(tmp_path, capsys):
 
 
 def test_render_wav_png_writes_nothing_when_the_picture_cannot_be_made(tmp_path, capsys):
-    # The synth plays any track, so the WAV alone would render; the picture needs drum-channel
-    # notes. The command used to write the WAV and then fail.
-    melodic = smf(tempo_event(500000), *[bytes([0, 0x90, 36, 100, 60, 0x80, 36, 0]) for _ in range(4)])
-    src = write(tmp_path / "melodic.mid", melodic)
-    assert_user_error(["render", src, "--wav", tmp_path / "x.wav", "--png", tmp_path / "x.png"], capsys, "no drum notes")
-    assert files_under(tmp_path) == ["melodic.mid"]
+    # The synth plays any meter, so the WAV alone would render; the picture's 16-step grid needs
+    # 4/4. The command used to write the WAV and then fail.
+    three_four = b"\x00\xff\x58\x04\x03\x02\x18\x08"
+    src = write(tmp_path / "waltz.mid", smf(tempo_event(500000), three_four, *[drum_note(0 if i == 0 else 420) for i in range(6)]))
+    assert_user_error(["render", src, "--wav", tmp_path / "x.wav", "--png", tmp_path / "x.png"], capsys, "not 4/4")
+    assert files_under(tmp_path) == ["waltz.mid"]
 
 
 def test_render_writes_both_files(groove, tmp_path, capsys):

@@ -1,0 +1,263 @@
+"""Groove Studio end to end in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright
+for Python): load, generate 8 grooves, play, edit a hit and hear it in the exported MIDI,
+interpolate, drop a MIDI file on Groove, download and re-read a MIDI file, save screenshots.
+
+Without a browser the test is skipped — except under CI=true, where that is a failure. Set
+MUSICVAE_SCREENSHOT_DIR to keep the screenshots (docs/studio.png comes from here).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import symusic
+
+from musicvae.interfaces.studio import server
+from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def require(what: str, ok: bool) -> None:
+    if ok:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs {what}")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(f"Chromium at {CHROMIUM}", CHROMIUM.is_file())
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require("the playwright Python package", False)
+    with sync_playwright() as playwright:
+        # launch() gives the browser a fresh temporary profile of its own (--user-data-dir).
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def studio_page(browser, devices):
+    """A page on a studio serving ``devices``; fails on any JavaScript error."""
+    with server.serving(server.create_app(devices)) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url)
+        page.wait_for_function("window.studio && window.studio.ready !== null", timeout=20_000)
+        yield page
+        context.close()
+        assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    with studio_page(browser, server.load_devices()) as page:  # the bundled models, as installed
+        yield page
+
+
+def drop_files(page, selector: str, files: list[tuple[str, bytes]]) -> None:
+    """Drop files on the element at ``selector`` as a person would from a file manager."""
+    page.evaluate(
+        """([selector, files]) => {
+            const drop = new DataTransfer();
+            for (const [name, data] of files) {
+                drop.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], name));
+            }
+            document.querySelector(selector)
+                .dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+        }""",
+        [selector, [[name, base64.b64encode(data).decode()] for name, data in files]],
+    )
+
+
+def downloaded_notes(page, button) -> list:
+    with page.expect_download() as info:
+        button.click()
+    assert info.value.suggested_filename.endswith(".mid")
+    score = symusic.Score.from_midi(Path(info.value.path()).read_bytes())
+    return sorted((n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes)
+
+
+def screenshot(page, tmp_path, name: str, full_page: bool = True) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=path, full_page=full_page)
+    assert path.stat().st_size > 20_000  # a picture, not an empty page
+    keep = os.environ.get("MUSICVAE_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / name)
+    return path
+
+
+def test_studio_in_a_browser(page, tmp_path):
+    assert page.locator("#error").is_hidden()
+    # Devices without a model are greyed out with one line.
+    health = page.evaluate("window.studio.health.models")
+    for device, info in health.items():
+        tab = page.locator(f'[role=tab][data-device="{device}"]')
+        assert ("model missing" in tab.inner_text()) == (not info["available"])
+
+    # Generate 8 grooves: 8 grids.
+    page.fill("#gen-n", "8")
+    page.fill("#gen-seed", "1234")
+    page.click("#generate")
+    page.wait_for_function("document.querySelectorAll('#gen-results canvas.grid').length === 8")
+    assert page.locator("#gen-results .card .sub").first.inner_text() == "seed 1234 · #0"
+
+    # Play: the AudioContext runs and notes are scheduled at audio times.
+    first = page.locator("#gen-results .card").first
+    first.locator(".play").click()
+    page.wait_for_function("studio.audio.context.state === 'running' && studio.audio.scheduled > 0")
+    assert "playing" in first.locator(".play").get_attribute("class")
+    page.wait_for_timeout(700)  # the playhead moves into the first bar
+    screenshot(page, tmp_path, "studio.png", full_page=False)
+    # Muting the kick while it plays silences it within the 150 ms the scheduler looks ahead.
+    canvas = first.locator("canvas.grid")
+    box = canvas.bounding_box()
+    label, cell, row = (float(canvas.get_attribute(f"data-{k}")) for k in ("label-width", "cell-width", "row-height"))
+    muted_at = page.evaluate("studio.audio.context.currentTime - studio.audio.origin")
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # the "Kick" label
+    page.wait_for_timeout(1500)
+    page.click("#stop")
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # unmute
+    played = page.evaluate("studio.audio.log.map(([when, cls, v]) => [when - studio.audio.origin, cls, v])")
+    tensor = page.evaluate("studio.grooves[0].tensor")
+    kicks_due = [s * 0.125 for s, r in enumerate(tensor) if r[0] > 0.5 and muted_at + 0.2 < s * 0.125 < muted_at + 1.3]
+    assert kicks_due and not [p for p in played if p[0] > muted_at + 0.2 and p[1] == 0]
+    # Every note at its exact time, (step − offset/2) × 125 ms at 120 bpm (early ones wrap to the
+    # loop's end), and at its velocity.
+    played = [p for p in played if p[0] < muted_at]
+    expected = sorted(
+        (((s - cells[18 + c] / 2) * 0.125) % 8.0, c, max(1, round(cells[9 + c] * 127)))
+        for s, cells in enumerate(tensor) for c in range(9) if cells[c] > 0.5
+    )  # fmt: skip
+    assert len(played) >= 4
+    for (when, cls, velocity), (t, c, v) in zip(sorted(played), expected):
+        assert abs(when - t) < 1e-6 and (cls, velocity) == (c, v)
+
+    third = page.locator("#gen-results .card").nth(2)  # ⟳ redraws one card: new seed, same index
+    third.locator(".again").click()
+    page.wait_for_function("!document.querySelectorAll('#gen-results .card .sub')[2].textContent.startsWith('seed 1234 ')")
+    assert third.locator(".sub").inner_text().endswith("· #2")
+
+    # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
+    before = downloaded_notes(page, first.locator(".download"))
+    step = next(s for s, cells in enumerate(tensor) if cells[0] < 0.5)
+    page.mouse.click(box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row)  # kick: bottom row
+    after = downloaded_notes(page, first.locator(".download"))
+    added = sorted(set(after) - set(before))
+    assert len(after) == len(before) + 1 and added == [(step * 120, 36, 102)]  # 0.8 × 127, 480 ticks/quarter
+
+    # Feel and mutes reach the export: 0 % dynamics = one velocity; a muted kick is not written.
+    page.evaluate("() => { const d = document.querySelector('#dynamics'); d.value = 0; d.dispatchEvent(new Event('change')); }")
+    flat = downloaded_notes(page, first.locator(".download"))
+    assert len(flat) == len(after) and len({v for _, _, v in flat}) == 1
+    page.evaluate("() => { const d = document.querySelector('#dynamics'); d.value = 100; d.dispatchEvent(new Event('change')); }")
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)  # the "Kick" label
+    assert all(pitch != 36 for _, pitch, _ in downloaded_notes(page, first.locator(".download")))
+    page.mouse.click(box["x"] + 20, box["y"] + 1 + 8.5 * row)
+    assert downloaded_notes(page, first.locator(".download")) == after
+
+    # Dragging the groove out carries its MIDI file as Chromium's DownloadURL.
+    url = page.evaluate(
+        """() => {
+            const drag = new DataTransfer();
+            document.querySelector("#gen-results .card .drag")
+                .dispatchEvent(new DragEvent("dragstart", { dataTransfer: drag, bubbles: true }));
+            return drag.getData("DownloadURL");
+        }"""
+    )
+    kind, name, data = url.split(":", 2)
+    assert (kind, name) == ("audio/midi", "groove_1.mid") and data.startswith("data:audio/midi;base64,")
+    dragged = symusic.Score.from_midi(base64.b64decode(data.split(",", 1)[1]))
+    assert len(dragged.tracks[0].notes) == len(after)  # the edited groove
+
+    # Scroll on a hit, then drag it upwards: louder each time; the hit stays.
+    x, y = box["x"] + label + 1 + (step + 0.5) * cell, box["y"] + 1 + 8.5 * row
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -100)
+    page.wait_for_function(f"Math.abs(studio.grooves[0].tensor[{step}][9] - 0.84) < 1e-9")
+    page.mouse.down()
+    page.mouse.move(x, y - 12, steps=4)
+    page.mouse.up()
+    hit, velocity, offset = page.evaluate(f"studio.grooves[0].tensor[{step}].filter((_, k) => k % 9 === 0)")
+    assert (hit, offset) == (1, 0) and velocity == pytest.approx(0.84 + 12 / 120)
+
+    # Interpolate groove 1 → groove 2 in 3 steps: a strip of 3 grids.
+    cards = page.locator("#gen-results .card")
+    cards.nth(0).locator(".pick[data-slot=a]").click()
+    cards.nth(1).locator(".pick[data-slot=b]").click()
+    page.click('[role=tab][data-device="interpolate"]')
+    page.fill("#int-steps", "3")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 3")
+    screenshot(page, tmp_path, "studio-interpolate.png")
+    drop_files(page, '.slot[data-slot="b"]', [("other.mid", drum_midi_bytes(4, pitch=51))])  # B: a file
+    page.wait_for_function("document.querySelector('.slot[data-slot=b] .what').textContent === 'other.mid'")
+    page.fill("#int-steps", "2")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 2")
+
+    # Drop a MIDI file on Groove (humanize): input and result side by side.
+    page.click('[role=tab][data-device="humanize"]')
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("beat.mid", drum_midi_bytes(2, qpm=96))])
+    pair = page.locator('.panel[data-panel="humanize"] .pair .card')
+    pair.nth(1).wait_for()
+    assert pair.count() == 2 and page.locator("#error").is_hidden()
+    assert page.input_value("#bpm") == "96"  # the file's tempo
+    result = downloaded_notes(page, pair.nth(1).locator(".download"))
+    source = downloaded_notes(page, pair.nth(0).locator(".download"))
+    assert len(result) == len(source) == 20  # humanize keeps the notes …
+    assert {v for _, _, v in result} != {v for _, _, v in source}  # … and plays them with new dynamics
+    screenshot(page, tmp_path, "studio-groove.png")
+
+    # A bad file: one line in the page, and the page keeps working.
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("song.mid", b"PK\x03\x04")])
+    page.locator("#error").wait_for()
+    assert "zip archive" in page.inner_text("#error .message")
+
+
+def test_drumify_taps_hihat_infill_and_groove_transfer(browser, tiny_checkpoints, tmp_path):
+    # Small random models stand in for the devices no bundled model covers yet.
+    with studio_page(browser, server.load_devices(tiny_checkpoints)) as page:
+        page.fill("#bpm", "300")  # short bars: the tap take lasts a second or two
+        page.dispatch_event("#bpm", "change")
+        page.click('[role=tab][data-device="drumify"]')
+        page.select_option("#tap-bars", "1")
+        page.click("#tap-record")
+        page.wait_for_function("document.querySelector('#tap-record').textContent.startsWith('Recording')")
+        for _ in range(4):
+            page.keyboard.press("Space")
+            page.wait_for_timeout(150)
+        pair = page.locator('.panel[data-panel="drumify"] .pair .card')
+        pair.nth(1).wait_for(timeout=10_000)
+        taps = page.evaluate("studio.grooves.find((g) => g.title === 'In: your taps').tensor")
+        assert len(taps) == 16 and 1 <= sum(row[1] for row in taps) <= 4
+        screenshot(page, tmp_path, "studio-drumify.png")
+
+        page.click('[role=tab][data-device="infill-hihat"]')
+        drop_files(page, '.panel[data-panel="infill-hihat"] .drop', [("beat.mid", drum_midi_bytes(2))])
+        page.locator('.panel[data-panel="infill-hihat"] .pair .card').nth(1).wait_for()
+
+        page.click('[role=tab][data-device="groove-transfer"]')
+        drop_files(page, '.drop[data-field="hits"]', [("score.mid", drum_midi_bytes(2, pitch=36))])
+        drop_files(page, '.drop[data-field="groove"]', [("feel.mid", drum_midi_bytes(2))])
+        cards = page.locator('.panel[data-panel="groove-transfer"] .pair .card')
+        cards.nth(2).wait_for()
+        assert cards.count() == 3 and page.locator("#error").is_hidden()
+        screenshot(page, tmp_path, "studio-transfer.png")
