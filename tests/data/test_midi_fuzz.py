@@ -141,7 +141,9 @@ _EVENT = st.one_of(
     st.tuples(st.just(4) | st.integers(0, 255), st.just(2) | st.integers(0, 255)).map(
         lambda nd: b"\xff\x58\x04" + bytes(nd) + b"\x18\x08"  # time signature (numerator, log2 denominator)
     ),
-    st.binary(max_size=8).map(lambda b: b"\xff\x01" + vlq(len(b)) + b),  # text
+    st.tuples(st.sampled_from([1, 3, 5, 6]), st.binary(max_size=8)).map(  # text, track name, lyric, marker
+        lambda kb: bytes([0xFF, kb[0]]) + vlq(len(kb[1])) + kb[1]
+    ),
     st.binary(max_size=8).map(lambda b: b"\xf0" + vlq(len(b)) + b),  # sysex
 )
 

@@ -84,6 +84,8 @@ def test_a_render_too_long_is_refused_before_the_model_runs(tmp_path, capsys, mo
     src = write(tmp_path / "long.mid", smf(tempo_event(500000), *notes))
     assert_user_error(["reconstruct", src, "--wav", "--out", tmp_path / "out"], capsys, "2001 s of audio to render")
     assert_user_error(["humanize", src, "--wav", "--bpm", "100", "--out", tmp_path / "out"], capsys, "at most 1800 s")
+    # interpolate writes --steps grooves as long as the longer input: 2 × 1,000 bars
+    assert_user_error(["interpolate", src, src, "--steps", "2", "--out", tmp_path / "out"], capsys, "make 2000 bars; at most 1024")
     assert files_under(tmp_path) == ["long.mid"]
 
 
@@ -186,6 +188,7 @@ def test_shared_options_are_checked_before_any_work(command, extra, fragment, gr
     [
         (["sample", "-n", "0"], "-n must be between 1 and 1000"),
         (["sample", "-n", "100000"], "-n must be between 1 and 1000"),
+        (["sample", "--index", "-1"], "--index must be between 0 and"),
         (["interpolate", "A", "A", "--steps", "1"], "--steps must be between 2 and 64"),
         (["interpolate", "A", "A", "--steps", "65"], "--steps"),
         (["inspect", "A", "--bars", "0"], "--bars must be between 1 and 1024"),
