@@ -30,6 +30,11 @@ USER_DRUM_MAP = "reduced"  # magenta's map for user MIDI; writes General-MIDI to
 # than magenta's raw values: on the GMD test split this brings the bundled model's sample timing
 # and swing back to real levels (min overlap 0.73 vs 0.64, docs/RESULTS.md). "magenta" remains.
 FEEDBACK_DEFAULT = "consistent"
+# Where z comes from when sampling: "normal" = N(0, I) (magenta), "fitted" = the mixture fitted to
+# the training codes (prior.safetensors, `musicvae fit-prior`), "auto" = fitted when the model has
+# one. On the GMD test split the fitted prior with spread 1 meets more of the realism goals than
+# N(0, I) (docs/RESULTS.md, section 7).
+PRIORS = ("auto", "normal", "fitted")
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,59 @@ def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
     return windows.reshape(-1, windows.shape[-1])[:steps]
 
 
+def _require_numpy(function: str, **arrays) -> None:
+    """These functions take and return numpy arrays; torch tensors go to the model's own methods."""
+    for name, value in arrays.items():
+        if isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"musicvae.{function}: {name} must be a numpy array, got a torch.Tensor; pass tensor.cpu().numpy(), "
+                f"or use the model's tensor methods (model.encode, model.sample)"
+            )
+
+
+def _grooves_array(function: str, grooves: np.ndarray) -> np.ndarray:
+    """``grooves`` as float32 [n, steps, 27], or a TypeError / ValueError that says what to pass."""
+    _require_numpy(function, grooves=grooves)
+    grooves = np.asarray(grooves, np.float32)
+    if grooves.ndim != 3 or grooves.shape[-1] != 27:
+        raise ValueError(f"musicvae.{function}: grooves must be [n, steps, 27], got shape {grooves.shape}; one groove g: g[None]")
+    return grooves
+
+
 def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
     return None if array is None else torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(model.device)
+
+
+def resolve_prior(model: MusicVAE, prior: str = "auto", spread: float | None = None) -> tuple[str, float]:
+    """The (prior, spread) a sampling call uses: "auto" is "fitted" when ``model.prior`` is set,
+    else "normal"; ``spread`` None is 1.0 when the model's fitted prior holds output residuals,
+    else 0.0. ValueError when the model lacks what is asked for."""
+    fitted = getattr(model, "prior", None)
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
+    if prior == "auto":
+        prior = "fitted" if fitted is not None else "normal"
+    if prior == "fitted" and fitted is None:
+        raise ValueError("this model has no fitted prior (prior.safetensors); make one with `musicvae fit-prior`")
+    has_residuals = fitted is not None and fitted.residuals is not None
+    spread = (1.0 if has_residuals else 0.0) if spread is None else float(spread)
+    if not (spread >= 0 and math.isfinite(spread)):
+        raise ValueError("spread must be a number ≥ 0")
+    if spread > 0 and not has_residuals:
+        raise ValueError("spread > 0 needs a fitted prior with output residuals; make one with `musicvae fit-prior`")
+    return prior, spread
+
+
+def draw_latents(model: MusicVAE, indices: range, *, seed: int = 0, prior: str = "auto", same_z: bool = False) -> np.ndarray | None:
+    """Latent vectors [len(indices), z] of grooves ``indices`` of ``seed`` from the fitted prior
+    (groove k from numpy generator ``[seed, k, 0]``; with ``same_z`` all take groove 0's), or
+    None for N(0, I), which :meth:`MusicVAE.sample` draws itself."""
+    prior, _ = resolve_prior(model, prior, 0.0)
+    if prior == "normal":
+        return None
+    seed = int(seed) % 2**64
+    rows = [0] * len(indices) if same_z else indices
+    return np.concatenate([model.prior.latent.sample(1, [seed, int(k), 0]) for k in rows]) if len(rows) else None
 
 
 # generate.sample decodes in blocks of this many grooves, aligned on multiples of it: a groove
@@ -95,25 +151,50 @@ def sample(
     start_index: int = 0,
     feedback: str = FEEDBACK_DEFAULT,
     same_z: bool = False,
+    prior: str = "auto",
+    spread: float | None = None,
+    controls: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grooves [n, steps, 27] from z ~ N(0, I): row k is groove ``start_index + k`` of ``seed``,
-    the same numbers however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`)."""
+    """Grooves [n, steps, 27]: row k is groove ``start_index + k`` of ``seed``, the same numbers
+    however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`).
+
+    z comes from ``prior`` ("normal" = N(0, I) as magenta, "fitted" = the model's fitted
+    mixture, "auto" = fitted if the model has one); hits are drawn at ``temperature``. With
+    ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
+    fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
+    0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0).
+    ``controls`` [n, T, 9] are needed by hits-control models."""
     if n < 0 or start_index < 0:
         raise ValueError("n and start_index must be >= 0")
+    prior, spread = resolve_prior(model, prior, spread)
     first = start_index - start_index % SAMPLE_BLOCK
+    offset = start_index - first
+    if controls is not None:  # pad to whole blocks; the padding rows are decoded and dropped
+        blocks = math.ceil((offset + n) / SAMPLE_BLOCK) * SAMPLE_BLOCK
+        padded = np.zeros((blocks,) + controls.shape[1:], np.float32)
+        padded[offset : offset + n] = controls
+        controls = padded
     parts = []
     for block in range(first, start_index + n, SAMPLE_BLOCK):
-        out = model.sample(SAMPLE_BLOCK, temperature, seed, start_index=block, feedback=feedback, same_z=same_z)
-        parts.append(out.cpu().numpy())
+        rows = range(block, block + SAMPLE_BLOCK)
+        z = draw_latents(model, rows, seed=seed, prior=prior, same_z=same_z)
+        block_controls = None if controls is None else controls[block - first : block - first + SAMPLE_BLOCK]
+        out = model.sample(
+            SAMPLE_BLOCK, temperature, seed, start_index=block, z=_tensor(model, z), controls=_tensor(model, block_controls),
+            feedback=feedback, same_z=same_z,
+        ).cpu().numpy()  # fmt: skip
+        if spread > 0:
+            out = model.prior.residuals.apply(out, spread, seed, first_index=block)
+        parts.append(out)
     if not parts:
         return np.zeros((0, model.config.max_seq_len, 27), np.float32)
-    offset = start_index - first
     return np.concatenate(parts)[offset : offset + n]
 
 
 def posterior(model: MusicVAE, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(μ, σ) [n, z] each of q(z|x) for grooves [n, steps, 27], after the model's own input
     transforms; σ is a standard deviation."""
+    grooves = _grooves_array("posterior", grooves)
     data = model.config.data
     with torch.no_grad():
         mu, sigma = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls_for(grooves, data)))
@@ -121,8 +202,8 @@ def posterior(model: MusicVAE, grooves: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def encode(model: MusicVAE, grooves: np.ndarray) -> np.ndarray:
-    """μ [n, z] of grooves [n, steps, 27] after the model's own input transforms."""
-    return posterior(model, grooves)[0]
+    """μ [n, z] of grooves [n, steps, 27] (float32 numpy) after the model's own input transforms."""
+    return posterior(model, _grooves_array("encode", grooves))[0]
 
 
 def decode(
@@ -139,6 +220,7 @@ def decode(
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size] — or, given ``sigma``
     too, from z + sigma·ε, a draw from the posterior with row k's ε from generator (seed, k);
     given ``hits`` [n, steps, 9] (0/1) the decoder plays those instead of drawing its own."""
+    _require_numpy("decode", z=z, sigma=sigma, controls=controls, hits=hits)
     out = model.sample(
         len(z), temperature, seed, z=_tensor(model, z), sigma=_tensor(model, sigma), controls=_tensor(model, controls),
         feedback=feedback, hits=_tensor(model, hits),
@@ -171,6 +253,7 @@ def regroove(
     ``keep_hits`` decodes with ``groove``'s own hits, so only velocities and timing are new: a
     humanizer that keeps every note of the score (the model still hears the hits through z).
     """
+    _require_numpy("regroove", groove=groove, control_groove=control_groove)
     steps = model.config.max_seq_len
     windows = to_windows(groove, steps)
     controls = None
@@ -215,6 +298,7 @@ def interpolate(
     point i of the slerp between the μ of a's and b's window k. Inputs of any length: the
     shorter one's windows are repeated up to the longer one's, whose length L (whole bars) the
     outputs take; one-window inputs give magenta's one-window interpolation."""
+    _require_numpy("interpolate", a=a, b=b)
     if steps < 2:
         raise ValueError("interpolation needs at least 2 steps")
     window = model.config.max_seq_len
@@ -246,10 +330,18 @@ def midi_bytes(
     return move_drums(data, channel)
 
 
-def sample_meta(model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False) -> str:
+def sample_meta(
+    model_name: str, seed: int, index: int, temperature: float, feedback: str, same_z: bool = False,
+    prior: str | None = None, spread: float | None = None,
+) -> str:  # fmt: skip
     """The text a sampled groove's MIDI carries: everything ``musicvae sample`` needs to make it
-    again (``--seed S --index I`` with the same model, temperature, feedback and same_z)."""
-    extra = {"same_z": 1} if same_z else {}
+    again (``--seed S --index I`` with the same model, temperature, feedback, same_z and — when
+    given, as resolved by :func:`resolve_prior` — prior and spread)."""
+    extra: dict = {"same_z": 1} if same_z else {}
+    if prior is not None:
+        extra["prior"] = prior
+    if spread is not None:
+        extra["spread"] = float(spread)
     return meta_text("sample", model=model_name, seed=seed, index=index, temperature=temperature, feedback=feedback, **extra)
 
 
@@ -257,3 +349,23 @@ def meta_text(command: str, **fields) -> str:
     """``musicvae COMMAND key=value …``: how a written MIDI file was made (its marker text)."""
     values = " ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in fields.items())
     return f"musicvae {command} {values}"
+
+
+def write_midi(path: str | Path, groove: np.ndarray, qpm: float | None = None) -> Path:
+    """Write a groove [steps, 27] as a drum MIDI file at ``qpm`` (default 120), atomically."""
+    from musicvae.atomic import write_bytes
+
+    return write_bytes(path, midi_bytes(groove, qpm))
+
+
+def humanize(
+    groove: np.ndarray, model: MusicVAE | None = None, *, temperature: float = 1.0, seed: int = 0, keep_hits: bool = True
+) -> np.ndarray:
+    """A drummer's velocities and timing for a programmed groove [steps, 27] of any length, as
+    ``musicvae humanize`` does: ``model`` defaults to the bundled groovae_2bar_humanize (loaded on
+    each call: pass it to reuse it), and every note of the input is kept unless ``keep_hits=False``."""
+    if model is None:
+        from musicvae.checkpoints.native import load
+
+        model = load("groovae_2bar_humanize")
+    return regroove(model, groove, temperature=temperature, seed=seed, keep_hits=keep_hits)

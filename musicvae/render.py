@@ -430,3 +430,20 @@ def groove_png(grooves: list[np.ndarray], *, titles: list[str] | None = None, bp
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def render_groove(groove: np.ndarray, *, wav: str | os.PathLike | None = None, png: str | os.PathLike | None = None,
+                  bpm: float = 120.0, title: str | None = None) -> np.ndarray:
+    """Hear and see one groove [T, 27]: a WAV from the built-in synth and/or a drum-grid PNG (both
+    made before either is written, each written atomically) at ``bpm`` quarter notes per minute;
+    returns the float32 audio (44.1 kHz)."""
+    for path in (wav, png):
+        if path is not None:
+            check_output_file(path)
+    audio = synthesize(*groove_to_notes(groove, bpm))
+    picture = groove_png([groove], titles=None if title is None else [title], bpm=bpm) if png is not None else None
+    if wav is not None:
+        write_wav(wav, audio)
+    if png is not None:
+        write_bytes(png, picture)
+    return audio

@@ -14,7 +14,6 @@ reproduces the uninterrupted run bit for bit.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from musicvae.data.transforms import encoder_inputs
 from musicvae.evaluation.evaluate import reconstruction_metrics
 from musicvae.model import MusicVAE
 from musicvae.model.losses import clip_gradients, configure_cpu_allocator, elbo, learning_rate, make_optimizer
+from musicvae.progress import progress as progress_display
 
 CHECKPOINTS = "checkpoints"
 
@@ -250,10 +250,10 @@ class Trainer:
         self.log({"kind": "start", "step": self.step, "device": str(self.device), "precision": self.precision, "processes": self.dist.world})
         last_eval = None
         start_step, started = self.step, time.perf_counter()
-        bar = _progress_bar(self.progress, cfg.num_steps, self.step)
+        bar = _progress_bar(self.progress)
         try:
             with bar:
-                task = bar.add_task("train", total=cfg.num_steps, completed=self.step, status="")
+                task = bar.add_task("step", total=cfg.num_steps, completed=self.step, status="")
                 while self.step < cfg.num_steps:
                     record = self.train_step()
                     speed = (self.step - start_step) * cfg.batch_size / (time.perf_counter() - started)
@@ -297,27 +297,17 @@ def _status(record: dict) -> str:
     )
 
 
-def _progress_bar(enabled: bool, total: int, done: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress_bar(enabled: bool):
+    """A live bar on a terminal, plain step lines in a log (:mod:`musicvae.progress`)."""
 
-    if not enabled:
-        return _NullProgress()
-    return Progress(
-        TextColumn("step"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-        transient=False,
-    )
+    def live_bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        return Progress(
+            TextColumn("step"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")
+        )
 
-class _NullProgress(contextlib.nullcontext):
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
+    return progress_display(enabled, live_bar)
 
 
 def train(

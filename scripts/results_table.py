@@ -27,7 +27,7 @@ def row(label: str, result: dict) -> str:
     return (
         f"| {label} | {tf['hit_f1']:.3f} | {fr['hit_f1']:.3f} | {tf['velocity_mae']:.1f} | {tf['offset_mae_ms']:.1f} | "
         f"{rec['elbo']['kl_bits']:.1f} | {value['mean hit velocity']:.3f} | {value['swing (steps)']:.3f} | "
-        f"{value['step density']:.3f} | {value['instruments']:.2f} | {oa:.2f} ({feature}) | {passed}/5 |"
+        f"{value['step density']:.3f} | {value['instruments']:.2f} | {oa:.2f} ({feature}) | {passed}/{len(result['targets'])} |"
     )
 
 

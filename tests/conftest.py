@@ -75,6 +75,34 @@ def synthetic_windows(n: int = 48, steps: int = 32, *, split=None, hit_rate: flo
     )
 
 
+TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]
+
+
+def tiny_vae(seed: int = 0):
+    """A tiny groovae_4bar (z 8, LSTMs 16) in eval mode whose samples are not silent."""
+    import torch
+
+    from musicvae.configs import get_config
+    from musicvae.model import MusicVAE
+
+    torch.manual_seed(seed)
+    model = MusicVAE(get_config("groovae_4bar").with_overrides(TINY))
+    with torch.no_grad():  # push the hit bias up so samples are not silent
+        model.decoder.output_projection.bias[:9] += 1.0
+    return model.eval()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and lose a lot on a busy machine."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 # ------------------------------------------------------------------------------------------------
 # Raw MIDI as DAWs write it (symusic always writes drums on channel 10, type 1)
 

@@ -77,6 +77,7 @@ def test_stored_without_outputs(path):
     assert all(c.outputs == [] and c.execution_count is None for c in code), f"clear the outputs of {path.name}"
     first = code[0]
     assert "parameters" in first.metadata.get("tags", []) and 'os.environ.get("MUSICVAE_FAST") == "1"' in first.source
+    assert 'os.environ.get("MUSICVAE_NOTEBOOK_MODE")' in first.source  # fast | cpu | full | auto
     # Colab-only code runs only behind the detection; nothing else mentions Colab or Drive.
     for cell in code:
         if "google.colab import" in cell.source:

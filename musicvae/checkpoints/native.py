@@ -4,6 +4,8 @@ A checkpoint is a folder:
 
 * ``config.json``          the :class:`~musicvae.configs.Config` (``Config.to_json``)
 * ``model.safetensors``    the model's state dict (float32; fp16/bf16 files are upcast on load)
+* ``prior.safetensors``    (optional) the sampling distribution fitted after training
+  (:class:`~musicvae.model.prior.FittedPrior`), attached to the loaded model as ``model.prior``
 * ``optimizer.safetensors`` + ``training_state.json``  (optional, for resuming) the optimizer's
   tensors flattened as ``state.{param_index}.{name}`` plus a JSON file with the param groups'
   hyperparameters, scalar optimizer state and the trainer's own counters.
@@ -26,11 +28,13 @@ from musicvae.atomic import write_bytes
 # One exception type for every checkpoint problem, TF imports included.
 from musicvae.checkpoints.magenta import CheckpointError, describe_mismatches
 from musicvae.configs import Config, get_config
+from musicvae.model.prior import FittedPrior
 from musicvae.model.vae import MusicVAE
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
+PRIOR_FILE = "prior.safetensors"
 TRAINING_STATE_FILE = "training_state.json"
 
 
@@ -99,6 +103,30 @@ def load_state_dict_strict(
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
 
 
+def save_prior(run_dir, prior: FittedPrior) -> Path:
+    """Write ``prior.safetensors`` into checkpoint folder ``run_dir`` (atomically)."""
+    tensors, metadata = prior.to_tensors()
+    path = Path(run_dir) / PRIOR_FILE
+    _atomic_write_tensors(path, tensors, metadata)
+    return path
+
+
+def load_prior(run_dir) -> FittedPrior | None:
+    """The fitted prior stored in checkpoint folder ``run_dir``, or None if it has none."""
+    from safetensors import safe_open
+
+    path = Path(run_dir) / PRIOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            metadata = handle.metadata()
+        return FittedPrior.from_tensors(tensors, metadata)
+    except Exception as err:  # corrupt file (safetensors' own errors) or tensors that are no prior
+        raise CheckpointError(f"{path}: cannot read the fitted prior ({err})") from None
+
+
 def load_model(path, device=None) -> MusicVAE:
     """Rebuild a model from a checkpoint folder (or its ``model.safetensors``), in eval mode."""
     config_path, weights_path = _model_paths(path)
@@ -116,6 +144,10 @@ def load_model(path, device=None) -> MusicVAE:
         raise CheckpointError(f"{weights_path}: cannot read safetensors file ({err})") from None
     model = MusicVAE(config)
     load_state_dict_strict(model, state, str(weights_path))
+    prior = load_prior(weights_path.parent)
+    if prior is not None and prior.latent.z_size != config.model.z_size:
+        raise CheckpointError(f"{weights_path.parent / PRIOR_FILE}: prior of {prior.latent.z_size} dimensions, the model's z has {config.model.z_size}")
+    model.prior = prior
     if device is not None:
         model.to(device)
     return model.eval()

@@ -4,6 +4,7 @@
 * :mod:`.features` — per-groove features (density, swing, velocity, timing …) and the
   Yang & Lerch relative comparison (OA, KL);
 * :mod:`.latent` — posterior-collapse diagnostics (active units, KL per dimension, latent usage);
+* :mod:`.realism` — the classifier two-sample test and the copy fraction of samples;
 * :mod:`.evaluate` — the whole suite for one model (``musicvae evaluate``);
 * :mod:`.report` and :mod:`.figure` — ``evaluation.json``, ``report.md`` and ``figure.png``.
 """

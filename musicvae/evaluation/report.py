@@ -67,9 +67,11 @@ def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluatio
     )
 
     def describe(settings: dict) -> str:
+        prior = "the fitted prior" if settings.get("prior") == "fitted" else "z ~ N(0, I)"
+        spread = settings.get("spread") or 0.0
         return (
-            f"{settings['samples']} samples from z ~ N(0, I), temperature {settings['temperature']:g}, "
-            f"seed {settings['seed']}, feedback `{settings['feedback']}`"
+            f"{settings['samples']} samples from {prior}, temperature {settings['temperature']:g}, "
+            f"velocity/timing spread {spread:g}, seed {settings['seed']}, feedback `{settings['feedback']}`"
         )
 
     shared = all(results[n]["settings"] == s for n in names)
@@ -98,6 +100,31 @@ def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluatio
             row.append(f"{format_number(tt['value'])} {mark}{extra}")
         rows.append(row)
     lines += _table(header, rows, "ll" + "r" * (len(header) - 2)) + [""]
+
+    # Realism: two-sample test and copying
+    if all(results[n].get("realism") for n in names):
+        lines += ["## Two-sample test and copying", ""]
+        lines.append(
+            "Two-sample test: held-out accuracy of a small MLP telling samples from real windows by their per-groove "
+            "features (0.5 = indistinguishable; real windows split into halves by source file). Copy fraction: share of "
+            "grooves whose nearest training window has hit-pattern F1 ≥ 0.9, for the samples and for the real windows."
+        )
+        lines.append("")
+        header = ["model", "two-sample accuracy (folds)", "copy fraction samples / real", "mean nearest-train F1 samples / real"]
+        rows = []
+        for name in names:
+            two, copying = results[name]["realism"]["two_sample"], results[name]["realism"].get("copying")
+            folds = ", ".join(format_number(a) for a in two["fold_accuracies"])
+            row = [name, f"{format_number(two['accuracy'])} ({folds})"]
+            if copying:
+                row += [
+                    f"{format_number(copying['generated'])} / {format_number(copying['real'])}",
+                    f"{format_number(copying['generated_mean_nearest_f1'])} / {format_number(copying['real_mean_nearest_f1'])}",
+                ]
+            else:
+                row += ["–", "–"]
+            rows.append(row)
+        lines += _table(header, rows) + [""]
 
     # Reconstruction
     lines += ["## Reconstruction", ""]

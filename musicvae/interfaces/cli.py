@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+import typer.core
 
+import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 from musicvae.data.midi import MAX_BARS
 from musicvae.errors import USER_ERRORS, os_error_message
@@ -24,7 +26,32 @@ from musicvae.render import MAX_PANELS
 if TYPE_CHECKING:
     from musicvae.data.drums import DrumMap
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="MusicVAE / GrooVAE drum grooves in PyTorch.")
+
+# typer's rich help prints a "<bool>" type beside on/off flags (--wav, --help …), which reads as if
+# they took a value; flags show no type, as in the plain help.
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"musicvae {musicvae.__version__}")
+        raise typer.Exit()
+
+
+APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
+
+The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
+--out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
+keep earlier results."""
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+
+
+@app.callback()
+def _app_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass
 data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove MIDI Dataset.")
 app.add_typer(data_app, name="data")
 
@@ -318,7 +345,14 @@ def import_magenta(
 # ------------------------------------------------------------------------------------------------
 # Generation
 
-CheckpointOption = typer.Option(None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint.")
+def checkpoint_option(default: str):
+    """--checkpoint, whose help names the model used without it: ``default``, bundled or not."""
+    # Looked up without importing torch (musicvae.checkpoints.native.pretrained_path), so --help stays fast.
+    bundled = (Path(musicvae.__file__).parent / "pretrained" / default / "config.json").is_file()
+    used = f"the bundled {default} model" if bundled else f"none: no {default} model is bundled, so pass one"
+    return typer.Option(None, "--checkpoint", help=f"Run folder, bundled model name or magenta checkpoint (default: {used}).")
+
+
 TemperatureOption = typer.Option(
     1.0, "--temperature", "-t", callback=check_temperature,
     help=f"Hit sampling temperature ({MIN_TEMPERATURE}–{MAX_TEMPERATURE}).",
@@ -326,11 +360,17 @@ TemperatureOption = typer.Option(
 SeedOption = typer.Option(
     0, "--seed", callback=check_seed, help=f"Random seed (0–{MAX_SEED}); the same seed writes byte-identical MIDI."
 )
-OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder.")
+OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; files of the same name in it are replaced.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
     "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
+)
+PriorOption = typer.Option(
+    "auto", "--prior", help="Where z comes from: normal (N(0, I), magenta) | fitted (prior.safetensors) | auto (fitted if present)."
+)
+SpreadOption = typer.Option(
+    None, "--spread", help="Velocity/timing temperature: scale of the fitted residual noise (0 = decoded means; default 1 with a fitted prior, else 0)."
 )
 DrumMapOption = typer.Option(
     "reduced", "--drum-map", help="Drum map for reading and writing MIDI: a name from `musicvae drum-maps` or a .json file."
@@ -387,6 +427,8 @@ def write_grooves(
         for groove, tempo in zip(grooves, tempos):
             check_midi_renders(midi_bytes(groove, tempo, tempo_changes=tempo_changes))
     output_folder(out)
+    written = [".mid"] + [".wav"] * wav + [".png"] * png
+    replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for k, (name, groove) in enumerate(zip(names, grooves)):
         tempo = tempos[k]
         data = midi_bytes(
@@ -402,11 +444,13 @@ def write_grooves(
 
             plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=tempo)
     typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+    if replaced:
+        typer.echo(f"note: replaced {replaced} existing file(s) in {out}/; pass --out DIR to keep earlier results")
 
 
 @app.command("sample")
 def sample_command(
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     n: Optional[int] = typer.Option(
         None, "-n", callback=check_num_samples, help=f"Number of grooves, 1–{MAX_SAMPLES} (default: 8, or 1 with --index)."
     ),
@@ -421,18 +465,20 @@ def sample_command(
     ),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     out: Path = OutOption,
     wav: bool = WavOption,
     png: bool = PngOption,
     drum_map: str = DrumMapOption,
     out_channel: int = OutChannelOption,
 ) -> None:
-    """Sample new grooves from the prior z ~ N(0, I).
+    """Sample new grooves from the prior (the fitted one when the model has it, else N(0, I)).
 
     Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
     writes it again, byte for byte."""
     from musicvae.atomic import check_output_folder
-    from musicvae.generate import sample, sample_meta
+    from musicvae.generate import resolve_prior, sample, sample_meta
 
     n = n if n is not None else (8 if index is None else 1)
     start = index or 0
@@ -440,9 +486,12 @@ def sample_command(
     midi = midi_out(drum_map, out_channel)
     model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
-    grooves = sample(model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z)
+    grooves = sample(
+        model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z, prior=prior, spread=spread
+    )
+    prior, spread = resolve_prior(model, prior, spread)
     indices = range(start, start + n)
-    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z) for i in indices]
+    metas = [sample_meta(model_name, seed, i, temperature, feedback, same_z, prior, spread) for i in indices]
     write_grooves(out, [f"sample_{i:03d}" for i in indices], grooves, bpm, wav, png, metas, midi)
 
 
@@ -512,7 +561,7 @@ def _add_regroove_command(
 
     def command(
         source: Path = typer.Argument(..., help=source_help),
-        checkpoint: Optional[str] = CheckpointOption,
+        checkpoint: Optional[str] = checkpoint_option(default_model),
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP),
@@ -549,7 +598,7 @@ for _spec in (
 def groove_transfer_command(
     hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
     groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_hits_control"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
@@ -572,7 +621,7 @@ def interpolate_command(
         help=f"Grooves in the interpolation, endpoints included (2–{MAX_PANELS}).",
     ),  # fmt: skip
     bars: Optional[str] = typer.Option(None, "--bars", help="Use bars A-B (from 1, inclusive) of each file, e.g. 1-4 (default: whole files)."),
-    checkpoint: Optional[str] = CheckpointOption,
+    checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = typer.Option(
         None, "--bpm", callback=check_bpm,
@@ -679,6 +728,46 @@ def render_command(
         typer.echo(f"wrote {png}")
 
 
+@app.command("fit-prior")
+def fit_prior_command(
+    checkpoint: str = typer.Argument(..., help="Run folder of the model (prior.safetensors is written into it)."),
+    data: Optional[Path] = DataOption,
+    components: int = typer.Option(8, "--components", help="Gaussians in the latent mixture."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the posterior draws and the mixture's initialisation."),
+    max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Fit on this many training windows (seeded draw; default: all)."),
+    windowing: Optional[str] = WindowingOption,
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+) -> None:
+    """Fit the sampling distribution after training: a Gaussian mixture on the training windows'
+    posterior codes and the decoder's velocity/offset residuals; writes RUN/prior.safetensors."""
+    from musicvae.checkpoints.native import load_model as load_checkpoint
+    from musicvae.checkpoints.native import save_prior
+    from musicvae.data.dataset import load_windows
+    from musicvae.model.prior import fit_prior
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}: not a run folder (no config.json); fit-prior writes prior.safetensors into it")
+    if components < 1:
+        fail("--components must be at least 1")
+    if threads is not None and threads < 1:
+        fail("--threads must be at least 1")
+    model = load_checkpoint(folder)
+    data_config = model.config.data if windowing is None else model.config.with_overrides([f"data.windowing={windowing}"]).data
+    train = load_windows(default_data(data), data_config).of_split("train")
+    if max_windows is not None and max_windows < components:
+        fail("--max-windows must be at least --components")
+    if len(train) < components:
+        fail(f"{len(train)} training windows, fewer than --components {components}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
+    path = save_prior(folder, prior)
+    typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
+
+
 @app.command("studio")
 def studio_command(
     port: int = typer.Option(8765, "--port", help="Port to serve on (0: any free port)."),
@@ -737,6 +826,8 @@ def evaluate(
     temperature: float = TemperatureOption,
     feedback: str = FeedbackOption,
     windowing: Optional[str] = WindowingOption,
+    prior: str = PriorOption,
+    spread: Optional[float] = SpreadOption,
     batch_size: int = typer.Option(256, "--batch-size", help="Windows / samples per model call."),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for evaluation.json, report.md, figure.png."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -780,6 +871,8 @@ def evaluate(
         label = Path(checkpoint).name or checkpoint
         while label in results:
             label += "'"
+        train_windows = loaded[key].of_split("train") if split != "train" else None
+        train_windows = train_windows if train_windows is not None and len(train_windows) else None
         typer.echo(f"evaluating {label} on {len(windows)} {split} windows ({data_config.windowing} windowing) …")
         import torch
 
@@ -789,13 +882,14 @@ def evaluate(
         try:
             results[label] = evaluate_model(
                 model, windows, samples=samples, seed=seed, temperature=temperature, feedback=feedback,
-                batch_size=batch_size, progress=progress,
+                batch_size=batch_size, prior=prior, spread=spread, train_windows=train_windows, progress=progress,
             )  # fmt: skip
         finally:
             torch.set_num_threads(saved_threads)
     run_info = {
         "checkpoints": names, "data": str(source), "split": split, "samples": samples, "seed": seed,
         "temperature": temperature, "feedback": feedback, "windowing": windowing, "batch_size": batch_size,
+        "prior": prior, "spread": spread,
     }  # fmt: skip
     paths = write_report(results, out, source=str(source), extra=run_info)
     for label, result in results.items():

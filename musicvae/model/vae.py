@@ -20,6 +20,18 @@ from musicvae.model.encoder import BidirectionalLstmEncoder
 from musicvae.model.hierarchical import HierarchicalDecoder
 
 
+def _require_tensors(method: str, numpy_api: str, **arrays) -> None:
+    """The model's methods work on torch tensors; numpy arrays belong to the functions of
+    :mod:`musicvae.generate` (``musicvae.encode`` …), which convert and return numpy. Say so instead of
+    failing deep inside (numpy's ``transpose`` once answered "axes don't match array")."""
+    for name, value in arrays.items():
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"MusicVAE.{method}: {name} must be a torch.Tensor, got {type(value).__module__}.{type(value).__name__}; "
+                f"for numpy arrays call {numpy_api}, which takes and returns numpy, or pass torch.from_numpy(array)"
+            )
+
+
 @contextlib.contextmanager
 def _eval_mode(module: nn.Module):
     """Temporarily switch to eval mode (dropout off), restoring the previous mode after."""
@@ -37,6 +49,10 @@ class MusicVAE(nn.Module):
         self.config = config
         m = config.model
         self.control_depth = config.control_depth
+        # The sampling distribution fitted after training (musicvae.model.prior.FittedPrior), or
+        # None: samples then come from N(0, I). Not part of the state dict; it lives in its own
+        # file (prior.safetensors) and is attached by the checkpoint loader.
+        self.prior = None
         self.encoder = BidirectionalLstmEncoder(
             m.input_depth + self.control_depth, m.enc_rnn_size, m.z_size, m.dropout_keep_prob
         )
@@ -96,7 +112,10 @@ class MusicVAE(nn.Module):
         return self.encoder(self._encoder_input(x, controls))
 
     def encode(self, x: torch.Tensor, controls: torch.Tensor | None = None):
-        """Posterior (mu, sigma), each [B, z], in eval mode (no dropout). sigma is a std."""
+        """Posterior (mu, sigma), each [B, z], in eval mode (no dropout). sigma is a std.
+
+        ``x`` is a float32 tensor [B, T, 27] (TypeError otherwise; numpy: ``musicvae.encode``)."""
+        _require_tensors("encode", "musicvae.encode(model, grooves)", x=x, controls=controls)
         with _eval_mode(self):
             return self._encode(x, controls)
 
@@ -104,6 +123,7 @@ class MusicVAE(nn.Module):
         self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Teacher-forced raw decoder outputs [B, T, 27] (before activation), in eval mode."""
+        _require_tensors("decode_logits", "musicvae.decode(model, z)", z=z, targets=targets, controls=controls)
         with _eval_mode(self):
             controls = self._check_controls(controls, targets.shape[0], targets.shape[1])
             return self.decoder(z, targets, controls).contiguous()
@@ -124,6 +144,7 @@ class MusicVAE(nn.Module):
         ``offsets_loss``, ``kl`` (nats), plus ``mu``, ``sigma``, ``z`` and ``logits``. Turn
         them into the scalar loss with :func:`musicvae.model.losses.elbo`.
         """
+        _require_tensors("forward", "musicvae.encode / musicvae.decode", inputs=inputs, targets=targets, controls=controls)
         controls = self._check_controls(controls, inputs.shape[0], inputs.shape[1])
         mu, sigma = self.encoder(self._encoder_input(inputs, controls))
         if sample_z:
@@ -167,6 +188,7 @@ class MusicVAE(nn.Module):
         velocities and offsets are decoded. See :meth:`GrooveLstmDecoder.sample` for
         ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
+        _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits)
         steps = self.config.max_seq_len
         z_size = self.config.model.z_size
         generators = [row_generator(seed, start_index + k) for k in range(n)]

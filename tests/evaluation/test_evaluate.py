@@ -6,34 +6,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import synthetic_windows
+from conftest import synthetic_windows, tiny_vae
 
 from musicvae.checkpoints.native import save_model
-from musicvae.configs import get_config
 from musicvae.data.dataset import GrooveWindows
 from musicvae.evaluation.evaluate import hit_metrics, reconstruction_evaluation, reconstruction_metrics
 from musicvae.interfaces.cli import main
-from musicvae.model import MusicVAE
 
-TINY = ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot on a busy machine."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
-def tiny(seed: int = 0) -> MusicVAE:
-    torch.manual_seed(seed)
-    model = MusicVAE(get_config("groovae_4bar").with_overrides(TINY))
-    with torch.no_grad():  # push the hit bias up so samples are not silent
-        model.decoder.output_projection.bias[:9] += 1.0
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
+tiny = tiny_vae
 
 
 def windows(n: int = 24, steps: int = 64) -> GrooveWindows:
@@ -115,12 +96,14 @@ def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
     assert set(result["reconstruction"]) == {"teacher_forced", "free_running", "elbo"}
     assert "hit_f1_kick" in result["reconstruction"]["free_running"]
     assert result["features"]["generated"]["step_density"]["n"] == 32
-    assert len(result["targets"]) == 5 and "oa" in result["relative"]["swing"]
+    assert len(result["targets"]) == 9 and "oa" in result["relative"]["swing"]
+    assert result["realism"]["copying"]["train_windows"] == 12 and 0 <= result["realism"]["two_sample"]["accuracy"] <= 1
+    assert result["settings"]["prior"] == "normal" and result["settings"]["spread"] == 0
     latent = result["latent"]
     assert 0 <= latent["active_units"] <= 8 and len(latent["kl_per_dim"]) == 8
     assert set(latent["latent_usage"]) == {"posterior_mean", "other_mean", "prior"}
     report = (out / "report.md").read_text()
-    assert "## Latent usage (posterior collapse)" in report
+    assert "## Latent usage (posterior collapse)" in report and "## Two-sample test and copying" in report
     assert "## Targets" in report and "| step_density |" in report and "KL" in report
     header = next(line for line in report.splitlines() if line.startswith("| target"))
     assert "run_a" in header and "run_b" in header  # side by side

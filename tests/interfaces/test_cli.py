@@ -62,3 +62,42 @@ def test_data_stats_counts(gmd_dir, capsys):
     code, out, _ = run(["data", "stats", "--data", str(gmd_dir), "--windowing", "files"], capsys)
     assert code == 0
     assert "train" in out and "4078" in out and "504" in out and "526" in out
+
+
+def test_version(capsys):
+    import musicvae
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out == f"musicvae {musicvae.__version__}\n"
+
+
+def test_help_names_the_default_model_and_flags_show_no_type(monkeypatch):
+    """Each generating command's --checkpoint help says which model runs without it; the rich help
+    (what a terminal shows) prints no "<bool>" beside on/off flags."""
+    from typer.testing import CliRunner
+
+    from musicvae.interfaces.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    expected = {
+        "sample": "the bundled groovae_4bar model",
+        "humanize": "the bundled groovae_2bar_humanize model",
+        "interpolate": "the bundled groovae_4bar model",
+        "drumify": "groovae_2bar_tap_fixed_velocity",
+        "groove-transfer": "groovae_2bar_hits_control",
+    }
+    for command, default in expected.items():
+        result = CliRunner().invoke(app, [command, "--help"], prog_name="musicvae", terminal_width=200)
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert f"(default: {default}" in text or f"no {default} model is bundled" in text, (command, text)
+        assert "--wav" in text and "<bool>" not in text, command
+        assert "<str>" in text  # value options keep their type
+
+
+def test_generating_commands_say_when_they_replace_files(tmp_path, capsys):
+    out = tmp_path / "grooves"
+    code, text, _ = run(["sample", "-n", "2", "--out", str(out)], capsys)
+    assert code == 0 and "replaced" not in text
+    code, text, _ = run(["sample", "-n", "3", "--out", str(out)], capsys)
+    assert code == 0 and f"note: replaced 2 existing file(s) in {out}/; pass --out DIR to keep earlier results" in text

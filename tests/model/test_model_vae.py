@@ -333,8 +333,8 @@ def test_bf16_autocast_runs(model):
 
 def test_matches_magenta_reference(reference_dir):
     """Weights from magenta's TF checkpoint reproduce TF's own encoder/decoder/loss outputs."""
-    tf_checkpoint = pytest.importorskip("musicvae.checkpoints.magenta")
-    state, _ = tf_checkpoint.import_magenta_checkpoint(reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200")
+    magenta = pytest.importorskip("musicvae.checkpoints.magenta")
+    state, _ = magenta.import_magenta_checkpoint(reference_dir / "checkpoint_groovae_4bar" / "model.ckpt-200")
     m = MusicVAE(get_config("groovae_4bar"))
     m.load_state_dict(state)
     ref = np.load(reference_dir / "model_reference.npz")

@@ -1,0 +1,118 @@
+"""The fitted prior: EM fit, residuals, storage without pickle, sampling with it, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import synthetic_windows, tiny_vae
+
+from musicvae.checkpoints.native import PRIOR_FILE, CheckpointError, load_model, load_prior, save_model, save_prior
+from musicvae.generate import midi_bytes, resolve_prior, sample
+from musicvae.interfaces.cli import main
+from musicvae.model.prior import FittedPrior, OutputResiduals, fit_gaussian_mixture, fit_prior
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def two_clusters(n: int = 400, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centre = np.where(rng.random(n) < 0.3, -4.0, 4.0)[:, None]
+    return centre + rng.normal(0, [0.5, 1.0, 2.0], (n, 3))
+
+
+def residuals() -> OutputResiduals:
+    return OutputResiduals(
+        np.full(9, 0.1), np.full(9, 0.2), np.full(9, -0.05), np.full(9, 0.3), np.array([0.5, 0.2]), np.array([0.3, 0.3])
+    )
+
+
+def test_mixture_fit_is_deterministic_and_finds_the_clusters():
+    z = two_clusters()
+    a, b = fit_gaussian_mixture(z, 2, seed=3), fit_gaussian_mixture(z, 2, seed=3)
+    assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("weights", "means", "stds"))
+    order = np.argsort(a.means[:, 0])
+    assert a.weights[order] == pytest.approx([0.3, 0.7], abs=0.06)
+    assert a.means[order, 0] == pytest.approx([-4, 4], abs=0.3)
+    assert a.stds[order[1]] == pytest.approx([0.5, 1.0, 2.0], rel=0.2)
+    one = fit_gaussian_mixture(z, 1, seed=0)
+    assert a.log_prob(z).mean() > one.log_prob(z).mean() + 1.0  # two clusters fit better than one
+    assert np.array_equal(a.sample(5, 1), a.sample(5, 1)) and not np.array_equal(a.sample(5, 1), a.sample(5, 2))
+    with pytest.raises(ValueError):
+        fit_gaussian_mixture(z, 0)
+
+
+def test_residuals_move_only_hits_and_stay_in_range():
+    grooves = np.zeros((4, 16, 27), np.float32)
+    grooves[:, ::2, 0], grooves[:, ::2, 9], grooves[:, ::2, 18] = 1.0, 0.5, 0.0
+    grooves[:, 1, 10] = 0.7  # a velocity without a hit (magenta feedback leaves such values)
+    out = residuals().apply(grooves, 1.0, 0)
+    assert np.array_equal(out, residuals().apply(grooves, 1.0, 0))
+    assert np.array_equal(out[..., :9], grooves[..., :9]) and out[0, 1, 10] == pytest.approx(0.7)
+    hits = grooves[..., 0] > 0.5
+    assert out[..., 9][hits].std() > 0.05 and out[..., 9][~hits].max() == 0
+    assert out[..., 9][hits].min() >= 1 / 127 - 1e-6 and np.abs(out[..., 18:]).max() <= 1
+    bias_only = residuals().apply(grooves, 0.0, 0)
+    assert bias_only[..., 9][hits] == pytest.approx(0.6) and bias_only[..., 18][hits] == pytest.approx(-0.05)
+
+
+def test_prior_round_trip_without_pickle(tmp_path):
+    model = tiny_vae()
+    save_model(tmp_path, model)
+    assert load_model(tmp_path).prior is None
+    prior = FittedPrior(fit_gaussian_mixture(np.random.default_rng(0).normal(size=(50, 8)), 3, seed=0), residuals())
+    save_prior(tmp_path, prior)
+    assert (tmp_path / PRIOR_FILE).read_bytes()[:2] != b"\x80\x04"  # safetensors, not a pickle
+    loaded = load_model(tmp_path).prior
+    assert loaded.latent.means == pytest.approx(prior.latent.means, abs=1e-6)
+    assert loaded.latent.settings == prior.latent.settings
+    assert loaded.residuals.groove_std == pytest.approx(prior.residuals.groove_std)
+    (tmp_path / PRIOR_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="prior"):
+        load_prior(tmp_path)
+
+
+def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
+    model = tiny_vae()
+    normal = sample(model, 3, seed=5)
+    assert resolve_prior(model) == ("normal", 0.0)
+    with pytest.raises(ValueError, match="no fitted prior"):
+        sample(model, 3, seed=5, prior="fitted")
+    with pytest.raises(ValueError, match="spread"):
+        sample(model, 3, seed=5, spread=1.0)
+    model.prior = fit_prior(model, synthetic_windows(24, 64), components=2, seed=0, progress=None)
+    assert resolve_prior(model) == ("fitted", 1.0)
+    a, b = sample(model, 3, seed=5), sample(model, 3, seed=5)
+    assert [midi_bytes(g) for g in a] == [midi_bytes(g) for g in b]  # byte-identical MIDI
+    assert not np.array_equal(a, sample(model, 3, seed=6))
+    assert np.array_equal(sample(model, 1, seed=5, start_index=2)[0], a[2])  # groove i, whatever n
+    assert np.array_equal(sample(model, 3, seed=5, prior="normal", spread=0), normal)  # magenta's path unchanged
+    means = sample(model, 3, seed=5, spread=0)
+    assert np.array_equal(means[..., :9], a[..., :9]) and not np.array_equal(means[..., 9:], a[..., 9:])
+    same = sample(model, 2, seed=5, same_z=True, spread=0, temperature=1e-3)
+    assert np.array_equal(same[0], same[1])
+    with pytest.raises(ValueError):
+        sample(model, 1, prior="uniform")
+
+
+def test_cli_fit_prior_then_sample(tmp_path, capsys):
+    data = tmp_path / "tiny.npz"
+    synthetic_windows(24, 64, settings={"windowing": "grid"}).save(data)
+    run = save_model(tmp_path / "run", tiny_vae())
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "--checkpoint", str(run), "--prior", "fitted", "--out", str(tmp_path / "none")])
+    assert info.value.code == 1 and capsys.readouterr().err.startswith("error: this model has no fitted prior")
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["fit-prior", str(run), "--data", str(data), "--components", "2", "--threads", "1"])
+    assert info.value.code == 0 and (run / PRIOR_FILE).is_file()
+    outputs = {}
+    for prior in ("fitted", "normal", "fitted"):
+        out = tmp_path / f"out_{prior}_{len(outputs)}"
+        with pytest.raises(SystemExit) as info:
+            main(["sample", "--checkpoint", str(run), "-n", "2", "--seed", "1", "--prior", prior, "--out", str(out)])
+        assert info.value.code == 0
+        outputs[out.name] = (out / "sample_000.mid").read_bytes()
+    assert outputs["out_fitted_0"] == outputs["out_fitted_2"] != outputs["out_normal_1"]
+    with pytest.raises(SystemExit) as info:
+        main(["fit-prior", str(run), "--data", str(data), "--components", "0"])
+    assert info.value.code == 1
