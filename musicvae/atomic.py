@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,14 +66,16 @@ def check_output_file(path: str | os.PathLike) -> Path:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    The temporary file lives in the same folder so the final ``os.replace`` is atomic. An
-    OSError on the way (the block's writes included) becomes an OutputError naming ``path``.
+    The temporary file lives in the same folder so the final ``os.replace`` is atomic; its name
+    ``.NAME.HOST-PID.RANDOM.tmp`` records the writing process, so :func:`remove_stale_temporaries`
+    can tell a file left by a killed process from one being written right now. An OSError on the
+    way (the block's writes included) becomes an OutputError naming ``path``.
     """
     path = check_output_file(path)
     output_folder(path.parent)
     tmp = None
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
         yield tmp
@@ -92,3 +96,45 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
     return Path(path)
+
+
+_TEMPORARY = re.compile(r"^\..+\.([A-Za-z0-9]+)-(\d+)\.[^.]+\.tmp$")
+
+
+def _host() -> str:
+    # A folder may be shared between machines (an NFS home): a process id means something only
+    # on the machine that wrote it, so the name records that machine too.
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process (or an odd number): leave its file alone
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, any_writer: bool = False) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when its process died
+    (``kill -9``, power loss) before the rename; returns what was removed.
+
+    A file is stale when the process named in it (on this machine) is no longer running. ``any_writer`` removes
+    every ``.*.tmp`` file instead — for a folder the caller holds an exclusive lock on, which also
+    covers files from versions that did not record the process.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in folder.glob(".*.tmp"):
+        match = _TEMPORARY.match(tmp.name)
+        stale = match is not None and match.group(1) == _host() and not _running(int(match.group(2)))
+        if not tmp.is_file() or not (any_writer or stale):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed

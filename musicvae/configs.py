@@ -135,19 +135,30 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Config":
-        sections = {f.name: f.type for f in dataclasses.fields(cls) if f.name != "name"}
+        """A Config from ``to_dict``'s form, checked as strictly as ``--set`` (types and ranges);
+        ValueError names the first bad key."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"config must be a JSON object, got {_brief(raw)}")
+        unknown = set(raw) - {"name", *_SECTION_TYPES}
+        if unknown:
+            raise ValueError(f"unknown config sections: {sorted(map(str, unknown))}")
+        if not isinstance(raw.get("name"), str):
+            raise ValueError(f"name: expected a string, got {_brief(raw.get('name'))}")
         kwargs = {"name": raw["name"]}
-        for section_name in sections:
-            section_cls = _SECTION_TYPES[section_name]
-            values = _renamed(raw.get(section_name, {}), section_name)
-            known = {f.name: f for f in dataclasses.fields(section_cls)}
-            unknown = set(values) - set(known)
-            if unknown:
-                raise ValueError(f"unknown {section_name} keys in config: {sorted(unknown)}")
-            kwargs[section_name] = section_cls(
-                **{k: _coerce(v, known[k].type, f"{section_name}.{k}") for k, v in values.items()}
-            )
-        return cls(**kwargs)
+        for section_name, section_cls in _SECTION_TYPES.items():
+            kwargs[section_name] = _section_from_dict(section_cls, raw.get(section_name, {}), section_name)
+        config = cls(**kwargs)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        """``from_dict`` of a JSON text (a run's config.json); ValueError for anything invalid."""
+        try:
+            raw = json.loads(text)
+        except RecursionError:
+            raise ValueError("config JSON is nested too deeply") from None
+        return cls.from_dict(raw)
 
     def with_overrides(self, overrides: typing.Iterable[str]) -> "Config":
         """Apply ``section.key=value`` strings; raises ValueError naming the valid keys."""
@@ -167,36 +178,76 @@ class Config:
         return config
 
     def validate(self) -> None:
-        d = self.data
-        if d.split_bars < 1:
-            raise ValueError("data.split_bars must be ≥ 1")
+        """Raise ValueError naming the first setting out of range (the rules behind ``--set`` and
+        a checkpoint's config.json); the caps keep a hand-edited file from asking for a model or
+        window no machine can allocate."""
+        d, m, loss, t = self.data, self.model, self.loss, self.train
+        _check_range("data.split_bars", d.split_bars, 1, MAX_BARS)
         if d.windowing not in WINDOWINGS:
             raise ValueError(f"data.windowing must be one of {', '.join(WINDOWINGS)}")
-        if d.hop_bars is not None and d.hop_bars < 1:
-            raise ValueError("data.hop_bars must be ≥ 1")
+        if d.hop_bars is not None:
+            _check_range("data.hop_bars", d.hop_bars, 1, MAX_BARS)
         if not d.drum_map.endswith(".json") and d.drum_map not in builtin_map_names():
             raise ValueError(f"data.drum_map must be one of {', '.join(builtin_map_names())} or a .json map file")
-        if not 0.0 <= d.max_note_dropout <= 1.0:
-            raise ValueError("data.max_note_dropout must be in [0, 1]")
+        _check_range("data.max_note_dropout", d.max_note_dropout, 0.0, 1.0)
         if any(not 0 <= i < 9 for i in d.add_instruments):
             raise ValueError("data.add_instruments must be drum class indices 0–8")
-        if not 0.0 < self.model.dropout_keep_prob <= 1.0:
-            raise ValueError("model.dropout_keep_prob must be in (0, 1]")
-        if self.model.z_size < 1 or not self.model.enc_rnn_size or not self.model.dec_rnn_size:
-            raise ValueError("model sizes must be positive and non-empty")
-        m = self.model
+        _check_range("model.dropout_keep_prob", m.dropout_keep_prob, 0.0, 1.0, low_open=True)
+        _check_range("model.z_size", m.z_size, 1, MAX_UNITS)
+        for key in ("enc_rnn_size", "dec_rnn_size", "conductor_rnn_size"):
+            sizes = getattr(m, key)
+            if not 1 <= len(sizes) <= MAX_LAYERS:
+                raise ValueError(f"model.{key} must list 1 to {MAX_LAYERS} layer sizes")
+            for size in sizes:
+                _check_range(f"model.{key}", size, 1, MAX_UNITS)
+        for key in ("input_depth", "output_depth"):
+            if getattr(m, key) != GROOVE_DEPTH:
+                raise ValueError(f"model.{key} must be {GROOVE_DEPTH} (the groove tensor's width)")
         if m.decoder not in DECODERS:
             raise ValueError(f"model.decoder must be one of {', '.join(DECODERS)}")
-        if m.decoder == "hierarchical":
-            if not m.conductor_rnn_size or min(m.conductor_rnn_size) < 1:
-                raise ValueError("model.conductor_rnn_size must be positive and non-empty")
-            if m.steps_per_segment < 1 or d.window_steps % m.steps_per_segment:
-                raise ValueError(
-                    f"model.steps_per_segment ({m.steps_per_segment}) must divide the window "
-                    f"({d.window_steps} steps)"
-                )
-        if self.train.batch_size < 1 or self.train.num_steps < 0:
-            raise ValueError("train.batch_size must be ≥ 1 and train.num_steps ≥ 0")
+        _check_range("model.steps_per_segment", m.steps_per_segment, 1, 16 * MAX_BARS)
+        if m.decoder == "hierarchical" and d.window_steps % m.steps_per_segment:
+            raise ValueError(
+                f"model.steps_per_segment ({m.steps_per_segment}) must divide the window ({d.window_steps} steps)"
+            )
+        _check_range("loss.free_bits", loss.free_bits, 0.0, 1e6)
+        _check_range("loss.max_beta", loss.max_beta, 0.0, 1e6)
+        _check_range("loss.beta_rate", loss.beta_rate, 0.0, 1.0)
+        _check_range("train.batch_size", t.batch_size, 1, MAX_BATCH)
+        _check_range("train.num_steps", t.num_steps, 1, MAX_STEPS)
+        _check_range("train.learning_rate", t.learning_rate, 0.0, 1e3, low_open=True)
+        _check_range("train.decay_rate", t.decay_rate, 0.0, 1.0, low_open=True)
+        _check_range("train.min_learning_rate", t.min_learning_rate, 0.0, 1e3)
+        _check_range("train.grad_clip", t.grad_clip, 0.0, 1e12, low_open=True)
+        _check_range("train.grad_norm_clip_to_zero", t.grad_norm_clip_to_zero, 0.0, 1e30, low_open=True)
+        _check_range("train.eval_every", t.eval_every, 1, MAX_STEPS)
+        _check_range("train.checkpoint_every", t.checkpoint_every, 1, MAX_STEPS)
+        _check_range("train.keep_checkpoints", t.keep_checkpoints, 1, MAX_STEPS)
+        _check_range("train.seed", t.seed, 0, 2**63 - 1)
+
+
+# Caps of validate(): a 64-bar window is 1,024 steps (4× the largest preset's); 4,096 units is 8×
+# the widest preset layer.
+MAX_BARS = 64
+MAX_UNITS = 4096
+MAX_LAYERS = 8
+MAX_BATCH = 1 << 16
+MAX_STEPS = 10**9
+GROOVE_DEPTH = 27  # hits | velocities | offsets of 9 drum classes
+
+
+def _check_range(key: str, value, low, high, *, low_open: bool = False) -> None:
+    """ValueError unless low ≤ value ≤ high (low < value when ``low_open``); NaN is never in range."""
+    inside = (low < value if low_open else low <= value) and value <= high
+    if not inside:  # also catches NaN, for which every comparison is False
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{key} must be in {bracket}{low}, {high}], got {value}")
+
+
+def _brief(value) -> str:
+    """A short repr for error messages (a hand-edited file may hold a huge or nested value)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
@@ -258,16 +309,44 @@ def _parse(text: str, ftype, key: str):
         raise ValueError(f"{key}: cannot read {text!r} as {getattr(base, '__name__', base)}") from None
 
 
+def data_config_from_dict(values: dict) -> DataConfig:
+    """A validated DataConfig from its ``asdict`` form (e.g. the settings stored with windows)."""
+    data = _section_from_dict(DataConfig, values, "data")
+    Config(name="data", data=data).validate()
+    return data
+
+
+def _section_from_dict(section_cls, values, section_name: str):
+    """One config section from a JSON object, each value type-checked as its field's type."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{section_name}: expected a JSON object, got {_brief(values)}")
+    values = _renamed(values, section_name)
+    known = {f.name: f for f in dataclasses.fields(section_cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {section_name} keys in config: {sorted(map(str, unknown))}")
+    return section_cls(**{k: _coerce(v, known[k].type, f"{section_name}.{k}") for k, v in values.items()})
+
+
 def _coerce(value, ftype, key: str):
     base, optional, element = _resolve(ftype)
     if value is None and optional:
         return None
     if base is tuple:
-        return tuple(element(v) for v in value)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {_brief(value)}")
+        return tuple(_coerce_scalar(v, element, key) for v in value)
+    return _coerce_scalar(value, base, key)
+
+
+def _coerce_scalar(value, base, key: str):
+    # JSON true/false are Python bools, and bool is a subclass of int: a bool is not a number here.
+    if isinstance(value, bool) and base is not bool:
+        raise ValueError(f"{key}: expected {base.__name__}, got {_brief(value)}")
     if base is float and isinstance(value, int):
         return float(value)
     if not isinstance(value, base):
-        raise ValueError(f"{key}: expected {base.__name__}, got {value!r}")
+        raise ValueError(f"{key}: expected {base.__name__}, got {_brief(value)}")
     return value
 
 

@@ -6,10 +6,12 @@ Run directory layout::
     RUN/best/                                  weights with the lowest validation loss
     RUN/checkpoints/step-000500/               weights + optimizer.safetensors + training_state.json
     RUN/metrics.jsonl                          one JSON object per start / logged train / eval step
+    RUN/.lock                                  held (flock) by the training using the folder
 
 Determinism: the batch of step s, the note-dropout pattern, the dropout masks and the z noise
 are all derived from (seed, s, rank), so an interrupted run resumed from its last checkpoint
-reproduces the uninterrupted run bit for bit.
+reproduces the uninterrupted run bit for bit. Resuming keeps the run's own config.json; a change
+(more steps, another learning rate) is applied only when asked for (``override``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +28,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from musicvae.checkpoints.native import load_state_dict_strict, load_training_state, save_model, save_training_state
+from musicvae.atomic import remove_stale_temporaries, write_bytes
+from musicvae.checkpoints.native import (
+    CONFIG_FILE,
+    load_state_dict_strict,
+    load_training_state,
+    read_config,
+    save_model,
+    save_training_state,
+)
 from musicvae.configs import DEFAULT_PRECISION, PRECISIONS, Config
 from musicvae.data.dataset import GrooveWindows, load_windows
 from musicvae.data.transforms import encoder_inputs
@@ -35,6 +46,17 @@ from musicvae.model.losses import clip_gradients, configure_cpu_allocator, elbo,
 from musicvae.progress import progress as progress_display
 
 CHECKPOINTS = "checkpoints"
+LOCK_FILE = ".lock"
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the finished steps were saved in ``checkpoint``."""
+
+    def __init__(self, step: int, checkpoint: Path | None):
+        where = f"checkpoint saved in {checkpoint}" if checkpoint else "no checkpoint yet (the run starts over)"
+        super().__init__(f"interrupted at step {step}; {where}")
+        self.step, self.checkpoint = step, checkpoint
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -146,19 +168,27 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
 
-    def resume(self) -> bool:
-        """Continue from the run's last checkpoint; False when there is none."""
-        found = checkpoint_dirs(self.run_dir)
-        if not found:
-            return False
-        last = found[-1]
+    def resume(self, say: Callable[[str], None] = print) -> Path | None:
+        """Continue from the run's newest checkpoint that loads; returns it, or None when there is
+        none. Newer checkpoints that fail to load (a truncated file) are reported and deleted:
+        resuming recomputes their steps bit for bit."""
         from safetensors.torch import load_file
 
-        load_state_dict_strict(self.model, load_file(str(last / "model.safetensors")), str(last))
-        state = load_training_state(last, self.optimizer)
-        self.step = int(state["step"])
-        self.best_loss = float(state.get("best_loss", float("inf")))
-        return True
+        found = checkpoint_dirs(self.run_dir)
+        for index in range(len(found) - 1, -1, -1):
+            folder = found[index]
+            try:
+                load_state_dict_strict(self.model, load_file(str(folder / "model.safetensors")), str(folder))
+                state = load_training_state(folder, self.optimizer)
+                step, best_loss = int(state["step"]), float(state.get("best_loss", float("inf")))
+            except Exception as exc:  # safetensors, JSON and our own errors alike: try the one before
+                say(f"checkpoint {folder} cannot be loaded ({' '.join(str(exc).split())[:200]}); deleting it")
+                if self.dist.is_main:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            self.step, self.best_loss = step, best_loss
+            return folder
+        return None
 
     def save_checkpoint(self) -> None:
         """Write RUN/checkpoints/step-N atomically (a temporary folder renamed when complete),
@@ -231,7 +261,7 @@ class Trainer:
     def log(self, record: dict) -> None:
         if not self.dist.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+        with open(self.run_dir / METRICS_FILE, "a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
         if self.tensorboard is not None:
             kind = record["kind"]
@@ -244,7 +274,7 @@ class Trainer:
         cfg = self.config.train
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(self.config.to_json())
+            write_bytes(self.run_dir / CONFIG_FILE, (self.config.to_json() + "\n").encode())
         self.tensorboard = _tensorboard(self.run_dir) if self.dist.is_main else None
         # which hardware path produced the numbers that follow (a resumed run logs it again)
         self.log({"kind": "start", "step": self.step, "device": str(self.device), "precision": self.precision, "processes": self.dist.world})
@@ -274,8 +304,10 @@ class Trainer:
                         self.save_checkpoint()
                         self.dist.barrier()
         except KeyboardInterrupt:
-            self.save_checkpoint()  # the finished steps are kept; --resume continues from here
-            raise
+            if self.step > start_step:
+                self.save_checkpoint()  # the finished steps are kept; --resume continues from here
+            found = checkpoint_dirs(self.run_dir)
+            raise TrainingInterrupted(self.step, found[-1] if found else None) from None
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
@@ -310,35 +342,181 @@ def _progress_bar(enabled: bool):
     return progress_display(enabled, live_bar)
 
 
+def run_lock(run_dir: Path) -> contextlib.AbstractContextManager:
+    """An exclusive OS lock on ``RUN/.lock`` for as long as the context lasts; ValueError when
+    another process holds it. The OS releases it when the holder dies, even by ``kill -9``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; runs there are not protected from a second training
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held():
+        try:
+            handle = open(run_dir / LOCK_FILE, "a+")
+        except OSError as exc:
+            raise ValueError(f"cannot write in --run-dir {run_dir}: {exc.strerror or exc}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ValueError(
+                    f"{run_dir} is in use by another training ({holder}); wait for it to end or choose another --run-dir"
+                ) from None
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            yield
+
+    return held()
+
+
+def _prepare_run_dir(run_dir: Path) -> bool:
+    """Create ``run_dir`` if needed (True when created); ValueError when it cannot be a folder."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--run-dir {run_dir} is a file, not a folder")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create --run-dir {run_dir}: {exc.strerror or exc}") from None
+    return created
+
+
+def _clean_leftovers(run_dir: Path) -> None:
+    """Remove what a killed training left half-written: temporary files and checkpoint folders.
+    Only called under the run's lock, so nothing here is being written by anyone else."""
+    for folder in (run_dir, run_dir / "best", run_dir / CHECKPOINTS):
+        remove_stale_temporaries(folder, any_writer=True)
+    for tmp in (run_dir / CHECKPOINTS).glob(".tmp-step-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop metrics.jsonl records past ``step`` (the resumed checkpoint's): the resumed run logs
+    those steps again. A line cut off by a kill is dropped too."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line + "\n")
+    write_bytes(path, "".join(kept).encode())
+
+
+def _flatten(config: Config) -> dict[str, object]:
+    out = {"name": config.name}
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            out.update({f"{section}.{key}": value for key, value in values.items()})
+    return out
+
+
+def resume_config(stored: Config, requested: Config | None, override: bool) -> tuple[Config, list[str]]:
+    """The config a resumed run trains with, and the changes applied (``key: old → new``).
+
+    Without ``override`` the run keeps ``stored`` and any difference in ``requested`` is refused;
+    with it, ``train.*`` and ``loss.*`` changes apply. The preset, model and data never change
+    within a run: its weights and batches depend on them.
+    """
+    if requested is None:
+        return stored, []
+    old, new = _flatten(stored), _flatten(requested)
+    changes = [f"{key}: {old[key]} → {new[key]}" for key in old if old[key] != new[key]]
+    if not changes:
+        return stored, []
+    fixed = [c for c in changes if not c.startswith(("train.", "loss."))]
+    if fixed:
+        raise ValueError(
+            f"a resumed run keeps its preset, model and data settings ({'; '.join(fixed)}): "
+            f"leave those options out, or start a new --run-dir"
+        )
+    if not override:
+        raise ValueError(
+            f"--resume keeps the run's own settings; these differ ({'; '.join(changes)}): leave them out, "
+            f"or pass --override to apply them"
+        )
+    return requested, changes
+
+
 def train(
-    config: Config,
+    config: Config | None,
     data: str | Path,
     run_dir: str | Path,
     *,
     device: str | None = None,
     precision: str = DEFAULT_PRECISION,
     resume: bool = False,
+    override: bool = False,
     progress: bool = True,
+    say: Callable[[str], None] = print,
 ) -> dict[str, float] | None:
-    """Train ``config`` on a GMD folder/zip or a preprocessed .npz; see the module docstring."""
+    """Train ``config`` on a GMD folder/zip or a preprocessed .npz; see the module docstring.
+
+    ``resume`` continues the run in ``run_dir`` with its own config.json: ``config`` may be None;
+    a config that differs is refused unless ``override`` (then train.* / loss.* changes such as a
+    larger ``train.num_steps`` apply). ``say`` receives the one-line plan and notices.
+    """
     run_dir = Path(run_dir)
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 owns the folder
+    if not main:
+        say = _silent
+    created = _prepare_run_dir(run_dir) if main else False
+    with run_lock(run_dir) if main else contextlib.nullcontext():
+        try:
+            trainer, plan = _start(config, data, run_dir, device, precision, resume, override, say, progress, main)
+        except BaseException:
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+                shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves nothing
+            raise
+        try:
+            say(plan)
+            return trainer.fit() if trainer.step < trainer.config.train.num_steps else None
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def _start(config, data, run_dir, device, precision, resume, override, say, progress, main) -> tuple[Trainer, str]:
+    """Everything before the first step: settings, leftovers, data, model, checkpoint; the plan."""
+    changes: list[str] = []
     if resume:
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise ValueError(f"{run_dir}: nothing to resume (no config.json)")
-        stored = Config.from_dict(json.loads(saved.read_text()))
-        # Only the step budget may change on resume; everything else must match the run.
-        config = stored.with_overrides([f"train.num_steps={config.train.num_steps}"])
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ValueError(f"{run_dir}: nothing to resume (no {CONFIG_FILE})")
+        config, changes = resume_config(read_config(run_dir / CONFIG_FILE), config, override)
+    elif config is None:
+        raise ValueError("a new run needs a config")
     elif checkpoint_dirs(run_dir):
         raise ValueError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    if main:
+        _clean_leftovers(run_dir)
     torch_device = pick_device(device)
     precision = pick_precision(precision, torch_device)
     windows = load_windows(data, config.data)
     trainer = Trainer(config, windows, run_dir, device=torch_device, precision=precision, progress=progress)
-    if resume and not trainer.resume():
-        raise ValueError(f"{run_dir}: no checkpoint to resume from")
-    try:
-        return trainer.fit()
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    steps = config.train.num_steps
+    if not resume:
+        if main:
+            _trim_metrics(run_dir, -1)  # a run killed before its first checkpoint starts over
+        return trainer, f"training {config.name} for {steps} steps (batch {config.train.batch_size}) into {run_dir}"
+    found = trainer.resume(say)
+    if trainer.step > steps:
+        raise ValueError(f"train.num_steps {steps} is below the run's step {trainer.step}")
+    if main:
+        _trim_metrics(run_dir, trainer.step)
+    origin = f"from step {trainer.step} ({found.name})" if found else "from step 0 (no checkpoint yet)"
+    applied = f"; --override applies {'; '.join(changes)}" if changes else " with its own settings"
+    if trainer.step == steps:
+        return trainer, f"{run_dir} has finished its {steps} steps: nothing to train (more steps: --steps N --override)"
+    return trainer, f"resuming {run_dir} {origin} to step {steps}{applied}"

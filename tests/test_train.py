@@ -91,7 +91,7 @@ def test_same_seed_same_weights_and_resume_is_identical(data, tmp_path):
     train(tiny_config(4), data, split, progress=False)
     with pytest.raises(ValueError, match="--resume"):
         train(tiny_config(6), data, split, progress=False)
-    train(tiny_config(6), data, split, resume=True, progress=False)
+    train(tiny_config(6), data, split, resume=True, override=True, progress=False)
     assert weights(split) == weights(straight)
 
 
@@ -100,7 +100,7 @@ def test_note_dropout_preset_trains_and_resumes(data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     train(config, data, a, progress=False)
     train(config.with_overrides(["train.num_steps=2"]), data, b, progress=False)
-    train(config, data, b, resume=True, progress=False)
+    train(config, data, b, resume=True, override=True, progress=False)
     assert weights(a) == weights(b)
 
 
@@ -117,10 +117,10 @@ def test_killed_checkpoint_writer_keeps_previous_checkpoint(data, tmp_path, monk
 
     monkeypatch.setattr(train_module, "save_training_state", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(4), data, run, resume=True, progress=False)
+        train(tiny_config(4), data, run, resume=True, override=True, progress=False)
     monkeypatch.undo()
     assert [p.name for p in checkpoint_dirs(run)] == ["step-000002"]
-    train(tiny_config(4), data, run, resume=True, progress=False)  # resumes from step 2
+    train(tiny_config(4), data, run, resume=True, override=True, progress=False)  # resumes from step 2
     assert [p.name for p in checkpoint_dirs(run)] == ["step-000002", "step-000004"]
 
 

@@ -82,7 +82,7 @@ def _model_paths(path) -> tuple[Path, Path]:
     """(config.json, model.safetensors) for a checkpoint folder or a path to either file."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path} does not exist")
     folder = path if path.is_dir() else path.parent
     weights = path if path.is_file() and path.suffix == ".safetensors" else folder / MODEL_FILE
     return folder / CONFIG_FILE, weights
@@ -91,16 +91,37 @@ def _model_paths(path) -> tuple[Path, Path]:
 def load_state_dict_strict(
     model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
-    """Load ``state`` into ``model`` after checking keys, shapes and dtypes; fp16/bf16 are upcast.
+    """Load ``state`` into ``model`` after checking keys, shapes, dtypes and values; fp16/bf16 are
+    upcast.
 
     Raises :class:`CheckpointError` with one line listing every missing, unexpected and
-    wrongly shaped tensor, before anything is copied (so a failure never loads partially).
+    wrongly shaped tensor, or naming the first tensor holding NaN or infinity, before anything
+    is copied (so a failure never loads partially).
     """
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     problems = describe_mismatches(expected, state)
     if problems:
         raise CheckpointError(f"{source} does not fit the model: {problems}")
+    for name, tensor in state.items():
+        # A diverged run's weights: they would load and decode silence with exit code 0.
+        if not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: tensor {name} holds NaN or infinite values")
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+
+
+# A config.json is a few hundred bytes; anything much larger is not one (and is not read whole).
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config(path) -> Config:
+    """The validated :class:`Config` in a checkpoint's ``config.json``; CheckpointError otherwise."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{path}: invalid config (larger than {MAX_CONFIG_BYTES} bytes)")
+        return Config.from_json(path.read_text())
+    except (ValueError, OSError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{path}: invalid config ({' '.join(str(err).split())})") from None
 
 
 def save_prior(run_dir, prior: FittedPrior) -> Path:
@@ -134,10 +155,16 @@ def load_model(path, device=None) -> MusicVAE:
         raise CheckpointError(f"{config_path}: no config.json in checkpoint")
     if not weights_path.is_file():
         raise CheckpointError(f"{weights_path}: no model weights in checkpoint")
-    try:
-        config = Config.from_dict(json.loads(config_path.read_text()))
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{config_path}: invalid config ({err})") from None
+    config = read_config(config_path)
+    # Size the model on the meta device (no memory) first: a config.json edited to describe a
+    # huge model must not allocate gigabytes before the weights are found not to fit.
+    with torch.device("meta"):
+        parameters = sum(t.numel() for t in MusicVAE(config).state_dict().values())
+    if weights_path.stat().st_size < 2 * parameters:  # 2 bytes per value at the smallest (fp16)
+        raise CheckpointError(
+            f"{weights_path}: {weights_path.stat().st_size:,} bytes cannot hold the {parameters:,} "
+            f"values config.json describes"
+        )
     try:
         state = load_file(str(weights_path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for corrupt files
@@ -172,6 +199,13 @@ def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
     bundled = pretrained_path(str(path)) if not Path(path).exists() else None
     if bundled is not None:
         return load_model(bundled, device)
+    if not Path(path).exists() and not Path(f"{path}.index").is_file():
+        bundled_names = ", ".join(sorted(p.name for p in PRETRAINED_DIR.glob("*") if pretrained_path(p.name)))
+        raise CheckpointError(
+            f"checkpoint not found: {path} does not exist (give a run folder, a model.safetensors file, a "
+            f"bundled model name ({bundled_names}), or a magenta TF checkpoint converted with "
+            f"`musicvae import-magenta`)"
+        )
     if Path(path).exists():
         config_path, weights_path = _model_paths(path)
         if config_path.is_file() and weights_path.is_file():
@@ -184,7 +218,9 @@ def load(path, device=None, *, config: str | Config | None = None) -> MusicVAE:
             config = get_config(stem)
         except ValueError:
             raise CheckpointError(
-                f"{path}: not a musicvae checkpoint; for a magenta checkpoint pass config=<preset name>"
+                f"{path}: not a musicvae checkpoint (no config.json and model.safetensors); convert a magenta "
+                f"TF checkpoint with `musicvae import-magenta {path} --config PRESET --out DIR` (in Python: "
+                f"load(path, config=PRESET))"
             ) from None
     elif isinstance(config, str):
         config = get_config(config)

@@ -1,14 +1,24 @@
 """Preprocessed groove windows: building them from the GMD, the .npz file, and the cache.
 
-The .npz file (readable with numpy alone, ``allow_pickle=False``) holds
+The .npz file (readable with numpy alone, ``allow_pickle=False``; format 2) stores the decoder
+targets compactly — a window is mostly empty cells, and each hit's velocity is a MIDI value:
 
-* ``inputs``, ``outputs`` — float32 [N, steps, 27] encoder inputs (the preset's deterministic
-  transforms applied; note dropout is drawn at training time instead) and decoder targets;
-* ``controls`` — float32 [N, steps, 9], only for presets with controls;
+* ``window_shape`` — int64 [2]: N windows × T steps;
+* ``hits`` — uint8 [N, ceil(T·9 / 8)]: the [T, 9] hit grid of each window, ``np.packbits``-ed in
+  C order;
+* ``velocity`` — uint8 [H], MIDI velocity 0–127 of every hit (H hits, in the order of
+  ``np.nonzero`` over the [N, T, 9] grid); or ``velocity_float`` float32 [H] when some velocity
+  is not a whole MIDI value (synthetic data);
+* ``offset`` — float32 [H]: each hit's offset exactly as in the groove tensor;
 * per window: ``source`` (info.csv midi_filename), ``split``, ``start_step`` (16th notes from the
   file's start; ascending within a file), ``bpm`` (the file's tempo, quarter notes per minute),
   ``drummer``, ``style``, ``beat_type``;
-* ``settings`` — a JSON string with the data config and the dataset fingerprint.
+* ``settings`` — a JSON string with the data config, the dataset fingerprint and ``format``.
+
+Decoding gives the float32 [N, T, 27] targets bit for bit (velocity v becomes float32(v / 127), as
+the converter computes it). Encoder inputs and controls are not stored: they are the data
+config's deterministic transforms of the targets and are recomputed on load. Format 1 files
+(dense float32 ``inputs``/``outputs``/``controls``, far larger) are still read.
 """
 
 from __future__ import annotations
@@ -16,22 +26,23 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from musicvae.atomic import atomic_path
-from musicvae.configs import DataConfig
+from musicvae.atomic import atomic_path, remove_stale_temporaries
+from musicvae.configs import DataConfig, data_config_from_dict
+from musicvae.data.cache import cache_dir
 from musicvae.data.drums import drum_map
 from musicvae.data.gmd import GrooveDataset, GrooveRow, open_dataset
-from musicvae.data.groove import check_convertible, performance_cells
+from musicvae.data.groove import HITS, MAX_VELOCITY, OFFSETS, VELOCITIES, check_convertible, performance_cells
 from musicvae.data.midi import MidiError, read_drums
 from musicvae.data.transforms import controls_for, encoder_inputs
 from musicvae.data.windows import files_windows, grid_windows, tfds_windows
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: dense float32 arrays; 2: packed hits, uint8 velocities (module docstring)
 META_FIELDS = ("source", "split", "start_step", "bpm", "drummer", "style", "beat_type")
 
 
@@ -68,30 +79,87 @@ class GrooveWindows:
         return self.subset(self.split == split)
 
     def save(self, path: str | Path) -> None:
-        """Write the .npz atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        arrays = {"inputs": self.inputs, "outputs": self.outputs}
-        if self.controls is not None:
-            arrays["controls"] = self.controls
-        for name in META_FIELDS:
-            arrays[name] = getattr(self, name)
-        arrays["settings"] = np.array(json.dumps(self.settings, sort_keys=True))
+        """Write the compact .npz atomically (temporary file in the same folder, then rename).
+
+        ValueError when the windows cannot be stored exactly: hits other than 0/1, a velocity or
+        offset in a cell without a hit, or ``inputs``/``controls`` that are not the settings'
+        transforms of ``outputs`` (they are recomputed on load, not stored).
+        """
+        arrays = {**encode_grooves(self.outputs), **{name: getattr(self, name) for name in META_FIELDS}}
+        config = self.data_config()
+        if not np.array_equal(self.inputs, encoder_inputs(self.outputs, config)) or not _same(
+            self.controls, controls_for(self.outputs, config)
+        ):
+            raise ValueError("inputs/controls are not the data settings' transforms of the outputs; they cannot be saved")
+        arrays["settings"] = np.array(json.dumps({**self.settings, "format": FORMAT_VERSION}, sort_keys=True))
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez_compressed(handle, **arrays)
+
+    def data_config(self) -> DataConfig:
+        """The data settings the windows were built with (``settings["data"]``)."""
+        return data_config_from_dict(self.settings.get("data", {}))
 
     @classmethod
     def load(cls, path: str | Path) -> "GrooveWindows":
         try:
             with np.load(path, allow_pickle=False) as data:
-                return cls(
-                    inputs=data["inputs"],
-                    outputs=data["outputs"],
-                    controls=data["controls"] if "controls" in data else None,
-                    **{name: data[name] for name in META_FIELDS},
-                    settings=json.loads(str(data["settings"])),
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise MidiError(f"{path}: not a musicvae windows file ({exc})") from None
+                settings = json.loads(str(data["settings"]))
+                meta = {name: data[name] for name in META_FIELDS}
+                if "hits" not in data:  # format 1
+                    controls = data["controls"] if "controls" in data else None
+                    return cls(inputs=data["inputs"], outputs=data["outputs"], controls=controls, **meta, settings=settings)
+                outputs = decode_grooves(data)
+            windows = cls(inputs=outputs, outputs=outputs, controls=None, **meta, settings=settings)
+            config = windows.data_config()
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise MidiError(f"{path}: not a musicvae windows file ({' '.join(str(exc).split())})") from None
+        windows.inputs = encoder_inputs(outputs, config)
+        windows.controls = controls_for(outputs, config)
+        return windows
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def encode_grooves(grooves: np.ndarray) -> dict[str, np.ndarray]:
+    """The compact arrays of float32 grooves [N, T, 27] (see the module docstring)."""
+    hits = grooves[..., HITS]
+    on = hits == 1
+    if not np.all(on | (hits == 0)):
+        raise ValueError("hits must be 0 or 1 to be stored")
+    if np.any(grooves[..., VELOCITIES][~on]) or np.any(grooves[..., OFFSETS][~on]):
+        raise ValueError("a velocity or offset lies in a cell without a hit; it cannot be stored")
+    velocity = grooves[..., VELOCITIES][on]
+    codes = np.rint(velocity.astype(np.float64) * MAX_VELOCITY).clip(0, MAX_VELOCITY).astype(np.uint8)
+    arrays = {
+        "window_shape": np.array(grooves.shape[:2], np.int64),
+        "hits": np.packbits(on.reshape(len(grooves), -1), axis=1),
+        "offset": grooves[..., OFFSETS][on].astype(np.float32),
+    }
+    if np.array_equal(_velocity_values(codes), velocity):
+        arrays["velocity"] = codes
+    else:
+        arrays["velocity_float"] = velocity.astype(np.float32)
+    return arrays
+
+
+def decode_grooves(arrays) -> np.ndarray:
+    """float32 grooves [N, T, 27] from :func:`encode_grooves`' arrays (any mapping of them)."""
+    n, steps = (int(v) for v in arrays["window_shape"])
+    cells = steps * 9
+    on = np.unpackbits(arrays["hits"], axis=1, count=cells).astype(bool).reshape(n, steps, 9)
+    velocity = _velocity_values(arrays["velocity"]) if "velocity" in arrays else arrays["velocity_float"]
+    grooves = np.zeros((n, steps, 27), np.float32)
+    grooves[..., HITS][on] = 1.0
+    grooves[..., VELOCITIES][on] = velocity
+    grooves[..., OFFSETS][on] = arrays["offset"]
+    return grooves
+
+
+def _velocity_values(codes: np.ndarray) -> np.ndarray:
+    # float32(v / 127) computed in float64, as the converter's float64 tensor cast to float32.
+    return (codes.astype(np.float64) / MAX_VELOCITY).astype(np.float32)
 
 
 @dataclass
@@ -182,15 +250,10 @@ def build_windows(
     return windows, report
 
 
-def cache_dir() -> Path:
-    """Where built windows are cached: $MUSICVAE_CACHE_DIR, else ~/.cache/musicvae."""
-    env = os.environ.get("MUSICVAE_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "musicvae"
-
-
 def load_windows(data: str | Path, config: DataConfig, *, use_cache: bool = True) -> GrooveWindows:
     """All windows of a dataset for ``config``: from a preprocessed .npz, or built from a GMD
-    folder/zip and cached under :func:`cache_dir` keyed by dataset content and settings."""
+    folder/zip and cached under :func:`~musicvae.data.cache.cache_dir` keyed by dataset content,
+    settings and file format."""
     path = Path(data)
     if path.suffix == ".npz":
         windows = GrooveWindows.load(path)
@@ -212,5 +275,6 @@ def load_windows(data: str | Path, config: DataConfig, *, use_cache: bool = True
         return GrooveWindows.load(cached)
     windows, _ = build_windows(dataset, config)
     if use_cache:
+        remove_stale_temporaries(cached.parent)  # a build killed while writing leaves its .tmp
         windows.save(cached)
     return windows

@@ -199,6 +199,31 @@ def data_stats(
         typer.echo(line)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="Show or clear the cache of built windows ($MUSICVAE_CACHE_DIR).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """List the cached windows files: size, format, settings, window count."""
+    from musicvae.data.cache import cache_dir, cache_entries
+
+    entries = cache_entries()
+    for entry in entries:
+        typer.echo(entry.describe())
+    total = sum(e.size for e in entries)
+    typer.echo(f"{len(entries)} file(s), {total / 1e6:.1f} MB in {cache_dir()}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached windows file (they are rebuilt when next needed)."""
+    from musicvae.data.cache import cache_dir, clear_cache
+
+    count, freed = clear_cache()
+    typer.echo(f"removed {count} file(s), {freed / 1e6:.1f} MB from {cache_dir()}")
+
+
 @app.command("preprocess")
 def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file (written atomically)."),
@@ -294,8 +319,10 @@ def drum_maps_command(
 def train_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="Folder for checkpoints, logs and the final model."),
     data: Optional[Path] = DataOption,
-    config: str = ConfigOption,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help=f"Preset (default groovae_4bar; on --resume the run's own): {', '.join(sorted(CONFIGS))}."
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's; on --resume the run's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
     windowing: Optional[str] = WindowingOption,
     overrides: Optional[list[str]] = SetOption,
@@ -305,19 +332,48 @@ def train_command(
     precision: str = typer.Option(
         DEFAULT_PRECISION, "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its last checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --run-dir from its last checkpoint, with the run's own settings."
+    ),
+    override: bool = typer.Option(
+        False, "--override", help="With --resume: apply the given train.*/loss.* changes (e.g. more --steps) to the run."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress bar."),
 ) -> None:
     """Train a preset on the GMD (folder or zip) or a preprocessed .npz."""
-    from musicvae.train import train
+    from musicvae.checkpoints.native import read_config
+    from musicvae.train import TrainingInterrupted, train
 
+    if override and not resume:
+        fail("--override only applies with --resume")
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"train.num_steps={steps}")
     if batch_size is not None:
         sets.append(f"train.batch_size={batch_size}")
-    cfg = resolve_config(config, sets, windowing=windowing)
-    metrics = train(cfg, default_data(data), run_dir, device=device, precision=precision, resume=resume, progress=progress)
+    if windowing is not None:
+        sets.append(f"data.windowing={windowing}")
+    if resume and (run_dir / "config.json").is_file():
+        # Options given with --resume are compared with the run's own settings (train() refuses a
+        # change without --override); options left out keep the run's values.
+        stored = read_config(run_dir / "config.json")
+        base = stored if config in (None, stored.name) else get_config(config)
+        cfg = base.with_overrides(sets) if sets or base is not stored else None
+    else:
+        cfg = resolve_config(config or "groovae_4bar", sets)
+    source = default_data(data)
+    try:
+        metrics = train(
+            cfg, source, run_dir, device=device, precision=precision, resume=resume, override=override,
+            progress=progress, say=typer.echo,
+        )  # fmt: skip
+    except TrainingInterrupted as stop:
+        # typer turns a KeyboardInterrupt into a bare "Aborted!", so say here what was kept.
+        typer.echo(f"{stop}; continue with: musicvae train --run-dir {run_dir} --data {source} --resume", err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted before the first training step: nothing was trained", err=True)
+        raise typer.Exit(130) from None
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     if metrics:
@@ -417,7 +473,7 @@ def write_grooves(
     """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``qpm`` is
     one tempo or one per groove, ``metas`` the marker texts of the files. Every WAV is checked
     to fit a render before the first file is written."""
-    from musicvae.atomic import output_folder, write_bytes
+    from musicvae.atomic import output_folder, remove_stale_temporaries, write_bytes
     from musicvae.generate import midi_bytes
 
     tempos = [qpm[k] if isinstance(qpm, (list, tuple)) else qpm for k in range(len(names))]
@@ -427,6 +483,7 @@ def write_grooves(
         for groove, tempo in zip(grooves, tempos):
             check_midi_renders(midi_bytes(groove, tempo, tempo_changes=tempo_changes))
     output_folder(out)
+    remove_stale_temporaries(out)  # left by a command killed mid-write (kill -9)
     written = [".mid"] + [".wav"] * wav + [".png"] * png
     replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for k, (name, groove) in enumerate(zip(names, grooves)):

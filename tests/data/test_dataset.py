@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from conftest import synthetic_windows
 
 from musicvae.configs import get_config
-from musicvae.data.dataset import GrooveWindows, build_windows, load_windows
+from musicvae.data.dataset import META_FIELDS, GrooveWindows, build_windows, load_windows
+from musicvae.data.midi import MidiError
 from musicvae.data.gmd import open_dataset
 from musicvae.data.transforms import encoder_inputs, note_dropout
 
@@ -33,10 +37,47 @@ def test_npz_round_trip_and_numpy_only(validation, tmp_path):
     windows.save(path)
     assert not list(tmp_path.glob(".*tmp"))
     raw = np.load(path, allow_pickle=False)
-    assert set(raw.files) >= {"inputs", "outputs", "source", "split", "start_step", "bpm", "drummer", "style", "beat_type"}
+    assert set(raw.files) == {"window_shape", "hits", "velocity", "offset", *META_FIELDS, "settings"}
+    assert raw["hits"].dtype == raw["velocity"].dtype == np.uint8 and raw["offset"].dtype == np.float32
     again = GrooveWindows.load(path)
+    # Bit for bit the converter's float32 values (velocity v is float32(v / 127), offsets as they were).
+    assert again.outputs.dtype == np.float32
     np.testing.assert_array_equal(again.outputs, windows.outputs)
+    np.testing.assert_array_equal(again.inputs, windows.inputs)
     assert again.source.tolist() == windows.source.tolist()
+    # Format 1 (dense float32, ≥ 8× larger) is still read.
+    dense = tmp_path / "dense.npz"
+    np.savez(dense, inputs=windows.inputs, outputs=windows.outputs, settings=np.array(json.dumps(windows.settings)),
+             **{name: getattr(windows, name) for name in META_FIELDS})  # fmt: skip
+    assert dense.stat().st_size >= 8 * path.stat().st_size
+    np.testing.assert_array_equal(GrooveWindows.load(dense).outputs, windows.outputs)
+
+
+def test_compact_format_round_trips_synthetic_and_transformed_windows(tmp_path):
+    windows = synthetic_windows(12, 32)  # velocities that are not MIDI values: stored as float32
+    windows.save(tmp_path / "a.npz")
+    assert "velocity_float" in np.load(tmp_path / "a.npz").files
+    np.testing.assert_array_equal(GrooveWindows.load(tmp_path / "a.npz").outputs, windows.outputs)
+    hits_control = synthetic_windows(12, 32, settings={"data": {"split_bars": 2, "hits_as_controls": True, "humanize": True}})
+    hits_control.inputs = encoder_inputs(hits_control.outputs, hits_control.data_config())
+    hits_control.controls = hits_control.outputs[..., :9].copy()
+    hits_control.save(tmp_path / "b.npz")
+    again = GrooveWindows.load(tmp_path / "b.npz")
+    np.testing.assert_array_equal(again.inputs, hits_control.inputs)
+    np.testing.assert_array_equal(again.controls, hits_control.controls)
+    not_storable = synthetic_windows(4, 16)
+    not_storable.outputs[0, 0] = 0.0
+    not_storable.outputs[0, 0, 20] = 0.5  # an offset without a hit
+    with pytest.raises(ValueError, match="without a hit"):
+        not_storable.save(tmp_path / "c.npz")
+    dropped = synthetic_windows(4, 16)
+    dropped.inputs = dropped.inputs * 0  # not derivable from the outputs: it would be lost
+    with pytest.raises(ValueError, match="cannot be saved"):
+        dropped.save(tmp_path / "d.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz"]
+    (tmp_path / "e.npz").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(MidiError, match="not a musicvae windows file"):
+        GrooveWindows.load(tmp_path / "e.npz")
 
 
 def test_load_windows_caches_and_recomputes_inputs(validation, tmp_path, monkeypatch):

@@ -53,7 +53,7 @@ def test_preprocess_writes_the_documented_npz(gmd_dir, tmp_path, capsys):
     code, text, _ = run(["preprocess", "--data", str(gmd_dir), "--windowing", "grid", "--split", "validation", "--out", str(out)], capsys)
     assert code == 0 and "1939 windows" in text
     data = np.load(out, allow_pickle=False)
-    assert data["inputs"].shape == data["outputs"].shape == (1939, 64, 27)
+    assert data["window_shape"].tolist() == [1939, 64] and data["hits"].dtype == np.uint8
     assert set(data["split"].tolist()) == {"validation"}
     assert list(tmp_path.iterdir()) == [out]  # no temporary leftovers
 
