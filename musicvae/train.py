@@ -16,6 +16,7 @@ reproduces the uninterrupted run bit for bit. Resuming keeps the run's own confi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
