@@ -113,6 +113,70 @@ def test_midi_of_a_returned_tensor_is_the_returned_midi_and_edits_show(client):
     assert any(n.time == step * 120 and n.velocity == 64 for n in kicks)
 
 
+@pytest.fixture(scope="module")
+def fitted_run(tmp_path_factory):
+    """A tiny generate model with a fitted prior (mixture + residuals), in a folder called
+    tiny_fitted: the model name its markers carry."""
+    from conftest import synthetic_windows, tiny_vae
+
+    from musicvae.checkpoints.native import save_model, save_prior
+    from musicvae.model.prior import fit_prior
+
+    model = tiny_vae()
+    prior = fit_prior(model, synthetic_windows(24, 64), components=2, seed=0, progress=None)
+    run = save_model(tmp_path_factory.mktemp("fitted") / "tiny_fitted", model)
+    save_prior(run, prior)
+    return run
+
+
+@pytest.fixture(scope="module")
+def fitted_client(fitted_run, tiny_checkpoints):
+    devices = server.load_devices({**tiny_checkpoints, "generate": str(fitted_run)})
+    with server.serving(server.create_app(devices)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def marker(entry: dict) -> str:
+    return symusic.Score.from_midi(base64.b64decode(entry["midi"])).markers[0].text
+
+
+def test_health_says_which_models_have_a_fitted_prior(client, fitted_client):
+    assert not client.get("/api/health").json()["models"]["generate"]["fitted_prior"]
+    assert client.get("/api/health").json()["models"]["generate"]["spread"] == 0.0
+    models = fitted_client.get("/api/health").json()["models"]
+    assert models["generate"]["fitted_prior"] and models["generate"]["spread"] == 1.0
+    assert not models["humanize"]["fitted_prior"]
+
+
+def test_sample_prior_and_spread_are_chosen_recorded_and_reproducible(fitted_client):
+    def grooves(**fields):
+        reply = fitted_client.post("/api/sample", json={"n": 2, "seed": 4, **fields})
+        assert reply.status_code == 200, reply.text
+        return reply.json()["grooves"]
+
+    auto, fitted = grooves(), grooves(prior="fitted", spread=None)
+    assert auto == fitted and marker(auto[1]).endswith("index=1 temperature=1 feedback=consistent prior=fitted spread=1")
+    normal = grooves(prior="normal", spread=0)
+    assert marker(normal[0]).endswith("prior=normal spread=0") and normal[0]["midi"] != auto[0]["midi"]
+    means, wide = grooves(spread=0), grooves(spread=1.5)
+    assert marker(wide[0]).endswith("prior=fitted spread=1.5")
+    hit_grids = [[np.array(g["tensor"])[:, :9].tolist() for g in entries] for entries in (means, auto, wide)]
+    assert hit_grids[0] == hit_grids[1] == hit_grids[2] and means != auto != wide  # spread moves only the feel
+    assert grooves(spread=1.5) == wide  # same request, same bytes
+
+
+@pytest.mark.parametrize("fields", [{}, {"prior": "normal", "spread": 0.5, "temperature": 0.8}, {"prior": "fitted", "spread": 0}])
+def test_cli_sample_regenerates_a_studio_groove_byte_for_byte(fitted_client, fitted_run, fields, tmp_path, monkeypatch):
+    entry = fitted_client.post("/api/sample", json={"n": 3, "seed": 9, **fields}).json()["grooves"][2]
+    options = marker(entry).split()[3:]  # the marker: musicvae sample model=… seed=9 index=2 …
+    monkeypatch.chdir(fitted_run.parent)  # so the CLI names the model as the studio does: tiny_fitted
+    args = [f"--{key.replace('_', '-')}={value}" for key, value in (o.split("=") for o in options)]
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "--checkpoint", "tiny_fitted", *args, "--out", str(tmp_path)])
+    assert info.value.code == 0
+    assert (tmp_path / "sample_002.mid").read_bytes() == base64.b64decode(entry["midi"])
+
+
 def test_interpolate_json_and_multipart(client):
     a, b = client.post("/api/sample", json={"n": 2, "seed": 1}).json()["grooves"]
     reply = client.post("/api/interpolate", json={"a": a["tensor"], "b": b["tensor"], "steps": 4, "seed": 0, "bpm": 100})
@@ -203,6 +267,11 @@ def test_page_is_served_and_no_client_path_is_opened(client):
         ("/api/sample", {"bpm": 1000}, 400, "bpm"),
         ("/api/sample", {"seed": -1}, 400, "seed"),
         ("/api/sample", [1, 2], 400, "JSON object"),
+        ("/api/sample", {"prior": "uniform"}, 400, "prior must be one of auto, normal, fitted"),
+        ("/api/sample", {"prior": "fitted"}, 400, "this model has no fitted prior"),
+        ("/api/sample", {"spread": 0.5}, 400, "spread > 0 needs a fitted prior"),
+        ("/api/sample", {"spread": 3}, 400, "spread must be between 0 and 2"),
+        ("/api/sample", {"spread": "wide"}, 400, "spread must be a number"),
         ("/api/interpolate", {"a": [[0] * 27], "b": [[0] * 27], "steps": 17}, 400, "steps must be between 2 and 16"),
         ("/api/interpolate", {"a": [[0] * 27]}, 400, "missing field(s): b"),
         ("/api/midi", {"tensor": [[0] * 26]}, 400, "[steps, 27]"),

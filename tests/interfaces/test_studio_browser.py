@@ -150,10 +150,19 @@ def test_studio_in_a_browser(page, tmp_path):
     for (when, cls, velocity), (t, c, v) in zip(sorted(played), expected):
         assert abs(when - t) < 1e-6 and (cls, velocity) == (c, v)
 
+    # The Prior select and the Feel spread slider are there only when the model has a fitted prior.
+    fitted = health["generate"]["fitted_prior"]
+    assert page.locator("#gen-prior").is_visible() == fitted and page.locator("#gen-spread").is_visible() == fitted
+    if fitted:
+        page.select_option("#gen-prior", "normal")  # changed after generating: ⟳ keeps the card's own settings
     third = page.locator("#gen-results .card").nth(2)  # ⟳ redraws one card: new seed, same index
     third.locator(".again").click()
     page.wait_for_function("!document.querySelectorAll('#gen-results .card .sub')[2].textContent.startsWith('seed 1234 ')")
     assert third.locator(".sub").inner_text().endswith("· #2")
+    if fitted:
+        midi = base64.b64decode(page.evaluate("studio.grooves[2].serverMidi.base64"))
+        assert symusic.Score.from_midi(midi).markers[0].text.endswith("prior=fitted spread=1")
+        page.select_option("#gen-prior", "fitted")
 
     # Toggle a hit (add a kick on an empty step) and find it in the exported MIDI.
     before = downloaded_notes(page, first.locator(".download"))

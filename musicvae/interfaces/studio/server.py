@@ -66,7 +66,7 @@ MAX_INTERPOLATION_STEPS = 16
 MAX_STEPS = 32 * STEPS_PER_BAR  # longest groove accepted or returned: 32 bars of 16th notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-DECIMALS = 4  # tensors are rounded before their MIDI is written, so JSON and MIDI agree exactly
+MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' own std)
 
 
 class ApiError(Exception):
@@ -109,6 +109,20 @@ def _temperature(body: dict) -> float:
 
 def _bpm(body: dict, default: float) -> float:
     return _number(body, "bpm", default, MIN_BPM, MAX_BPM)
+
+
+def _prior(body: dict, model: MusicVAE) -> tuple[str, float]:
+    """The (prior, spread) of a sample request, resolved as ``musicvae sample`` resolves them:
+    ``prior`` "auto" | "normal" | "fitted" (default "auto"), ``spread`` 0–MAX_SPREAD or null
+    (the model's default)."""
+    prior = body.get("prior", "auto")
+    if prior not in generate.PRIORS:
+        raise ApiError(400, f"prior must be one of {', '.join(generate.PRIORS)}, got {prior!r}")
+    spread = None if body.get("spread") is None else _number(body, "spread", 0.0, 0.0, MAX_SPREAD)
+    try:
+        return generate.resolve_prior(model, prior, spread)
+    except ValueError as err:  # e.g. "fitted" for a model without prior.safetensors
+        raise ApiError(400, str(err)) from None
 
 
 def _tensor(value, key: str) -> np.ndarray:
@@ -206,9 +220,11 @@ async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[
 
 
 def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, meta: str | None = None) -> dict:
-    """One groove of a response: its seed and index, the tensor (rounded) and its MIDI (base64,
-    with ``meta`` as its marker text)."""
-    groove = np.round(np.asarray(groove, np.float64), DECIMALS) + 0.0  # + 0.0: no "-0.0" in JSON
+    """One groove of a response: its seed and index, the tensor and its MIDI (base64, with
+    ``meta`` as its marker text). The tensor holds the model's float32 numbers exactly (as
+    float64, which JSON carries without loss), so /api/midi of it and ``musicvae sample`` write
+    the same bytes as this MIDI; rounding them would move a velocity or tick now and then."""
+    groove = np.asarray(groove, np.float32).astype(np.float64) + 0.0  # + 0.0: no "-0.0" in JSON
     return {
         "seed": seed,
         "index": index,
@@ -278,8 +294,14 @@ class Device:
     model: MusicVAE | None
 
     def info(self) -> dict:
-        bars = self.model.config.max_seq_len // STEPS_PER_BAR if self.model is not None else None
-        return {"available": self.model is not None, "checkpoint": self.checkpoint, "bars": bars}
+        if self.model is None:
+            return {"available": False, "checkpoint": self.checkpoint, "bars": None, "fitted_prior": False, "spread": None}
+        prior = getattr(self.model, "prior", None)
+        return {
+            "available": True, "checkpoint": self.checkpoint, "bars": self.model.config.max_seq_len // STEPS_PER_BAR,
+            "fitted_prior": prior is not None,  # "fitted" is a valid /api/sample prior
+            "spread": generate.resolve_prior(self.model, "normal")[1],  # the default; > 0: spread applies
+        }  # fmt: skip
 
 
 def load_devices(checkpoints: dict[str, str] | None = None, progress=None) -> dict[str, Device]:
@@ -390,10 +412,14 @@ class Studio:
         index = _number(body, "index", 0, 0, 2**31 - 1 - MAX_GROOVES, integer=True)
         seed, temperature, bpm = _seed(body), _temperature(body), _bpm(body, generate.DEFAULT_QPM)
         model = self.model("generate")
-        grooves = await self.run(generate.sample, model, n, temperature=temperature, seed=seed, start_index=index)
+        prior, spread = _prior(body, model)
+        grooves = await self.run(
+            generate.sample, model, n, temperature=temperature, seed=seed, start_index=index, prior=prior, spread=spread
+        )  # fmt: skip
         name = Path(self.devices["generate"].checkpoint).name  # how `musicvae sample` names it, not a path
-        entries = [
-            groove_entry(g, bpm, seed, index + k, generate.sample_meta(name, seed, index + k, temperature, generate.FEEDBACK_DEFAULT))
+        feedback = generate.FEEDBACK_DEFAULT
+        entries = [  # the marker `musicvae sample` writes: its --seed S --index i makes the same file
+            groove_entry(g, bpm, seed, index + k, generate.sample_meta(name, seed, index + k, temperature, feedback, False, prior, spread))
             for k, g in enumerate(grooves)
         ]
         return JSONResponse({"grooves": entries})
@@ -449,7 +475,7 @@ class Studio:
         if "tensor" not in body:
             raise ApiError(400, "missing field: tensor")
         groove, bpm = _tensor(body["tensor"], "tensor"), _bpm(body, generate.DEFAULT_QPM)
-        data = generate.midi_bytes(np.round(groove, DECIMALS), bpm)
+        data = generate.midi_bytes(groove.astype(np.float32), bpm)  # the model's precision: see groove_entry
         return Response(data, media_type="audio/midi", headers={"Content-Disposition": 'attachment; filename="groove.mid"'})
 
 

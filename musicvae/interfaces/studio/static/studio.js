@@ -613,6 +613,9 @@ function generateRequest(extra = {}) {
     temperature: Number($("#gen-temperature").value),
     seed: clamp(Math.round(Number($("#gen-seed").value) || 0), 0, 2147483647),
     bpm: settings.bpm(),
+    // Shown only for a model with a fitted prior; otherwise the server's defaults (normal, no spread).
+    ...($("#gen-prior-field").hidden ? {} : { prior: $("#gen-prior").value }),
+    ...($("#gen-spread-field").hidden ? {} : { spread: Number($("#gen-spread").value) / 100 }),
     ...extra,
   };
 }
@@ -632,6 +635,7 @@ async function generate() {
     for (const entry of grooves) {
       const [title, sub] = sampleTitle(entry);
       const groove = new Groove(entry, { title, subtitle: sub, regenerate: redraw });
+      groove.request = request;  // ⟳ redraws it with these settings, whatever the controls say later
       container.append(groove.card);
     }
     layoutCards(container);
@@ -643,12 +647,14 @@ async function generate() {
   }
 }
 
-// ⟳ on a card: the same index under a fresh seed, so the groove is still reproducible.
+// ⟳ on a card: the same index and settings (temperature, prior, spread) under a fresh seed, so the
+// groove is still reproducible; only the tempo follows the page.
 async function redraw(groove) {
   try {
     let seed = groove.seed;
     while (seed === groove.seed) seed = Math.floor(Math.random() * 100000);
-    const { grooves } = await (await postJSON("/api/sample", generateRequest({ n: 1, seed, index: groove.index }))).json();
+    const request = { ...groove.request, n: 1, seed, index: groove.index, bpm: settings.bpm() };
+    const { grooves } = await (await postJSON("/api/sample", request)).json();
     const [title, sub] = sampleTitle(grooves[0]);
     groove.replace(grooves[0], title, sub);
   } catch (err) {
@@ -851,6 +857,9 @@ function selectDevice(device) {
 
 function applyHealth(health) {
   studio.health = health;
+  const generator = health.models.generate || {};
+  $("#gen-prior-field").hidden = !generator.fitted_prior;
+  $("#gen-spread-field").hidden = !(generator.spread > 0);  // the model has residuals to spread
   for (const tab of $$("[role=tab]")) {
     const info = health.models[tab.dataset.device];
     const ok = info && info.available;
