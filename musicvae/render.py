@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from musicvae.atomic import atomic_path
-
-from .data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
-from .data.drums import drum_map as load_drum_map
+from musicvae.atomic import atomic_path, check_output_file, write_bytes
+from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
+from musicvae.data.drums import drum_map as load_drum_map
+from musicvae.data.midi import check_tempos, parse_score, read_midi_bytes
+from musicvae.errors import UserError
 
 SAMPLE_RATE = 44100
 HEADROOM = 10 ** (-1 / 20)  # −1 dBFS: the mix is scaled down to this only when it would clip
@@ -30,10 +31,18 @@ _LENGTHS = (0.6, 0.4, 0.15, 1.0, 0.8, 0.8, 0.8, 2.5, 1.8)  # seconds each voice 
 _TOM_HZ = {4: 95.0, 5: 135.0, 6: 185.0}
 # Six square waves at inharmonic ratios: the classic analogue-drum-machine recipe for metal.
 _METAL_HZ = np.array([205.3, 304.4, 369.6, 522.7, 540.0, 800.0])
+# Caps on one render, checked before the audio buffer exists. 30 minutes hold the GMD's longest
+# performance (23 min) in 318 MB of float32; synthesis costs up to a crash's 2.5 s of samples per
+# note, so 30,000 notes (GMD's most: 9,282) keep the worst case to a few seconds.
+MAX_RENDER_SECONDS = 1800.0
+MAX_RENDER_NOTES = 30_000
+MAX_PANELS = 64  # grooves in one picture (each panel is 2.2 inches tall)
+TAIL_SECONDS = 1.0  # silence after the last onset, for its ring
+_WAV_BLOCK = 1 << 20  # samples converted to 16-bit PCM at a time
 
 
-class RenderError(Exception):
-    """A one-line, user-facing problem (unreadable MIDI, no drum notes, missing synth package)."""
+class RenderError(UserError):
+    """A one-line, user-facing problem (no drum notes, a render too long)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,8 +174,22 @@ def voice_takes(cls: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, n
 # Synthesis and audio files
 
 
+def check_render_size(num_notes: int, seconds: float) -> None:
+    """RenderError unless ``num_notes`` notes in ``seconds`` of audio fit one render's caps."""
+    if num_notes > MAX_RENDER_NOTES:
+        raise RenderError(f"{num_notes:,} notes to render; at most {MAX_RENDER_NOTES:,} per render")
+    if seconds > MAX_RENDER_SECONDS:
+        raise RenderError(f"{seconds:.0f} s of audio to render; at most {MAX_RENDER_SECONDS:.0f} s per render")
+
+
+def check_render_length(num_steps: int, bpm: float) -> None:
+    """RenderError unless a groove of ``num_steps`` 16th notes at ``bpm`` fits one render's
+    length (a model's output is as long as its input, so this can be checked before it runs)."""
+    check_render_size(0, num_steps * 15.0 / bpm + TAIL_SECONDS)
+
+
 def synthesize(times: np.ndarray, classes: np.ndarray, velocities: np.ndarray, *,
-               sample_rate: int = SAMPLE_RATE, tail_seconds: float = 1.0) -> np.ndarray:
+               sample_rate: int = SAMPLE_RATE, tail_seconds: float = TAIL_SECONDS) -> np.ndarray:
     """Render drum notes (onsets in seconds, class 0–8, MIDI velocity 1–127) to mono float32.
 
     Length is round(last onset × rate) + round(tail × rate). A closed hi-hat (or a new hi-hat
@@ -183,6 +206,7 @@ def synthesize(times: np.ndarray, classes: np.ndarray, velocities: np.ndarray, *
         raise ValueError(f"drum classes must be in 0..{NUM_CLASSES - 1}")
     if tail_seconds < 0:
         raise ValueError("tail_seconds must be >= 0")
+    check_render_size(len(times), (times.max() if len(times) else 0.0) + tail_seconds)
 
     starts = np.round(times * sample_rate).astype(np.int64)
     total = (int(starts.max()) if len(starts) else 0) + int(round(tail_seconds * sample_rate))
@@ -224,29 +248,26 @@ def groove_to_notes(groove: np.ndarray, bpm: float) -> tuple[np.ndarray, np.ndar
     return times[order], classes[order], velocities[order].astype(np.int64)
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(file_object)`` on a temporary file that replaces ``path`` when complete."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        write(handle)
-    return Path(path)
-
-
 def _write_pcm(handle, audio: np.ndarray, sample_rate: int) -> None:
-    audio = np.asarray(audio, dtype=np.float64)
+    audio = np.asarray(audio)
     if audio.ndim != 1:
         raise ValueError(f"WAV writing expects mono 1-D audio, got shape {audio.shape}")
     with wave.open(handle, "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(int(sample_rate))
-        wav.writeframes(np.round(np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        for begin in range(0, len(audio), _WAV_BLOCK):  # blocks: no float64 copy of a long render
+            block = np.asarray(audio[begin : begin + _WAV_BLOCK], dtype=np.float64)
+            wav.writeframes(np.round(np.clip(block, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write mono float audio (clipped to [-1, 1]) as 16-bit PCM, atomically."""
     if np.ndim(audio) != 1:  # checked before the temporary file exists
         raise ValueError(f"write_wav expects mono 1-D audio, got shape {np.shape(audio)}")
-    return _atomic_write(path, lambda handle: _write_pcm(handle, audio, sample_rate))
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        _write_pcm(handle, audio, sample_rate)
+    return Path(path)
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
@@ -256,40 +277,23 @@ def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-def _read_score(midi):
-    """symusic Score from a path or MIDI bytes, and a name for messages."""
-    import symusic
+def midi_drum_notes(
+    midi: str | os.PathLike | bytes, drum_map: str | DrumMap = "reduced"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(onsets in seconds, classes 0–8, MIDI velocities) of a MIDI file's (path or bytes) drum notes.
 
-    is_bytes = isinstance(midi, (bytes, bytearray))
-    name = "MIDI bytes" if is_bytes else str(midi)
-    if not is_bytes and not Path(midi).is_file():
-        raise RenderError(f"MIDI file not found: {midi}")
-    try:
-        return (symusic.Score.from_midi(bytes(midi)) if is_bytes else symusic.Score(name)), name
-    except Exception as err:  # symusic raises plain RuntimeErrors on malformed files
-        raise RenderError(f"cannot read MIDI {name}: {_first_line(err)}") from None
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
-                       soundfont: str | None = None, sample_rate: int = SAMPLE_RATE,
-                       drum_map: str | DrumMap = "reduced") -> np.ndarray:
-    """Render a MIDI file (path or bytes) to a mono WAV; returns the float32 audio written.
-
-    Without ``soundfont`` the built-in synth plays the notes of the drum tracks (or of every
-    track if none is marked drum), pitches mapped to classes with ``drum_map`` (a name or file). With ``soundfont`` the
-    whole score is rendered by symusic's SF2/SF3 synthesizer, if this symusic has one.
+    The notes of the drum tracks (or of every track if none is marked drum) are mapped to classes
+    with ``drum_map`` (a name or file); other pitches are skipped. MidiError / RenderError (one
+    line) when unusable.
     """
-    score, name = _read_score(midi_path_or_bytes)
-    if soundfont is not None:
-        return _render_soundfont(score, Path(soundfont), Path(wav_path), sample_rate)
+    label = "MIDI bytes" if isinstance(midi, (bytes, bytearray)) else str(midi)
+    data = read_midi_bytes(bytes(midi) if isinstance(midi, bytearray) else midi, label)
+    score = parse_score(data, label)
+    check_tempos(score, label)  # a tempo of 0 would put every note at infinity
     score = score.to("second")
     tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
     lookup = load_drum_map(drum_map).lookup()
-    times, classes, velocities = [], [], []
+    times, classes, velocities = [np.zeros(0)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for track in tracks:
         if len(track.notes) == 0:
             continue
@@ -299,31 +303,26 @@ def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *,
         times.append(notes["time"][keep].astype(np.float64))
         classes.append(cls[keep])
         velocities.append(notes["velocity"][keep].astype(np.int64))
-    if not times or sum(len(t) for t in times) == 0:
-        raise RenderError(f"no drum notes in {name}")
-    audio = synthesize(np.maximum(np.concatenate(times), 0), np.concatenate(classes),
-                       np.concatenate(velocities), sample_rate=sample_rate)
-    write_wav(wav_path, audio, sample_rate)
-    return audio
+    times = np.maximum(np.concatenate(times), 0)
+    if times.size == 0:
+        raise RenderError(f"no drum notes in {label}")
+    return times, np.concatenate(classes), np.concatenate(velocities)
 
 
-def _render_soundfont(score, soundfont: Path, wav_path: Path, sample_rate: int) -> np.ndarray:
-    import symusic
+def check_midi_renders(midi: str | os.PathLike | bytes) -> None:
+    """MidiError / RenderError unless a MIDI file (path or bytes) fits one render's caps; nothing
+    is synthesized, so a batch of files can be checked before the first one is written."""
+    times, _, _ = midi_drum_notes(midi)
+    check_render_size(len(times), times.max() + TAIL_SECONDS)
 
-    if not hasattr(symusic, "Synthesizer"):
-        raise RenderError("soundfont rendering needs symusic's Synthesizer: pip install -U symusic")
-    if not soundfont.is_file():
-        raise RenderError(f"soundfont not found: {soundfont}")
-    try:
-        synth = symusic.Synthesizer(str(soundfont), sample_rate, 0)
-        audio = np.asarray(synth.render(score, stereo=False), dtype=np.float32)
-    except Exception as err:
-        raise RenderError(f"soundfont rendering failed: {_first_line(err)}") from None
-    if audio.ndim == 2:  # (channels, samples) or (samples, channels): fold to mono
-        audio = audio.mean(axis=int(np.argmin(audio.shape)))
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > HEADROOM:
-        audio = audio * np.float32(HEADROOM / peak)
+
+def render_midi_to_wav(midi_path_or_bytes, wav_path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE,
+                       drum_map: str | DrumMap = "reduced") -> np.ndarray:
+    """Render a MIDI file (path or bytes) to a mono WAV with the built-in synth (see
+    :func:`midi_drum_notes`); returns the float32 audio written. Everything is checked before the
+    WAV is written."""
+    check_output_file(wav_path)
+    audio = synthesize(*midi_drum_notes(midi_path_or_bytes, drum_map), sample_rate=sample_rate)
     write_wav(wav_path, audio, sample_rate)
     return audio
 
@@ -369,19 +368,28 @@ def _check_groove(groove: np.ndarray) -> np.ndarray:
 
 def plot_grooves(grooves: list[np.ndarray], path: str | os.PathLike, *,
                  titles: list[str] | None = None, bpm: float | None = None) -> Path:
-    """Stack one drum-grid panel per groove in a PNG (written atomically).
+    """Stack one drum-grid panel per groove in a PNG (see :func:`groove_png`), written atomically."""
+    check_output_file(path)
+    return write_bytes(path, groove_png(grooves, titles=titles, bpm=bpm))
+
+
+def groove_png(grooves: list[np.ndarray], *, titles: list[str] | None = None, bpm: float | None = None) -> bytes:
+    """PNG bytes stacking one drum-grid panel per groove.
 
     Rows are the 9 classes (kick at the bottom); each hit is a bar starting at its real onset
     (step − offset/2), coloured by velocity; bar lines every 16 steps, beat lines every 4.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg only: never a GUI
     from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import PolyCollection
     from matplotlib.colors import LinearSegmentedColormap, Normalize
     from matplotlib.figure import Figure
 
     grooves = [_check_groove(g) for g in grooves]
     if not grooves:
         raise ValueError("plot_grooves needs at least one groove")
+    if len(grooves) > MAX_PANELS:
+        raise RenderError(f"{len(grooves)} grooves in one picture; at most {MAX_PANELS}")
     if titles is not None and len(titles) != len(grooves):
         raise ValueError(f"{len(titles)} titles for {len(grooves)} grooves")
     # Pale to deep: a soft note reads as faint, an accent as solid.
@@ -394,16 +402,20 @@ def plot_grooves(grooves: list[np.ndarray], path: str | os.PathLike, *,
         steps = len(groove)
         for row in range(1, NUM_CLASSES, 2):  # zebra rows guide the eye along a class
             ax.axhspan(row - 0.5, row + 0.5, color="#f2f2f2", zorder=0, lw=0)
-        for s in range(steps + 1):  # bars strong, beats light, single steps faint (short grooves)
-            if s % 4 == 0 or steps <= 64:
-                color, width = (("#444", 1.4) if s % 16 == 0 else ("#c4c4c4", 0.7) if s % 4 == 0
-                                else ("#e6e6e6", 0.5))
-                ax.axvline(s, color=color, lw=width, zorder=1)
+        # Bars strong, beats light, single steps faint (short grooves only); one call per kind,
+        # drawn lightest first, so a long groove costs three artists, not one per line.
+        lines = np.arange(steps + 1)
+        kinds = [(lines % 4 != 0) & (steps <= 64), (lines % 4 == 0) & (lines % 16 != 0), lines % 16 == 0]
+        for where, color, width in zip(kinds, ("#e6e6e6", "#c4c4c4", "#444"), (0.5, 0.7, 1.4)):
+            ax.vlines(lines[where], 0, 1, transform=ax.get_xaxis_transform(), color=color, lw=width, zorder=1)
         rows, cls = np.nonzero(groove[:, :NUM_CLASSES] > 0.5)
         vel = np.clip(groove[rows, NUM_CLASSES + cls], 0, 1)
         x = rows - np.clip(groove[rows, 2 * NUM_CLASSES + cls], -1, 1) / 2
-        ax.barh(cls, 0.75, left=x, height=0.72, color=cmap(vel), edgecolor="#3a1a0a", lw=0.4,
-                align="center", zorder=2)
+        # One collection of hit boxes (0.75 step × 0.72 row), not a patch per hit: a long groove
+        # holds 100,000 hits and would take minutes as separate bars.
+        corners = np.array([[0, -0.36], [0.75, -0.36], [0.75, 0.36], [0, 0.36]])
+        boxes = np.stack([x, cls], axis=1)[:, None, :] + corners
+        ax.add_collection(PolyCollection(boxes, facecolors=cmap(vel), edgecolors="#3a1a0a", linewidths=0.4, zorder=2))
         ax.set_yticks(range(NUM_CLASSES), labels, fontsize=8)
         ax.set_ylim(-0.6, NUM_CLASSES - 0.4)
         ax.set_xticks(range(0, steps + 1, 4 if steps <= 64 else 16))
@@ -415,16 +427,23 @@ def plot_grooves(grooves: list[np.ndarray], path: str | os.PathLike, *,
     axes[-1].set_xlabel(f"step (16th note{step_ms})", fontsize=9)
     fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=list(axes), fraction=0.015, pad=0.01,
                  label="velocity")
-    return _atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def render_groove(groove: np.ndarray, *, wav: str | os.PathLike | None = None, png: str | os.PathLike | None = None,
                   bpm: float = 120.0, title: str | None = None) -> np.ndarray:
     """Hear and see one groove [T, 27]: a WAV from the built-in synth and/or a drum-grid PNG (both
-    written atomically) at ``bpm`` quarter notes per minute; returns the float32 audio (44.1 kHz)."""
+    made before either is written, each written atomically) at ``bpm`` quarter notes per minute;
+    returns the float32 audio (44.1 kHz)."""
+    for path in (wav, png):
+        if path is not None:
+            check_output_file(path)
     audio = synthesize(*groove_to_notes(groove, bpm))
+    picture = groove_png([groove], titles=None if title is None else [title], bpm=bpm) if png is not None else None
     if wav is not None:
         write_wav(wav, audio)
     if png is not None:
-        plot_grooves([groove], png, titles=None if title is None else [title], bpm=bpm)
+        write_bytes(png, picture)
     return audio

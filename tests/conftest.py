@@ -15,25 +15,26 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(os.environ.get("MUSICVAE_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "magenta"))
 
 
-def _require(path: Path | None, what: str) -> Path:
+def require(path: Path | None, what: str) -> Path:
+    """``path`` when it exists; else skip the test with the reason (a failure under CI=true)."""
     if path is not None and path.exists():
         return path
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI needs {what} at {path}")
-    pytest.skip(f"{what} not found")
+    pytest.skip(f"{what} not found at {path}" if path is not None else f"{what} not set")
 
 
 @pytest.fixture(scope="session")
 def gmd_dir() -> Path:
     """The extracted GMD folder named by $MUSICVAE_GMD_DIR."""
     env = os.environ.get("MUSICVAE_GMD_DIR")
-    return _require(Path(env) if env else None, "the Groove MIDI Dataset ($MUSICVAE_GMD_DIR)")
+    return require(Path(env) if env else None, "the Groove MIDI Dataset ($MUSICVAE_GMD_DIR)")
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """magenta 2.1.4's fixtures (converter tensors, round trips, a TF checkpoint)."""
-    return _require(REFERENCE_DIR, "magenta reference fixtures")
+    return require(REFERENCE_DIR, "magenta reference fixtures")
 
 
 def random_batch(batch: int, steps: int, seed: int = 0):
@@ -120,9 +121,9 @@ def track(events: list[tuple[int, bytes]]) -> bytes:
     return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
-def midi_file(tracks: list[bytes], kind: int) -> bytes:
-    header = b"MThd" + (6).to_bytes(4, "big") + kind.to_bytes(2, "big") + len(tracks).to_bytes(2, "big") + (480).to_bytes(2, "big")
-    return header + b"".join(tracks)
+def midi_file(tracks: list[bytes], kind: int, ticks_per_quarter: int = 480) -> bytes:
+    header = b"MThd" + (6).to_bytes(4, "big") + kind.to_bytes(2, "big") + len(tracks).to_bytes(2, "big")
+    return header + ticks_per_quarter.to_bytes(2, "big") + b"".join(tracks)
 
 
 def clip_events(channel: int, bars: int = 2) -> list[tuple[int, bytes]]:
@@ -148,3 +149,21 @@ def daw_clip(kind: int, channel: int = 1) -> bytes:
     if kind == 0:
         return midi_file([track([tempo, *clip_events(channel)])], 0)
     return midi_file([track([tempo, (0, b"\xff\x03\x05Tempo")]), track(clip_events(channel))], 1)
+
+
+# Raw events for inputs symusic would refuse to write (tempo 0, huge gaps): each carries its delta.
+
+
+def tempo_event(us_per_quarter: int, delta: int = 0) -> bytes:
+    return vlq(delta) + b"\xff\x51\x03" + us_per_quarter.to_bytes(3, "big")
+
+
+def drum_note(delta: int, pitch: int = 36, velocity: int = 100, length: int = 60) -> bytes:
+    """A note-on ``delta`` ticks after the previous event, then its note-off, on channel 10."""
+    return vlq(delta) + bytes([0x99, pitch, velocity]) + vlq(length) + bytes([0x89, pitch, 0])
+
+
+def smf(*events: bytes, ticks_per_quarter: int = 480) -> bytes:
+    """A format-0 MIDI file of one track holding ``events`` (end-of-track appended)."""
+    body = b"".join(events) + b"\x00\xff\x2f\x00"
+    return midi_file([b"MTrk" + len(body).to_bytes(4, "big") + body], 0, ticks_per_quarter)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import struct
 import time
+import tracemalloc
 import wave
 
 import numpy as np
 import pytest
 import symusic
+from conftest import drum_note, smf, tempo_event
 
 from musicvae import render
 from musicvae.data.drums import NUM_CLASSES
+from musicvae.atomic import OutputError
+from musicvae.data.midi import MidiError
 from musicvae.render import RenderError, audio_stats, groove_to_notes, plot_grooves, render_midi_to_wav, synthesize, write_wav
 
 SR = 44100
@@ -154,14 +158,15 @@ def test_audio_stats():
 # --- WAV and MIDI ---------------------------------------------------------------------------------
 
 
-def test_write_wav(tmp_path):
+def test_write_wav(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "_WAV_BLOCK", 7)  # block edges inside the file
     audio = np.array([0.0, 0.5, -0.5, 1.5, -1.5] * 100, np.float32)
     path = write_wav(tmp_path / "x.wav", audio)
     with wave.open(str(path), "rb") as wav:
         assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (44100, 2, 1)
         assert wav.getnframes() == len(audio)
-        pcm = np.frombuffer(wav.readframes(5), "<i2")
-    assert list(pcm) == [0, 16384, -16384, 32767, -32767]
+        pcm = np.frombuffer(wav.readframes(len(audio)), "<i2")
+    assert list(pcm) == [0, 16384, -16384, 32767, -32767] * 100
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]  # no temp file left behind
     assert path.stat().st_mode & 0o644 == 0o644
 
@@ -213,17 +218,45 @@ def test_render_midi_without_drum_flag_uses_all_tracks(tmp_path):
 
 
 def test_render_midi_errors(tmp_path):
-    with pytest.raises(RenderError, match="not found"):
+    with pytest.raises(MidiError, match="no such file"):
         render_midi_to_wav(tmp_path / "missing.mid", tmp_path / "x.wav")
-    with pytest.raises(RenderError, match="cannot read MIDI"):
+    with pytest.raises(MidiError, match="not a MIDI file"):
         render_midi_to_wav(b"not a midi file", tmp_path / "x.wav")
+    with pytest.raises(MidiError, match="absurd tempo of 0"):
+        render_midi_to_wav(smf(tempo_event(0), drum_note(0)), tmp_path / "x.wav")
     empty = write_midi(tmp_path / "e.mid", [(0, 0, 100)])
     with pytest.raises(RenderError, match="no drum notes"):
         render_midi_to_wav(empty, tmp_path / "x.wav")
     ok = write_midi(tmp_path / "ok.mid", [(0, 36, 100)])
-    with pytest.raises(RenderError, match="soundfont"):
-        render_midi_to_wav(ok, tmp_path / "x.wav", soundfont=str(tmp_path / "none.sf2"))
+    with pytest.raises(OutputError, match="is a folder"):
+        render_midi_to_wav(ok, tmp_path)
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize(
+    "times, message",
+    [
+        (np.array([0.0, render.MAX_RENDER_SECONDS]), "s of audio to render"),  # the tail is counted
+        (np.zeros(render.MAX_RENDER_NOTES + 1), "notes to render"),
+    ],
+)
+def test_render_caps_are_checked_before_the_buffer_exists(times, message):
+    tracemalloc.start()
+    try:
+        with pytest.raises(RenderError, match=message):
+            synthesize(times, np.zeros(len(times), np.int64), np.full(len(times), 100))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak  # the refused buffer would be 318 MB
+
+
+def test_a_long_midi_file_is_refused_before_rendering(tmp_path):
+    # 2,000 bars at 120 qpm: 4,000 s of audio, 705 MB as float32; refused in one line.
+    data = smf(tempo_event(500000), drum_note(0), drum_note(2000 * 1920))
+    with pytest.raises(RenderError, match="at most 1800 s per render"):
+        render_midi_to_wav(data, tmp_path / "x.wav")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- pictures -------------------------------------------------------------------------------------

@@ -35,8 +35,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from musicvae.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message is one line."""
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from musicvae.errors import UserError
+
 NUM_CLASSES = 9
 CLASS_NAMES = (
     "kick",
@@ -63,7 +65,7 @@ REDUCED = (
 )
 
 
-class DrumMapError(ValueError):
+class DrumMapError(UserError, ValueError):
     """A drum map that cannot be used; the message is one line, meant for the user."""
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from musicvae.errors import UserError
+
 GMD_URL = "https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip"
 GMD_ZIP_NAME = "groove-v1.0.0-midionly.zip"
 GMD_SIZE = 3_260_318  # bytes
@@ -57,11 +59,8 @@ _TIME_SIGNATURE = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset problem the user can fix. The message is always a single line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def check_convertible(perf: DrumPerformance, label: str) -> None:
     num, den = perf.time_signature
     if perf.time_signature_changes:
         raise MidiError(f"{label}: time signature changes ({perf.time_signature_changes})")
-    if STEPS_PER_QUARTER * 4 * num != STEPS_PER_BAR * den:
+    if num <= 0 or STEPS_PER_QUARTER * 4 * num != STEPS_PER_BAR * den:  # 0/0 would pass as 16 steps
         raise MidiError(f"{label}: time signature {num}/{den} is not 4/4 (16 steps per bar)")
     if perf.tempo_changes:
         raise MidiError(f"{label}: tempo changes ({perf.tempo_changes}); only a single tempo is supported")

@@ -14,15 +14,22 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from musicvae.errors import UserError
+
 DEFAULT_QPM = 120.0
 # Bounds outside which a tempo or resolution is treated as a corrupt file rather than music.
 MIN_QPM, MAX_QPM = 10.0, 1000.0
 MAX_TICKS_PER_QUARTER = 32767
-# Files larger than this are refused before parsing (GMD's largest file is ~40 kB).
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# Files larger than this are refused before parsing (GMD's largest file is 156 kB).
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# Longest input, in bars of four quarter notes (≈ 34 min at 120 qpm; GMD's longest file has 639).
+# Every later array grows with the length, so a file is measured (last event of any kind) and
+# refused before anything of that size is allocated: a 50-byte file can span 100,000 bars.
+MAX_BARS = 1024
+QUARTERS_PER_BAR = 4
 
 
-class MidiError(ValueError):
+class MidiError(UserError, ValueError):
     """A MIDI file that cannot be used; the message is one line, meant for the user."""
 
 
@@ -78,11 +85,17 @@ def read_midi_bytes(source: str | Path | bytes, name: str | None = None) -> byte
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     if not isinstance(source, bytes):
         path = Path(source)
+        if path.is_dir():
+            raise MidiError(f"{label}: is a folder, not a MIDI file")
         if not path.is_file():
             raise MidiError(f"{label}: no such file")
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise MidiError(f"{label}: file too large for a drum groove ({path.stat().st_size} bytes)")
-        source = path.read_bytes()
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise MidiError(f"{label}: file too large for a drum groove ({size} bytes, at most {MAX_FILE_BYTES})")
+            source = path.read_bytes()
+        except OSError as exc:
+            raise MidiError(f"{label}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if len(source) == 0:
         raise MidiError(f"{label}: empty file")
     if source[:4] != b"MThd":
@@ -105,6 +118,37 @@ def parse_score(data: bytes, label: str) -> symusic.Score:
     except Exception as exc:  # symusic raises plain RuntimeError/ValueError with long texts
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MidiError(f"{label}: unreadable MIDI ({reason[:120]})") from None
+
+
+def check_tempos(score: symusic.Score, label: str) -> None:
+    """MidiError when any tempo lies outside MIN_QPM–MAX_QPM (0 µs per quarter included)."""
+    for tempo in score.tempos:
+        qpm = 6e7 / tempo.mspq if tempo.mspq > 0 else float("inf")
+        if not MIN_QPM <= qpm <= MAX_QPM:
+            raise MidiError(f"{label}: absurd tempo of {tempo.mspq} µs per quarter note (at tick {tempo.time})")
+
+
+def last_tick(score: symusic.Score) -> int:
+    """The tick of the score's last event of any kind: note-off, control, pitch bend, meta."""
+    last = 0
+    for track in score.tracks:
+        if len(track.notes):
+            notes = track.notes.numpy()
+            last = max(last, int((notes["time"].astype(np.int64) + notes["duration"]).max()))
+        for events in (track.controls, track.pitch_bends, track.lyrics):
+            if len(events):
+                last = max(last, _last_tick(events))
+    for events in (score.time_signatures, score.key_signatures, score.markers, score.tempos):
+        if len(events):
+            last = max(last, _last_tick(events))
+    return last
+
+
+def check_length(tick: int, ticks_per_quarter: int, label: str) -> None:
+    """MidiError when ``tick`` lies beyond MAX_BARS bars of 4 quarter notes."""
+    bars = tick / (QUARTERS_PER_BAR * ticks_per_quarter)
+    if bars > MAX_BARS:
+        raise MidiError(f"{label}: too long: {bars:.0f} bars (at most {MAX_BARS} bars of 4 quarter notes per file)")
 
 
 def _note_off_order(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -210,6 +254,9 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
     tpq = int(score.ticks_per_quarter)
     if not 0 < tpq <= MAX_TICKS_PER_QUARTER:
         raise MidiError(f"{label}: absurd resolution of {tpq} ticks per quarter")
+    check_tempos(score, label)
+    end_tick = last_tick(score)
+    check_length(end_tick, tpq, label)
 
     tempos = sorted(score.tempos, key=lambda t: t.time)
     if tempos:
@@ -220,8 +267,6 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             changes += 1  # an implicit change from the default 120 qpm
     else:
         qpm, changes = DEFAULT_QPM, 0
-    if not MIN_QPM <= qpm <= MAX_QPM:
-        raise MidiError(f"{label}: absurd tempo of {qpm:.6g} qpm")
 
     signatures = sorted(score.time_signatures, key=lambda t: t.time)
     if signatures:
@@ -233,7 +278,6 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
         first, ts_changes = (4, 4), 0
 
     starts, ends, pitches, velocities, drums = [], [], [], [], []
-    last_tick = 0
     repair = False
     for track in score.tracks:
         notes = track.notes.numpy()
@@ -247,13 +291,6 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             pitches.append(pitch)
             velocities.append(notes["velocity"].astype(np.int16))
             drums.append(np.full(len(start), bool(track.is_drum)))
-            last_tick = max(last_tick, int(end.max()))
-        for events in (track.controls, track.pitch_bends, track.lyrics):
-            if len(events):
-                last_tick = max(last_tick, _last_tick(events))
-    for events in (score.time_signatures, score.key_signatures, score.markers, score.tempos):
-        if len(events):
-            last_tick = max(last_tick, _last_tick(events))
 
     seconds_per_tick = 60.0 / (qpm * tpq)
     # note_seq takes the tempo back from pretty_midi's tick scale; the round trip can move qpm by
@@ -264,6 +301,8 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             start_ticks, end_ticks, pitch, velocity, is_drum = _pretty_midi_notes(data)
         except IndexError:
             raise MidiError(f"{label}: truncated MIDI track") from None
+        if end_ticks.size:  # the raw scan may read notes symusic stopped short of
+            check_length(int(end_ticks.max()), tpq, label)
     elif starts:
         start_ticks = np.concatenate(starts)
         end_ticks = np.concatenate(ends)
@@ -290,5 +329,5 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
         time_signature_changes=ts_changes,
         ticks_per_quarter=tpq,
         seconds_per_tick=seconds_per_tick,
-        end_time=last_tick * seconds_per_tick,
+        end_time=end_tick * seconds_per_tick,
     )

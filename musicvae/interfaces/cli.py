@@ -7,8 +7,8 @@ Every user mistake (a bad file, an unknown preset, a missing dataset) ends with 
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,6 +19,9 @@ import typer.core
 
 import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
+from musicvae.data.midi import MAX_BARS
+from musicvae.errors import USER_ERRORS, os_error_message
+from musicvae.render import MAX_PANELS
 
 if TYPE_CHECKING:
     from musicvae.data.drums import DrumMap
@@ -53,30 +56,79 @@ data_app = typer.Typer(no_args_is_help=True, help="Get and describe the Groove M
 app.add_typer(data_app, name="data")
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is meant for the user (one line, no traceback)."""
-    from musicvae.data.gmd import DatasetError
-    from musicvae.data.midi import MidiError
-
-    errors: list[type[BaseException]] = [DatasetError, MidiError, ValueError, FileNotFoundError]
-    with contextlib.suppress(ImportError):
-        from musicvae.checkpoints.native import CheckpointError
-
-        errors.append(CheckpointError)
-    with contextlib.suppress(ImportError):
-        from musicvae.checkpoints.magenta import CheckpointError as TFCheckpointError
-
-        errors.append(TFCheckpointError)
-    with contextlib.suppress(ImportError):
-        from musicvae.render import RenderError
-
-        errors.append(RenderError)
-    return tuple(errors)
-
-
 def fail(message: str) -> None:
     typer.echo(f"error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks of the shared options: they run while the command line is parsed, before any work, and
+# end with one ``error: …`` line. Each option's help states its range.
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10
+MIN_BPM, MAX_BPM = 20, 400
+MAX_SEED = 2**32 - 1
+MAX_SAMPLES = 1000  # grooves one sample command writes
+
+
+def _check_range(option: str, value, low, high):
+    """``value`` when low ≤ value ≤ high and finite (None passes: the option was not given)."""
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        fail(f"{option} must be between {low} and {high}, got {value}")
+    return value
+
+
+def check_temperature(value: float) -> float:
+    return _check_range("--temperature", value, MIN_TEMPERATURE, MAX_TEMPERATURE)
+
+
+def check_bpm(value: Optional[float]) -> Optional[float]:
+    return _check_range("--bpm", value, MIN_BPM, MAX_BPM)
+
+
+def check_seed(value: int) -> int:
+    return _check_range("--seed", value, 0, MAX_SEED)
+
+
+def check_num_samples(value: int) -> int:
+    return _check_range("-n", value, 1, MAX_SAMPLES)
+
+
+def check_interpolation_steps(value: int) -> int:
+    # One picture holds every step's panel.
+    return _check_range("--steps", value, 2, MAX_PANELS)
+
+
+def check_index(value: Optional[int]) -> Optional[int]:
+    return _check_range("--index", value, 0, MAX_SEED)
+
+
+def check_bars(value: int) -> int:
+    return _check_range("--bars", value, 1, MAX_BARS)
+
+
+def check_device(value: Optional[str]) -> Optional[str]:
+    """A torch device this machine has: cpu, cuda, cuda:N or mps (None: pick the best)."""
+    if value is None:
+        return value
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        fail(f"--device {value!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "has no CUDA support" if torch.version.cuda is None else "finds no CUDA GPU"
+            fail(f"--device {value}: this PyTorch build {build}; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            fail(f"--device {value}: only {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0 …)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            fail(f"--device {value}: Apple MPS is not available here; use --device cpu")
+    elif device.type != "cpu":
+        fail(f"--device {value}: unsupported device type; use cpu, cuda, cuda:N or mps")
+    return value
 
 
 def resolve_config(name: str, overrides: list[str] | None = None, **data_overrides) -> Config:
@@ -182,6 +234,7 @@ def preprocess(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Convert the GMD into one .npz of groove windows (see the README for its arrays)."""
+    from musicvae.atomic import check_output_file
     from musicvae.data.dataset import build_windows
     from musicvae.data.gmd import SPLITS, open_dataset
 
@@ -189,6 +242,7 @@ def preprocess(
         fail(f"--split must be one of {', '.join(SPLITS)} or all")
     if out.suffix != ".npz":
         fail("--out must end in .npz")
+    check_output_file(out)
     cfg = resolve_config(config, overrides, windowing=windowing)
     dataset = open_dataset(default_data(data))
     windows, report = build_windows(dataset, cfg.data, None if split == "all" else (split,))
@@ -206,7 +260,7 @@ def inspect(
         "reduced", "--drum-map", "--pitch-map", help="Drum map: a name from `musicvae drum-maps` or a .json map file."
     ),
     channel: Optional[str] = typer.Option(None, "--channel", help=CHANNEL_HELP),
-    bars: int = typer.Option(4, "--bars", help="Window length in bars for the window count."),
+    bars: int = typer.Option(4, "--bars", callback=check_bars, help=f"Window length in bars for the window count (1–{MAX_BARS})."),
 ) -> None:
     """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
 
@@ -272,7 +326,9 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
     windowing: Optional[str] = WindowingOption,
     overrides: Optional[list[str]] = SetOption,
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps (default: best available)."),
+    device: Optional[str] = typer.Option(
+        None, "--device", callback=check_device, help="cpu, cuda, cuda:1, mps (default: best available)."
+    ),
     precision: str = typer.Option(
         DEFAULT_PRECISION, "--precision", help="fp32 | bf16 (autocast) | auto (bf16 where the CPU/GPU computes it natively, else fp32)."
     ),
@@ -356,8 +412,13 @@ def checkpoint_option(default: str):
     return typer.Option(None, "--checkpoint", help=f"Run folder, bundled model name or magenta checkpoint (default: {used}).")
 
 
-TemperatureOption = typer.Option(1.0, "--temperature", "-t", help="Hit sampling temperature (> 0).")
-SeedOption = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical MIDI.")
+TemperatureOption = typer.Option(
+    1.0, "--temperature", "-t", callback=check_temperature,
+    help=f"Hit sampling temperature ({MIN_TEMPERATURE}–{MAX_TEMPERATURE}).",
+)  # fmt: skip
+SeedOption = typer.Option(
+    0, "--seed", callback=check_seed, help=f"Random seed (0–{MAX_SEED}); the same seed writes byte-identical MIDI."
+)
 OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; files of the same name in it are replaced.")
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
@@ -413,16 +474,23 @@ def write_grooves(
     midi: MidiOut = MidiOut(), tempo_changes: tuple[tuple[int, float], ...] = (),
 ) -> None:  # fmt: skip
     """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``qpm`` is
-    one tempo or one per groove, ``metas`` the marker texts of the files."""
-    from musicvae.atomic import remove_stale_temporaries, write_bytes
+    one tempo or one per groove, ``metas`` the marker texts of the files. Every WAV is checked
+    to fit a render before the first file is written."""
+    from musicvae.atomic import output_folder, remove_stale_temporaries, write_bytes
     from musicvae.generate import midi_bytes
 
-    out.mkdir(parents=True, exist_ok=True)
+    tempos = [qpm[k] if isinstance(qpm, (list, tuple)) else qpm for k in range(len(names))]
+    if wav:
+        from musicvae.render import check_midi_renders
+
+        for groove, tempo in zip(grooves, tempos):
+            check_midi_renders(midi_bytes(groove, tempo, tempo_changes=tempo_changes))
+    output_folder(out)
     remove_stale_temporaries(out)  # left by a command killed mid-write (kill -9)
     written = [".mid"] + [".wav"] * wav + [".png"] * png
     replaced = sum((out / f"{name}{ext}").exists() for name in names for ext in written)
     for k, (name, groove) in enumerate(zip(names, grooves)):
-        tempo = qpm[k] if isinstance(qpm, (list, tuple)) else qpm
+        tempo = tempos[k]
         data = midi_bytes(
             groove, tempo, metas[k] if metas else None, drum_map=midi.drum_map, channel=midi.channel, tempo_changes=tempo_changes
         )  # fmt: skip
@@ -443,13 +511,18 @@ def write_grooves(
 @app.command("sample")
 def sample_command(
     checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
-    n: Optional[int] = typer.Option(None, "-n", help="Number of grooves (default: 8, or 1 with --index)."),
+    n: Optional[int] = typer.Option(
+        None, "-n", callback=check_num_samples, help=f"Number of grooves, 1–{MAX_SAMPLES} (default: 8, or 1 with --index)."
+    ),
     temperature: float = TemperatureOption,
     seed: int = SeedOption,
     index: Optional[int] = typer.Option(
-        None, "--index", help="Write groove INDEX of --seed (and the n-1 after it): each file's marker says its seed and index."
+        None, "--index", callback=check_index,
+        help=f"Write groove INDEX (0–{MAX_SEED}) of --seed (and the n-1 after it): each file's marker says its seed and index.",
+    ),  # fmt: skip
+    bpm: float = typer.Option(
+        120.0, "--bpm", callback=check_bpm, help=f"Tempo written to the MIDI, {MIN_BPM}–{MAX_BPM} quarter notes per minute."
     ),
-    bpm: float = typer.Option(120.0, "--bpm", help="Tempo written to the MIDI (quarter notes per minute)."),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
     prior: str = PriorOption,
@@ -464,18 +537,12 @@ def sample_command(
 
     Groove i of a seed is always the same groove, however many are asked for: --seed S --index i
     writes it again, byte for byte."""
+    from musicvae.atomic import check_output_folder
     from musicvae.generate import resolve_prior, sample, sample_meta
 
     n = n if n is not None else (8 if index is None else 1)
     start = index or 0
-    if n < 1:
-        fail("-n must be at least 1")
-    if start < 0:
-        fail("--index must be at least 0")
-    if seed < 0:
-        fail("--seed must be at least 0")
-    if not 20 <= bpm <= 400:
-        fail("--bpm must be between 20 and 400")
+    check_output_folder(out)
     midi = midi_out(drum_map, out_channel)
     model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
@@ -517,9 +584,15 @@ def _regroove_command(
 ) -> None:  # fmt: skip
     """Run ``command`` — a device of ``generate.DEVICE_NEEDS``, or reconstruct — on ``source``."""
     from musicvae import generate
+    from musicvae.atomic import check_output_folder
 
+    check_output_folder(out)
     midi = read_input(source, how)
     score = read_input(control, how).groove if control is not None else None
+    if wav:
+        from musicvae.render import check_render_length
+
+        check_render_length(len(midi.groove), bpm or midi.qpm)  # before the model's work, not after
     model = load_model(checkpoint, default)
     if command in generate.DEVICE_NEEDS:
         generate.check_device(model, command)  # refuse a model of the wrong kind before any work
@@ -538,7 +611,9 @@ def _regroove_command(
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
 
 
-BpmOption = typer.Option(None, "--bpm", help="Output tempo (default: the input's).")
+BpmOption = typer.Option(
+    None, "--bpm", callback=check_bpm, help=f"Output tempo, {MIN_BPM}–{MAX_BPM} qpm (default: the input's)."
+)
 KEEP_HITS_HELP = {
     None: "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the "
     "model draw the notes too, as magenta does.",
@@ -618,11 +693,17 @@ def groove_transfer_command(
 def interpolate_command(
     start: Path = typer.Argument(..., help="First groove (MIDI)."),
     end: Path = typer.Argument(..., help="Last groove (MIDI)."),
-    steps: int = typer.Option(5, "--steps", help="Grooves in the interpolation, endpoints included."),
+    steps: int = typer.Option(
+        5, "--steps", callback=check_interpolation_steps,
+        help=f"Grooves in the interpolation, endpoints included (2–{MAX_PANELS}).",
+    ),  # fmt: skip
     bars: Optional[str] = typer.Option(None, "--bars", help="Use bars A-B (from 1, inclusive) of each file, e.g. 1-4 (default: whole files)."),
     checkpoint: Optional[str] = checkpoint_option("groovae_4bar"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
-    bpm: Optional[float] = typer.Option(None, "--bpm", help="Output tempo (default: from the first file's to the last's)."),
+    bpm: Optional[float] = typer.Option(
+        None, "--bpm", callback=check_bpm,
+        help=f"Output tempo, {MIN_BPM}–{MAX_BPM} qpm (default: from the first file's to the last's).",
+    ),  # fmt: skip
     out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption, out_channel: int = OutChannelOption,
 ) -> None:  # fmt: skip
@@ -632,15 +713,20 @@ def interpolate_command(
     file's to the last's unless --bpm is given."""
     import numpy as np
 
-    from musicvae.generate import interpolate, meta_text
+    from musicvae.atomic import check_output_folder
+    from musicvae.data.midi import MAX_BARS
+    from musicvae.generate import interpolate, meta_text, midi_bytes
+    from musicvae.render import check_midi_renders
 
-    if steps < 2:
-        fail("--steps must be at least 2")
+    check_output_folder(out)
     span = parse_bars(bars) if bars is not None else None
     midi_to = midi_out(drum_map, out_channel)
     how = MidiIn(midi_to.drum_map, channel)
     a, b = read_input(start, how), read_input(end, how)
     parts = [cut_bars(m.groove, span, path) if span else m.groove for m, path in ((a, start), (b, end))]
+    out_bars = steps * (max(len(parts[0]), len(parts[1])) // 16)
+    if out_bars > MAX_BARS:  # the model's work grows with it: refused before it starts
+        fail(f"{steps} steps of {out_bars // steps} bars make {out_bars} bars; at most {MAX_BARS} (use fewer --steps or --bars)")
     model = load_model(checkpoint, "groovae_4bar")
     grooves = interpolate(model, parts[0], parts[1], steps, temperature=temperature, seed=seed, feedback=feedback)
     length = grooves.shape[1] // 16
@@ -655,9 +741,11 @@ def interpolate_command(
     names = [f"interp_{i:02d}" for i in range(steps)]
     made = dict(model=checkpoint or "groovae_4bar", seed=seed, temperature=temperature, feedback=feedback, start=start.name, end=end.name)
     metas = [meta_text("interpolate", **made, step=f"{i}/{steps - 1}") for i in range(steps)]
-    write_grooves(out, names, grooves, qpms, wav, png, metas, midi_to)
     changes = tuple((i * grooves.shape[1], q) for i, q in enumerate(qpms) if i and q != qpms[i - 1])
     joined = [np.concatenate(list(grooves))]
+    if wav:  # the joined file is the longest render: checked before the first file is written
+        check_midi_renders(midi_bytes(joined[0], qpms[0], tempo_changes=changes))
+    write_grooves(out, names, grooves, qpms, wav, png, metas, midi_to)
     write_grooves(out, ["interpolation"], joined, qpms[0], wav, False, [meta_text("interpolate", **made)], midi_to, changes)
     if png:
         from musicvae.render import plot_grooves
@@ -690,22 +778,30 @@ def render_command(
     source: Path = typer.Argument(..., help="MIDI file."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="WAV file to write (44.1 kHz, 16-bit)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Drum-grid picture to write."),
-    soundfont: Optional[Path] = typer.Option(None, "--soundfont", help="Render with this .sf2 instead of the built-in synth."),
     drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
 ) -> None:
-    """Render a MIDI file to sound (WAV) and/or a drum-grid picture (PNG)."""
+    """Render a MIDI file to sound (WAV, built-in drum synth) and/or a drum-grid picture (PNG).
+
+    Both are made in memory first: a file is written only when both can be."""
+    from musicvae.atomic import check_output_file, write_bytes
+    from musicvae.render import groove_png, midi_drum_notes, synthesize, write_wav
+
     if wav is None and png is None:
         fail("nothing to do: pass --wav OUT.wav and/or --png OUT.png")
+    outputs = [path for path in (wav, png) if path is not None]
+    for path in outputs:
+        check_output_file(path)
+    if len(outputs) == 2 and wav.resolve() == png.resolve():
+        fail("--wav and --png name the same file")
+    audio = synthesize(*midi_drum_notes(source, drum_map)) if wav is not None else None
+    if png is not None:
+        midi = read_input(source, MidiIn(drum_map, channel))  # imports torch: only for a picture
+        picture = groove_png([midi.groove], titles=[source.name], bpm=midi.qpm)
     if wav is not None:
-        from musicvae.render import render_midi_to_wav
-
-        render_midi_to_wav(source, wav, soundfont=str(soundfont) if soundfont else None, drum_map=drum_map)
+        write_wav(wav, audio)
         typer.echo(f"wrote {wav}")
     if png is not None:
-        from musicvae.render import plot_grooves
-
-        midi = read_input(source, MidiIn(drum_map, channel))
-        plot_grooves([midi.groove], png, titles=[source.name], bpm=midi.qpm)
+        write_bytes(png, picture)
         typer.echo(f"wrote {png}")
 
 
@@ -801,7 +897,9 @@ def evaluate(
     data: Optional[Path] = DataOption,
     split: str = typer.Option("test", "--split", help="train | validation | test"),
     samples: int = typer.Option(1024, "--samples", "-n", help="Grooves sampled from the prior per model."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw (samples, pair subsampling, figure)."),
+    seed: int = typer.Option(
+        0, "--seed", callback=check_seed, help=f"Seed of every random draw (samples, pair subsampling, figure; 0–{MAX_SEED})."
+    ),
     temperature: float = TemperatureOption,
     feedback: str = FeedbackOption,
     windowing: Optional[str] = WindowingOption,
@@ -814,6 +912,7 @@ def evaluate(
 ) -> None:
     """Evaluate models on a GMD split: reconstruction, and groove statistics of prior samples vs the
     real windows (absolute and Yang & Lerch relative comparison); writes JSON, Markdown and a figure."""
+    from musicvae.atomic import check_output_folder
     from musicvae.data.dataset import load_windows
     from musicvae.evaluation.evaluate import evaluate_model
     from musicvae.evaluation.report import write_report
@@ -825,14 +924,13 @@ def evaluate(
         names = ["groovae_4bar"]
     if samples < 2:
         fail("--samples must be at least 2")
-    if temperature <= 0:
-        fail("--temperature must be > 0")
     if feedback not in ("magenta", "consistent"):
         fail("--feedback must be magenta or consistent")
     if batch_size < 1:
         fail("--batch-size must be at least 1")
     if threads is not None and threads < 1:
         fail("--threads must be at least 1")
+    check_output_folder(out)
     source = default_data(data)
     results, loaded = {}, {}
     for checkpoint in names:
@@ -889,7 +987,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
-        if isinstance(exc, user_errors()):
+        if isinstance(exc, USER_ERRORS):
             typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(1)
+        if isinstance(exc, OSError):  # the file system refused: a missing, read-only or full place
+            typer.echo(f"error: {os_error_message(exc)}", err=True)
             sys.exit(1)
         raise

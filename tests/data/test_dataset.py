@@ -134,3 +134,20 @@ def test_a_folder_of_your_own_midi_is_a_dataset(tmp_path):
     tfds, _ = build_windows(dataset, get_config("groovae_4bar").data)  # bars measured with the file tempo
     assert len(tfds) > 0
     assert sorted(set(windows.bpm.round(3))) == [90.0 + i for i in range(12)]
+
+
+def test_bad_files_in_a_folder_are_counted_skips(tmp_path):
+    from conftest import drum_note, smf, tempo_event
+
+    good = smf(tempo_event(500000), *[drum_note(0 if i == 0 else 480 - 60, 36 + 2 * (i % 2)) for i in range(20)])
+    (tmp_path / "good.mid").write_bytes(good)
+    (tmp_path / "tempo0.mid").write_bytes(smf(tempo_event(0), drum_note(0)))
+    (tmp_path / "long.mid").write_bytes(smf(tempo_event(500000), drum_note(0), drum_note(100_000 * 1920)))
+    (tmp_path / "folder.mid").mkdir()  # a folder named like a MIDI file is not a row
+    dataset = open_dataset(tmp_path)
+    assert len(dataset) == 3
+    for windowing in ("tfds", "grid"):
+        config = get_config("groovae_4bar").with_overrides([f"data.windowing={windowing}", "data.pitch_map=reduced"]).data
+        windows, report = build_windows(dataset, config)
+        assert report.files_used == 1 and len(windows) > 0
+        assert report.skipped == {"absurd tempo": 1, "too long: 100000 bars": 1}, report.skipped

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
 import symusic
+from conftest import drum_note, smf, tempo_event, vlq
 
 from musicvae.data.groove import check_convertible, drum_notes_only, performance_cells
-from musicvae.data.midi import MidiError, read_drums
-from musicvae.data.windows import files_windows
+from musicvae.data.midi import MAX_BARS, MidiError, read_drums
+from musicvae.data.windows import files_windows, tfds_windows
 
 
 def make_midi(notes=((0, 36, 100),), *, qpm=120.0, tpq=480, drum=True, extra_tempos=(), sig=(4, 4)) -> bytes:
@@ -75,6 +77,8 @@ def test_musical_rejections():
     assert_one_line_error(make_midi(notes=()), "no notes")
     assert_one_line_error(make_midi(drum=False), "no drum notes")
     assert_one_line_error(make_midi(sig=(3, 4)), "not 4/4")
+    # numerator 0, denominator 2**8 (symusic wraps it to 0): found by the fuzz test; 0/0 passed as 4/4
+    assert_one_line_error(smf(b"\x00\xff\x58\x04\x00\x08\x18\x08", drum_note(0)), "time signature 0/0")
     assert_one_line_error(make_midi(extra_tempos=((960, 100.0),)), "tempo changes")
     assert_one_line_error(make_midi(qpm=2.0), "absurd tempo")
     assert_one_line_error(make_midi(qpm=5000.0), "absurd tempo")
@@ -110,6 +114,57 @@ def test_short_file_has_no_window_but_is_not_an_error():
     windows, _ = files_windows(cells, 64, 64)
     assert windows.shape == (0, 64, 27)
     assert np.array_equal(cells.to_tensor().shape, (16, 27))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        smf(tempo_event(0), drum_note(0)),  # the first tempo is 0 µs per quarter
+        smf(tempo_event(500000), drum_note(0), tempo_event(0, delta=480), drum_note(0)),  # a later one
+    ],
+    ids=["first", "later"],
+)
+def test_a_tempo_of_zero_is_a_one_line_error(data):
+    assert_one_line_error(data, "absurd tempo of 0 µs per quarter note")
+
+
+BAR = 4 * 480  # ticks of a 4/4 bar at 480 ticks per quarter
+
+
+@pytest.mark.parametrize("gap_bars", [20_000, 100_000])
+def test_length_is_capped_before_anything_is_allocated(gap_bars):
+    # Two notes 72 bytes apart on disk but gap_bars apart in time: a [steps, 27] tensor for the
+    # whole span would take 100 MB–1 GB; the cap refuses the file while it is still small.
+    data = smf(tempo_event(500000), drum_note(0), drum_note(gap_bars * BAR))
+    tracemalloc.start()
+    try:
+        assert_one_line_error(data, f"at most {MAX_BARS} bars")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000, peak
+
+
+def test_a_far_away_control_change_counts_toward_the_length():
+    # pretty_midi's end time (TFDS windowing counts chunks with it) includes every event.
+    volume = vlq(2000 * BAR) + bytes([0xB9, 7, 100])
+    assert_one_line_error(smf(tempo_event(500000), drum_note(0), volume), "too long: 2000 bars")
+
+
+def test_the_longest_allowed_file_reads_and_windows():
+    notes = [drum_note(0 if bar == 0 else BAR - 60, 38) for bar in range(MAX_BARS)]
+    perf = read_drums(smf(tempo_event(500000), *notes), "long.mid")
+    cells = performance_cells(perf, "reduced")
+    assert cells.num_steps == 16 * MAX_BARS
+    windows, _ = tfds_windows(perf, perf.qpm, 4, 4, "reduced", np.float32)
+    assert len(windows) == MAX_BARS - 4  # the end time rounds to 1023 bars: chunks 0 … 1019
+
+
+def test_a_folder_given_as_a_midi_file_says_so(tmp_path):
+    with pytest.raises(MidiError, match="is a folder, not a MIDI file"):
+        read_drums(tmp_path)
+    with pytest.raises(MidiError, match="no such file"):
+        read_drums(tmp_path / "missing.mid")
 
 
 def test_markers_and_lyrics_are_read_past():
