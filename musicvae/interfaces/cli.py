@@ -981,11 +981,21 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one-line messages."""
+    from typer.exceptions import TyperException  # base of the usage errors of typer's click
+
     try:
-        app(args=argv, prog_name="musicvae")
-    except KeyboardInterrupt:
+        code = app(args=argv, prog_name="musicvae", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted (a checkpoint was saved; continue with --resume)", err=True)
         sys.exit(130)
+    except TyperException as exc:  # a mistyped command line: one line, like every other user error
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message:  # `musicvae` alone: the help has been shown
+            sys.exit(getattr(exc, "exit_code", 2))
+        context = getattr(exc, "ctx", None)
+        where = context.command_path if context is not None else "musicvae"
+        typer.echo(f"error: {' '.join(message.split())} (see: {where} --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:  # noqa: BLE001 - only user errors are shortened; bugs keep their traceback
         if isinstance(exc, USER_ERRORS):
             typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
@@ -994,3 +1004,4 @@ def main(argv: list[str] | None = None) -> None:
             typer.echo(f"error: {os_error_message(exc)}", err=True)
             sys.exit(1)
         raise
+    sys.exit(code if isinstance(code, int) else 0)  # as click's standalone mode: always SystemExit

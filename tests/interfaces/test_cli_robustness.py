@@ -219,3 +219,25 @@ def test_help_states_the_ranges(capsys):
     text = " ".join(out.split())
     for limit in ("1–1000", "0.01–10", "20–400", f"0–{2**32 - 1}"):
         assert limit in text, limit
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["sample", "-t", "hot"], "'--temperature'"),
+        (["sample", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["inspect"], "Missing argument"),
+    ],
+)
+def test_a_mistyped_command_line_is_one_line(args, fragment, capsys):
+    """Parse errors end like every other user error: one `error:` line naming the help to read,
+    exit code 2 (click's usage code), nothing on stdout — not click's multi-line usage box."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "--help" in lines[0]
