@@ -21,9 +21,10 @@ import torch
 from musicvae.configs import DataConfig
 from musicvae.data.channels import DRUM_CHANNEL, move_drums, read_user_drums
 from musicvae.data.drums import CLOSED_HH, NUM_CLASSES, DrumMap
-from musicvae.data.groove import HITS, STEPS_PER_BAR, groove_to_midi_bytes, performance_cells
+from musicvae.data.groove import HITS, OFFSETS, STEPS_PER_BAR, groove_to_midi_bytes, performance_cells
 from musicvae.data.midi import DEFAULT_QPM
 from musicvae.data.transforms import controls_for, encoder_inputs
+from musicvae.data.transforms import taps as tap_rhythm
 from musicvae.model import MusicVAE
 
 USER_DRUM_MAP = "reduced"  # magenta's map for user MIDI; writes General-MIDI toms (45/48/50)
@@ -337,10 +338,19 @@ def drumify(taps: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool 
     """A full groove from a tapped rhythm ``taps`` [steps, 27] (any drums; per step the loudest
     is the tap), as ``musicvae drumify`` does (``model``: a tap model, default the bundled one).
     ``keep_hits`` forbids hits on untapped steps, so every onset lands on a tap (the model
-    chooses which drums play each tap); without it the model may add hits anywhere."""
+    chooses which drums play each tap and how loud), and plays them at the tap's own time;
+    without it the model may add hits anywhere, with its own timing."""
     model = device_model("drumify", model)
     silent = np.repeat(~tapped_steps(taps)[:, None], NUM_CLASSES, axis=1)
-    return regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, **options)
+    out = regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, **options)
+    if keep_hits:
+        # The player's timing is in the taps: the drums a drummer hits together land within a few
+        # ms of each other (the tap template's offset error is 5 ms on GMD), far closer than a
+        # small model's own timing (bench/regroove.py, RESULTS §6).
+        steps = min(len(out), len(taps))
+        offset = tap_rhythm(taps[:steps])[:, 2:3]
+        out[:steps, OFFSETS] = np.where(out[:steps, HITS] > 0.5, offset, 0.0)
+    return out
 
 
 def infill_hihat(groove: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool = True, **options) -> np.ndarray:

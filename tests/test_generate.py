@@ -202,6 +202,13 @@ def test_devices_keep_what_they_promise(tmp_path):
     drummed = drumify(taps, tiny("groovae_2bar_tap_controlled"), seed=0)
     onsets = drummed[:, :9].max(-1) > 0.5
     assert onsets.any() and not (onsets & ~tapped_steps(taps)).any()
+    taps[::3, 19] = np.linspace(-0.4, 0.4, len(taps[::3]))  # the tap's timing (snare offset column)
+    drummed = drumify(taps, tiny("groovae_2bar_tap_controlled"), seed=0)
+    hit = drummed[:, :9] > 0.5
+    assert hit.any()
+    expected = np.broadcast_to(taps[:, 19:20], hit.shape)
+    np.testing.assert_array_equal(drummed[:, 18:][hit], expected[hit])  # every drum played at the tap's time
+    assert not drummed[:, 18:][~hit].any()
 
     filled = infill_hihat(groove, tiny("groovae_2bar_add_closed_hh"), seed=0)
     others = [c for c in range(27) if c % 9 != 2]
