@@ -51,13 +51,13 @@ log = logging.getLogger("musicvae.studio")
 
 # Device → the bundled model it uses unless ``--checkpoint DEVICE=RUN`` names another. Generate and
 # interpolate share one model (loaded once).
-DEVICES = {
-    "generate": "groovae_4bar",
-    "interpolate": "groovae_4bar",
-    "humanize": "groovae_2bar_humanize",
-    "drumify": "groovae_2bar_tap_fixed_velocity",
-    "infill-hihat": "groovae_2bar_add_closed_hh",
-    "groove-transfer": "groovae_2bar_hits_control",
+DEVICES = {"generate": "groovae_4bar", "interpolate": "groovae_4bar", **generate.DEVICE_MODELS}
+# The function each regroove device runs: the one its command runs, which keeps what it promises.
+DEVICE_FUNCTIONS = {
+    "humanize": generate.humanize,
+    "drumify": generate.drumify,
+    "infill-hihat": generate.infill_hihat,
+    "groove-transfer": generate.groove_transfer,
 }
 MAX_UPLOAD_BYTES = 1 << 20  # one MIDI file; drum grooves are a few kB
 MAX_BODY_BYTES = 2 * MAX_UPLOAD_BYTES + (64 << 10)  # two files (groove transfer) + form overhead
@@ -323,6 +323,8 @@ def load_devices(checkpoints: dict[str, str] | None = None, progress=None) -> di
             if progress:
                 progress(f"loading {name} …")
             loaded[name] = load(name)
+        if device in generate.DEVICE_NEEDS and loaded.get(name) is not None:
+            generate.check_device(loaded[name], device)  # a model of the wrong kind: one line at start-up
         devices[device] = Device(name, loaded.get(name))
     return devices
 
@@ -439,10 +441,10 @@ class Studio:
         keep = str(body.get("keep_hits", keep_hits)).lower() in ("true", "1", "on")
         source, control = inputs[-1], (inputs[0] if len(inputs) == 2 else None)
         bpm = _bpm(body, source.qpm)
+        grooves = (source.groove,) if control is None else (control.groove, source.groove)
         result = await self.run(
-            generate.regroove, model, source.groove, temperature=temperature, seed=seed,
-            control_groove=None if control is None else control.groove, keep_hits=keep,
-        )  # fmt: skip
+            DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
+        )
         return JSONResponse({
             "grooves": [groove_entry(result, bpm, seed, 0)],
             "inputs": [groove_entry(i.groove, bpm, None, k) for k, i in enumerate(inputs)],
