@@ -49,10 +49,10 @@ import numpy as np
 from musicvae import generate
 from musicvae.checkpoints.native import load
 from musicvae.configs import DataConfig, get_config
-from musicvae.data.dataset import load_windows
+from musicvae.data.dataset import feel_partners, load_windows
 from musicvae.data.drums import CLOSED_HH
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
-from musicvae.data.transforms import TAP_CLASS, taps
+from musicvae.data.transforms import TAP_CLASS, feel_means, taps
 from musicvae.evaluation.evaluate import hit_metrics
 from musicvae.evaluation.features import pattern_features, relative_comparison
 
@@ -60,34 +60,21 @@ BUNDLED = {
     "humanize": "groovae_2bar_humanize",
     "drumify": "groovae_2bar_tap_controlled",
     "infill-hihat": "groovae_2bar_add_closed_hh",
-    "groove-transfer": "groovae_2bar_hits_control",
+    "groove-transfer": "groovae_2bar_groove_transfer",
 }
 
 
-def position_means(outputs: np.ndarray, steps_per_bar: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean velocity and offset [steps_per_bar, 9] of the hits of ``outputs`` [N, T, 27] per
-    drum class and position in the bar (0–1 velocity, ×2-scaled step offset); classes never hit
-    at a position get the class's overall mean (NaN if the class is never hit at all)."""
-    hits = outputs[..., HITS] > 0.5
-    position = np.arange(outputs.shape[1]) % steps_per_bar
-    count = np.zeros((steps_per_bar, 9))
-    velocity, offset = np.zeros((steps_per_bar, 9)), np.zeros((steps_per_bar, 9))
-    for p in range(steps_per_bar):
-        at = hits[:, position == p]
-        count[p] = at.sum(axis=(0, 1))
-        velocity[p] = np.where(at, outputs[:, position == p, VELOCITIES], 0).sum(axis=(0, 1))
-        offset[p] = np.where(at, outputs[:, position == p, OFFSETS], 0).sum(axis=(0, 1))
-    total = np.where(count.sum(0) > 0, count.sum(0), np.nan)
-    seen = count > 0
-    return (
-        np.where(seen, velocity / np.maximum(count, 1), velocity.sum(0) / total),
-        np.where(seen, offset / np.maximum(count, 1), offset.sum(0) / total),
-    )
+def position_means(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean velocity and offset [16, 9] of the hits of all of ``outputs`` [N, T, 27] per drum
+    class and sixteenth of the bar (0–1 velocity, ×2-scaled step offset); classes never hit at a
+    position get the class's overall mean (NaN if the class is never hit at all)."""
+    velocity, offset, _ = feel_means(outputs.reshape(1, -1, outputs.shape[-1]))
+    return velocity[0], offset[0]
 
 
 def per_step(table: np.ndarray, steps: int) -> np.ndarray:
-    """A per-position table [steps_per_bar, 9] repeated over ``steps`` steps: [steps, 9]."""
-    return np.tile(table, (steps // table.shape[0], 1))
+    """A per-position table [..., steps_per_bar, 9] repeated over ``steps`` steps: [..., steps, 9]."""
+    return np.tile(table, (steps // table.shape[-2], 1))
 
 
 def play(hits: np.ndarray, velocity: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -150,7 +137,7 @@ def run(model, grooves: np.ndarray, device: str, seed: int, **kwargs) -> np.ndar
 
 
 def humanize(model, train, targets, bpm, steps_per_bar, seed) -> None:
-    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train))
     score = targets[..., HITS] > 0.5
     mean_velocity = train[..., VELOCITIES][train[..., HITS] > 0.5].mean()
     report("humanize_quantized", targets, play(score, mean_velocity, 0.0), bpm)
@@ -164,7 +151,7 @@ def humanize(model, train, targets, bpm, steps_per_bar, seed) -> None:
 def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:
     tap = taps(targets)  # [N, T, 3]: hit, velocity, offset of the loudest hit per step
     tapped = tap[..., :1] > 0.5
-    velocity, _ = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    velocity, _ = (per_step(t, targets.shape[1]) for t in position_means(train))
     template = per_step(hit_rate(train, steps_per_bar, among=(train[..., HITS] > 0.5).any(-1)) >= 0.5, targets.shape[1])
     outputs = {"drumify_tap_template": play(tapped & template, velocity, tap[..., 2:])}
     tap_input = np.zeros_like(targets)  # what a user taps: one drum, the tap's velocity and timing
@@ -199,7 +186,7 @@ def best_threshold(rate: np.ndarray, hits: np.ndarray) -> float:
 def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
     given = targets.copy()
     given[..., [CLOSED_HH, CLOSED_HH + 9, CLOSED_HH + 18]] = 0.0
-    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
+    velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train))
     rate = per_step(hit_rate(train, steps_per_bar), train.shape[1])[:, CLOSED_HH]
     threshold = best_threshold(rate, train[..., CLOSED_HH] > 0.5)
     print(f"infill_hh_template_threshold={threshold:.2f}")
@@ -221,22 +208,19 @@ def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
 
 def groove_transfer(model, train, evaluated, targets, bpm, steps_per_bar, seed) -> None:
     steps = targets.shape[1]
-    key = {(s, t): i for i, (s, t) in enumerate(zip(evaluated.source, evaluated.start_step))}
-    starts = zip(evaluated.source, evaluated.start_step)
-    pairs = [(i, key[(s, t + steps)]) for i, (s, t) in enumerate(starts) if (s, t + steps) in key]
-    index, partner = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    partner = feel_partners(evaluated.source, evaluated.start_step, steps, previous=False)
+    index, partner = np.flatnonzero(partner >= 0), partner[partner >= 0]
     targets, feel, bpm = targets[index], targets[partner], bpm[index]
-    print(f"transfer_pairs={len(pairs)}")
+    print(f"transfer_pairs={len(index)}")
     score = targets[..., HITS] > 0.5
-    train_velocity, train_offset = (per_step(t, steps) for t in position_means(train, steps_per_bar))
-    feel_velocity, feel_offset = [], []
-    for window in feel:  # the feel's own means per class and sixteenth, then per class, then training's
-        velocity, offset = (per_step(t, steps) for t in position_means(window[None], steps_per_bar))
-        feel_velocity.append(np.where(np.isnan(velocity), train_velocity, velocity))
-        feel_offset.append(np.where(np.isnan(offset), train_offset, offset))
+    train_velocity, train_offset = (per_step(t, steps) for t in position_means(train))
+    # the feel's own means per class and sixteenth, then per class, then training's
+    feel_velocity, feel_offset, _ = (per_step(t, steps) for t in feel_means(feel))
+    feel_velocity = np.where(np.isnan(feel_velocity), train_velocity, feel_velocity)
+    feel_offset = np.where(np.isnan(feel_offset), train_offset, feel_offset)
     outputs = {
         "transfer_position_means": play(score, train_velocity, train_offset),
-        "transfer_feel_means": play(score, np.stack(feel_velocity), np.stack(feel_offset)),
+        "transfer_feel_means": play(score, feel_velocity, feel_offset),
     }
     if model is not None:
         outputs["transfer_model"] = run(model, feel, "groove-transfer", seed, score=play(score, 0.0, 0.0))

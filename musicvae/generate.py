@@ -193,13 +193,15 @@ def sample(
     return np.concatenate(parts)[offset : offset + n]
 
 
-def posterior(model: MusicVAE, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def posterior(model: MusicVAE, grooves: np.ndarray, controls: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(μ, σ) [n, z] each of q(z|x) for grooves [n, steps, 27], after the model's own input
-    transforms; σ is a standard deviation."""
+    transforms; σ is a standard deviation. The encoder's ``controls`` default to the grooves' own."""
     grooves = _grooves_array("posterior", grooves)
     data = model.config.data
+    if controls is None:
+        controls = controls_for(grooves, data)
     with torch.no_grad():
-        mu, sigma = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls_for(grooves, data)))
+        mu, sigma = model.encode(_tensor(model, encoder_inputs(grooves, data)), _tensor(model, controls))
     return mu.cpu().numpy(), sigma.cpu().numpy()
 
 
@@ -254,9 +256,10 @@ def regroove(
     feel for equal windows, whatever the seed — velocities and timing get only the decoder's
     mean, hits still the seeded draws).
 
-    The decoder's controls (hits-control and tap-controlled models) come from ``control_groove``
-    (default: ``groove`` itself) — groove transfer plays ``control_groove``'s score with
-    ``groove``'s feel. ``keep_hits`` decodes with the hits of ``control_groove`` (else
+    The decoder's controls (hits-control, tap- and feel-controlled models) come from
+    ``control_groove`` (default: ``groove`` itself) — groove transfer plays ``control_groove``'s
+    score with ``groove``'s feel; a feel-controlled model also gets window k of ``groove``'s
+    per-sixteenth means with window k of the score. ``keep_hits`` decodes with the hits of ``control_groove`` (else
     ``groove``), so only velocities and timing are new: a humanizer that keeps every note of the
     score. ``hits_mask`` [steps, 9] (bool, the groove's length) keeps those hits only where it is
     True and lets the model draw the other cells.
@@ -269,10 +272,13 @@ def regroove(
         source = to_windows(control_groove, steps)
         if len(source) != len(windows):  # align the two lengths: repeat or cut the score
             source = np.resize(source, windows.shape)
-    controls = controls_for(source, model.config.data) if model.config.control_depth else None
+    data = model.config.data
+    controls = controls_for(source, data, feel=windows) if model.config.control_depth else None
     hits = source[..., HITS] if keep_hits else None
     mask = to_windows(hits_mask, steps).astype(bool) if keep_hits and hits_mask is not None else None
-    mu, sigma = posterior(model, windows)
+    # A feel-controlled model learnt to encode the feel beside the score's controls; the others
+    # encode a groove with its own controls, as in their training.
+    mu, sigma = posterior(model, windows, controls if data.feel_as_controls else None)
     out = decode(
         model, mu, temperature=temperature, seed=seed, feedback=feedback, controls=controls, hits=hits,
         sigma=None if from_mean else sigma, hits_mask=mask,
@@ -288,13 +294,16 @@ DEVICE_NEEDS = {
     "infill-hihat": (
         "an add_closed_hh model (e.g. groovae_2bar_add_closed_hh)", lambda d: CLOSED_HH in d.add_instruments
     ),
-    "groove-transfer": ("a hits_control model (e.g. groovae_2bar_hits_control)", lambda d: d.hits_as_controls),
+    "groove-transfer": (
+        "a groove-transfer model (e.g. groovae_2bar_groove_transfer or groovae_2bar_hits_control)",
+        lambda d: d.feel_as_controls or d.hits_as_controls,
+    ),
 }
 DEVICE_MODELS = {
     "humanize": "groovae_2bar_humanize",
     "drumify": "groovae_2bar_tap_controlled",
     "infill-hihat": "groovae_2bar_add_closed_hh",
-    "groove-transfer": "groovae_2bar_hits_control",
+    "groove-transfer": "groovae_2bar_groove_transfer",
 }
 
 
@@ -376,7 +385,8 @@ def groove_transfer(
 ) -> np.ndarray:
     """``score``'s drums (which drum on which step) played with the feel of ``feel`` (both
     [steps, 27]; the output has ``feel``'s length, the score repeated or cut to fit), as
-    ``musicvae groove-transfer`` does (``model``: a hits_control model, default the bundled one).
+    ``musicvae groove-transfer`` does (``model``: a groove_transfer or hits_control model,
+    default the bundled one).
     ``keep_hits`` plays exactly the score's hits; without it the model may change them."""
     model = device_model("groove-transfer", model)
     return regroove(model, feel, control_groove=score, keep_hits=keep_hits, **options)

@@ -525,6 +525,8 @@ def _start(
             from musicvae.checkpoints.native import load, warm_start
 
             warm_start(trainer.model, load(init_from).state_dict(), str(init_from))
+            if config.data.feel_as_controls:  # the source's velocities and timing would add to the feel's
+                trainer.model.decoder.start_at_feel_means()
             trainer.init_from, start = str(init_from), f" from {init_from}'s weights"
         return trainer, f"training {config.name}{start} for {steps} steps (batch {config.train.batch_size}) into {run_dir}"
     found = trainer.resume(say)

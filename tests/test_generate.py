@@ -159,6 +159,37 @@ def test_groove_transfer_uses_the_score_as_controls(tmp_path):
     assert out.shape == feel.shape
 
 
+def test_groove_transfer_gives_a_feel_model_the_feel_means_of_each_window(tmp_path, monkeypatch):
+    from musicvae.data.transforms import feel_controls
+    from musicvae.generate import groove_transfer, to_windows
+
+    model = tiny("groovae_2bar_groove_transfer")
+    feel = read_groove(drum_midi(tmp_path / "a.mid", 4)).groove
+    feel[32:, 9:18] *= 0.5  # the second window is played softer
+    score = np.zeros((64, 27), np.float32)
+    score[::4, 0] = 1.0
+    score[4::8, 1] = 1.0
+    seen = {}
+    encode, sample = model.encode, model.sample
+
+    def encode_seen(x, controls):
+        seen["encoder"] = controls
+        return encode(x, controls)
+
+    def sample_seen(*args, **kwargs):
+        seen["decoder"] = kwargs["controls"]
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", encode_seen)
+    monkeypatch.setattr(model, "sample", sample_seen)
+    out = groove_transfer(score, feel, model, seed=0)
+    expected = feel_controls(to_windows(score, 32), to_windows(feel, 32))
+    np.testing.assert_array_equal(seen["decoder"].numpy(), expected)
+    np.testing.assert_array_equal(seen["encoder"].numpy(), expected)  # as in training: the feel with these controls
+    assert not np.array_equal(expected[0, :, 9:18], expected[1, :, 9:18])  # each window its own feel
+    np.testing.assert_array_equal(out[:, :9], score[:, :9])
+
+
 def test_cli_sample_writes_midi_wav_png(tmp_path):
     run = save_model(tmp_path / "run", tiny())
     out = tmp_path / "out"

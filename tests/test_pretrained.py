@@ -96,7 +96,7 @@ def test_bundled_infill_writes_a_hihat_and_keeps_kick_and_snare(tmp_path):
     assert (out[:, 2] > 0.5).sum() >= 8  # a closed hi-hat part
 
 
-@bundled("groovae_2bar_hits_control")
+@bundled("groovae_2bar_groove_transfer")
 def test_bundled_groove_transfer_plays_exactly_the_score(tmp_path):
     score = programmed(2, {0: [0, 8], 1: [4, 12], 2: list(range(0, 16, 2))})
     feel = programmed(2, {0: [0, 3, 10], 1: [4, 12], 2: list(range(16))})
@@ -134,6 +134,7 @@ def test_bundled_groove_transfer_refuses_a_humanize_model(tmp_path, capsys):
               "--checkpoint", "groovae_2bar_humanize", "--out", str(tmp_path / "out")])  # fmt: skip
     assert info.value.code == 1
     assert capsys.readouterr().err.strip() == (
-        "error: groove-transfer needs a hits_control model (e.g. groovae_2bar_hits_control); "
+        "error: groove-transfer needs a groove-transfer model (e.g. groovae_2bar_groove_transfer or "
+        "groovae_2bar_hits_control); "
         "this checkpoint is a groovae_2bar_humanize model"
     )

@@ -159,3 +159,16 @@ def test_init_from_starts_a_controlled_model_where_the_source_was(data, tmp_path
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["init_from"] == str(source)
     with pytest.raises(CheckpointError, match="cannot initialise"):
         train(tiny_config(2, "model.dec_rnn_size=8,8"), data, tmp_path / "x", progress=False, init_from=source)
+
+
+def test_a_warm_started_feel_model_starts_at_the_feel_means(data, tmp_path):
+    """--init-from into a feel-controlled preset trains on each window paired with its neighbour
+    and begins with its own velocity and offset outputs at zero (the feel-means baseline): after
+    one Adam step of learning rate 1e-3 those weights are within 1e-3 of zero."""
+    source = tmp_path / "source"
+    train(tiny_config(1), data, source, progress=False)
+    assert load_model(source).decoder.output_projection.weight[9:].abs().max() > 0.01
+    run = tmp_path / "feel"
+    config = get_config("groovae_2bar_groove_transfer").with_overrides([*TINY, "train.num_steps=1"])
+    train(config, data, run, progress=False, init_from=source)
+    assert load_model(run).decoder.output_projection.weight[9:].abs().max() <= 1.01e-3

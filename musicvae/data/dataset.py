@@ -17,7 +17,8 @@ targets compactly — a window is mostly empty cells, and each hit's velocity is
 
 Decoding gives the float32 [N, T, 27] targets bit for bit (velocity v becomes float32(v / 127), as
 the converter computes it). Encoder inputs and controls are not stored: they are the data
-config's deterministic transforms of the targets and are recomputed on load. Format 1 files
+config's deterministic transforms of the targets (for feel-controlled presets, of each window's
+targets and those of its feel partner, :func:`feel_partners`) and are recomputed on load. Format 1 files
 (dense float32 ``inputs``/``outputs``/``controls``, far larger) are still read.
 """
 
@@ -86,10 +87,8 @@ class GrooveWindows:
         transforms of ``outputs`` (they are recomputed on load, not stored).
         """
         arrays = {**encode_grooves(self.outputs), **{name: getattr(self, name) for name in META_FIELDS}}
-        config = self.data_config()
-        if not np.array_equal(self.inputs, encoder_inputs(self.outputs, config)) or not _same(
-            self.controls, controls_for(self.outputs, config)
-        ):
+        inputs, controls = derived_arrays(self.outputs, self.source, self.start_step, self.data_config())
+        if not np.array_equal(self.inputs, inputs) or not _same(self.controls, controls):
             raise ValueError("inputs/controls are not the data settings' transforms of the outputs; they cannot be saved")
         arrays["settings"] = np.array(json.dumps({**self.settings, "format": FORMAT_VERSION}, sort_keys=True))
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -113,9 +112,41 @@ class GrooveWindows:
             config = windows.data_config()
         except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise MidiError(f"{path}: not a musicvae windows file ({' '.join(str(exc).split())})") from None
-        windows.inputs = encoder_inputs(outputs, config)
-        windows.controls = controls_for(outputs, config)
+        windows.derive(config)
         return windows
+
+    def derive(self, config: DataConfig) -> None:
+        """Set ``inputs`` and ``controls`` to ``config``'s transforms of the targets (e.g. for
+        windows built under another preset's settings)."""
+        self.inputs, self.controls = derived_arrays(self.outputs, self.source, self.start_step, config)
+
+
+def feel_partners(source: np.ndarray, start_step: np.ndarray, window_steps: int, *, previous: bool = True) -> np.ndarray:
+    """For each window (its performance ``source`` and ``start_step``, in steps), the index of its
+    feel partner: the window of the same performance starting ``window_steps`` later — else, when
+    ``previous``, the one starting ``window_steps`` earlier — or -1 when there is none. The two
+    never overlap, so a model trained on the pairs never sees its target as the feel."""
+    index = {(s, int(t)): i for i, (s, t) in enumerate(zip(source.tolist(), start_step.tolist()))}
+    partners = []
+    for s, t in zip(source.tolist(), start_step.tolist()):
+        partner = index.get((s, int(t) + window_steps), -1)
+        if partner < 0 and previous:
+            partner = index.get((s, int(t) - window_steps), -1)
+        partners.append(partner)
+    return np.array(partners, np.int64)
+
+
+def derived_arrays(
+    outputs: np.ndarray, source: np.ndarray, start_step: np.ndarray, config: DataConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(encoder inputs, controls) of windows ``outputs`` [N, T, 27] under ``config``. A
+    feel-controlled preset encodes each window's feel partner (:func:`feel_partners`; silence
+    for a window without one) and takes its controls from the window's hits and the feel."""
+    if not config.feel_as_controls:
+        return encoder_inputs(outputs, config), controls_for(outputs, config)
+    partner = feel_partners(source, start_step, config.window_steps)
+    feel = np.where((partner >= 0)[:, None, None], outputs[partner], 0).astype(outputs.dtype)
+    return encoder_inputs(feel, config), controls_for(outputs, config, feel=feel)
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -239,9 +270,9 @@ def build_windows(
         name: np.concatenate(values) if values else np.zeros(0, np.int64 if name == "start_step" else str)
         for name, values in meta.items()
     }
-    controls = controls_for(outputs, config)
+    inputs, controls = derived_arrays(outputs, columns["source"], columns["start_step"], config)
     windows = GrooveWindows(
-        inputs=encoder_inputs(outputs, config),
+        inputs=inputs,
         outputs=outputs,
         controls=controls,
         **columns,
@@ -261,8 +292,7 @@ def load_windows(data: str | Path, config: DataConfig, *, use_cache: bool = True
         if stored.get("split_bars") != config.split_bars:
             raise MidiError(f"{path}: windows of {stored.get('split_bars')} bars, config needs {config.split_bars}")
         # The file may have been built for another preset: derive inputs from the targets anew.
-        windows.inputs = encoder_inputs(windows.outputs, config)
-        windows.controls = controls_for(windows.outputs, config)
+        windows.derive(config)
         return windows
     dataset = open_dataset(path)
     # the map's pitches, not just its name: a map file edited in place must not reuse stale windows

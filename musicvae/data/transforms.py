@@ -2,7 +2,8 @@
 
 They act on copies of groove tensors ``[..., steps, 27]`` (hits | velocities 0–1 | offsets);
 decoder targets never change. Order, as in magenta: note dropout → tapify → humanize →
-fixed velocities → add_instruments. Controls (``hits_as_controls``) are the target hits.
+fixed velocities → add_instruments. Controls are the target hits (``hits_as_controls``), the
+taps (``taps_as_controls``), or the hits with the means of a feel (``feel_as_controls``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from musicvae.configs import DataConfig
 from musicvae.data.drums import NUM_CLASSES
-from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
+from musicvae.data.groove import HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES
 
 TAP_CLASS = 3  # magenta writes the tap channel into the open hi-hat class
 
@@ -71,11 +72,46 @@ def taps(outputs: np.ndarray) -> np.ndarray:
     return tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]]
 
 
-def controls_for(outputs: np.ndarray, config: DataConfig) -> np.ndarray | None:
+def feel_means(grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How grooves [..., steps, 27] (whole bars) play each drum class at each sixteenth of the
+    bar, as three float64 arrays [..., 16, 9]: the mean velocity (0–1) and offset (as in the
+    groove) of the hits there, and their count. Where a class has no hit at a sixteenth, the
+    means are the class's means over the whole groove; NaN where the class is never hit."""
+    steps = grooves.shape[-2]
+    if steps % STEPS_PER_BAR:
+        raise ValueError(f"feel_means needs whole bars of {STEPS_PER_BAR} steps, got {steps} steps")
+    bars = grooves.reshape(*grooves.shape[:-2], steps // STEPS_PER_BAR, STEPS_PER_BAR, grooves.shape[-1])
+    hits = bars[..., HITS] > 0.5
+    count = hits.sum(axis=-3).astype(np.float64)
+    means = []
+    for part in (VELOCITIES, OFFSETS):
+        total = np.where(hits, bars[..., part], 0.0).sum(axis=-3, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 = NaN: a class never hit
+            of_class = total.sum(axis=-2, keepdims=True) / count.sum(axis=-2, keepdims=True)
+        means.append(np.where(count > 0, total / np.maximum(count, 1), of_class))
+    return means[0], means[1], count
+
+
+def feel_controls(score: np.ndarray, feel: np.ndarray) -> np.ndarray:
+    """Controls [..., steps, 36] that play ``score``'s hits with ``feel``'s means (both
+    [..., steps, 27], equal leading shapes): per step the score's 9 hits, then per class the
+    feel's mean velocity and mean offset at that step's sixteenth (:func:`feel_means`; 0 for a
+    class the feel never hits) and 1 where the feel hits the class at that sixteenth, else 0."""
+    velocity, offset, count = feel_means(feel)
+    table = np.concatenate([np.nan_to_num(velocity), np.nan_to_num(offset), count > 0], axis=-1)
+    position = np.arange(score.shape[-2]) % STEPS_PER_BAR
+    return np.concatenate([score[..., HITS], table[..., position, :]], axis=-1).astype(np.float32)
+
+
+def controls_for(outputs: np.ndarray, config: DataConfig, feel: np.ndarray | None = None) -> np.ndarray | None:
     """Control tensor for ``outputs`` [N, steps, 27]: the target hits [N, steps, 9] for
-    hits-control presets, the taps [N, steps, 3] for tap-controlled ones, else None."""
+    hits-control presets, the taps [N, steps, 3] for tap-controlled ones, the hits with the means
+    of ``feel`` [N, steps, 27] (default: ``outputs`` themselves) [N, steps, 36] for
+    feel-controlled ones (:func:`feel_controls`), else None."""
     if config.hits_as_controls:
         return outputs[..., HITS].copy()
     if config.taps_as_controls:
         return taps(outputs)
+    if config.feel_as_controls:
+        return feel_controls(outputs, outputs if feel is None else feel)
     return None

@@ -673,17 +673,17 @@ for _spec in (
 def groove_transfer_command(
     hits: Path = typer.Option(..., "--hits", help="MIDI whose drum score (which drum, which step) is kept."),
     groove: Path = typer.Option(..., "--groove", help="MIDI whose feel (velocities, timing) is applied."),
-    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_hits_control"),
+    checkpoint: Optional[str] = checkpoint_option("groovae_2bar_groove_transfer"),
     temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
     bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
     keep: bool = typer.Option(True, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP["groove-transfer"]),
     from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
     out_channel: int = OutChannelOption,
 ) -> None:  # fmt: skip
-    """Play one groove's score with another's feel (a hits-control model)."""
+    """Play one groove's score with another's feel (a groove-transfer or hits-control model)."""
     midi_to = midi_out(drum_map, out_channel)
     _regroove_command(
-        "groove-transfer", groove, checkpoint, "groovae_2bar_hits_control", out, f"on_{hits.stem}", temperature, seed,
+        "groove-transfer", groove, checkpoint, "groovae_2bar_groove_transfer", out, f"on_{hits.stem}", temperature, seed,
         feedback, bpm, wav, png, MidiIn(midi_to.drum_map, channel), midi_to, control=hits, keep_hits=keep,
         from_mean=from_mean,
     )  # fmt: skip

@@ -4,7 +4,10 @@ A stack of LSTMs whose initial state is tanh(Dense(z)) split into [c0, h0, c1, h
 input at step t is concat(previous 27-vector, z, control_t); in training the previous vector is
 the target at t-1 (teacher forcing, zeros at t = 0). The top layer's h goes through a Dense(27)
 ``output_projection``; the 27 raw outputs are [hit logits 9 | velocity 9 | offset 9], activated
-with sigmoid / sigmoid / tanh.
+with sigmoid / sigmoid / tanh. A feel-controlled decoder (``feel_prior``) adds to them the raw outputs
+that play the feel's means carried by its controls (:func:`feel_prior_logits`), so it learns a
+correction to the feel-means baseline rather than the whole velocity and timing; and it is fed back
+only the previous step's hits, not its velocities and offsets (see ``feel_prior`` below).
 """
 
 from __future__ import annotations
@@ -29,6 +32,24 @@ FEEDBACKS = ("magenta", "consistent")
 # (row b's numbers then depend on nothing but its own generator: a groove that can be
 # regenerated on its own, whatever else is in the batch).
 Noise = torch.Generator | Sequence[torch.Generator] | None
+
+
+def feel_prior_logits(controls: torch.Tensor) -> torch.Tensor:
+    """Raw outputs [..., 27] that decode to the feel's means in feel controls [..., 36]
+    (``musicvae.data.transforms.feel_controls``: hits | mean velocity | mean offset | seen, 9
+    each): 0 for the hits, logit(velocity) and atanh(offset) for each class the feel plays
+    (velocity above 0), 0 for a class it never plays. Clamped away from ±∞."""
+    n = NUM_CLASSES
+    velocity, offset = controls[..., n : 2 * n], controls[..., 2 * n : 3 * n]
+    played = velocity > 0
+    return torch.cat(
+        [
+            torch.zeros_like(velocity),
+            torch.where(played, torch.logit(velocity.clamp(0.01, 0.99)), 0.0),
+            torch.where(played, torch.atanh(offset.clamp(-0.99, 0.99)), 0.0),
+        ],
+        dim=-1,
+    )
 
 
 def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
@@ -106,6 +127,7 @@ class GrooveLstmDecoder(nn.Module):
         layer_sizes: tuple[int, ...],
         control_depth: int,
         keep_prob: float,
+        feel_prior: bool = False,
     ):
         super().__init__()
         if len(set(layer_sizes)) != 1:
@@ -117,6 +139,12 @@ class GrooveLstmDecoder(nn.Module):
         self.hidden_size = layer_sizes[0]
         self.num_layers = len(layer_sizes)
         self.keep_prob = keep_prob
+        # feel_prior: add feel_prior_logits(controls) to the raw outputs, and feed back the previous
+        # step's hits only. Teacher-forced, the previous velocities and offsets are the real
+        # performance's, and a decoder that leans on them drifts when it is fed its own: on
+        # validation pairs its velocity and timing errors rose above the untrained start's while
+        # the teacher-forced ones fell (docs/RESULTS.md §6).
+        self.feel_prior = feel_prior
         self.z_to_initial_state = nn.Linear(z_size, 2 * sum(layer_sizes))
         # nn.LSTM's own `dropout` acts on the outputs of every layer but the last, i.e. on the
         # inputs of layers 1.., elementwise over [B, T, H]: a fresh mask per step, as TF's
@@ -135,6 +163,16 @@ class GrooveLstmDecoder(nn.Module):
         init_dense_small_normal(self.z_to_initial_state)
         init_lstm_like_tf(self.lstm)
         init_dense_glorot(self.output_projection)
+        if self.feel_prior:
+            self.start_at_feel_means()
+
+    @torch.no_grad()
+    def start_at_feel_means(self) -> None:
+        """Zero the velocity and offset rows of the output projection: a feel-controlled decoder
+        then plays every hit at the feel's means (where the feel plays that drum) and training
+        starts from the baseline rather than from another model's guess added on top of it."""
+        self.output_projection.weight[NUM_CLASSES:].zero_()
+        self.output_projection.bias[NUM_CLASSES:].zero_()
 
     def initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tanh(Dense(z)) split, in magenta's order, into [c0, h0, c1, h1, ...] -> (h, c), each
@@ -159,11 +197,17 @@ class GrooveLstmDecoder(nn.Module):
             parts.append(controls.to(dtype))
         return torch.cat(parts, dim=-1)
 
-    def _run_lstm(self, inputs_tm: torch.Tensor, state) -> tuple[torch.Tensor, tuple]:
-        """LSTM + output projection on time-major inputs; returns (logits [T,B,27], state)."""
+    def _run_lstm(
+        self, inputs_tm: torch.Tensor, state, controls_tm: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple]:
+        """LSTM + output projection (+ the feel prior of ``controls_tm``) on time-major inputs;
+        returns (logits [T,B,27], state)."""
         outputs, state = self.lstm(inputs_tm.transpose(0, 1), state)
         # outputs is a batch-first view of time-major memory: project it time-major (no copy).
-        return self.output_projection(outputs.transpose(0, 1)), state
+        logits = self.output_projection(outputs.transpose(0, 1))
+        if self.feel_prior:
+            logits = logits + feel_prior_logits(controls_tm)
+        return logits, state
 
     def forward(
         self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
@@ -171,11 +215,13 @@ class GrooveLstmDecoder(nn.Module):
         """Teacher-forced raw outputs [B, T, 27]: step t sees target t-1 (zeros at t = 0)."""
         targets_tm = targets.transpose(0, 1)
         previous = F.pad(targets_tm[:-1], (0, 0, 0, 0, 1, 0))  # shift right in time, zeros at t=0
+        if self.feel_prior:
+            previous = F.pad(previous[..., :NUM_CLASSES], (0, self.output_depth - NUM_CLASSES))
         controls_tm = controls.transpose(0, 1) if controls is not None else None
         # Layer-0 input dropout covers the whole input, z and controls included (as in TF).
         inputs = input_dropout(self._step_inputs(previous, z, controls_tm), self.keep_prob, self.training)
         # One fused nn.LSTM call for the whole sequence (oneDNN RNN kernel on CPU).
-        logits, _ = self._run_lstm(inputs, self.initial_state(z))
+        logits, _ = self._run_lstm(inputs, self.initial_state(z), controls_tm)
         return logits.transpose(0, 1)
 
     # -- sampling --------------------------------------------------------------------------------
@@ -259,15 +305,17 @@ class GrooveLstmDecoder(nn.Module):
             for s in range(steps_per_segment):
                 t = u * steps_per_segment + s
                 control_t = controls[:, t].to(dtype).unsqueeze(0) if controls is not None else None
-                logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), emb, control_t), state)
+                logits, state = self._run_lstm(self._step_inputs(previous.unsqueeze(0), emb, control_t), state, control_t)
                 hits_t = hits[:, t] if hits is not None else None
                 mask_t = hits_mask[:, t] if hits_mask is not None else None
                 step = draw_groove_step(
                     logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t,
                     hits_mask=mask_t,
                 )
-                steps.append(step)  # the returned sequence is exactly what was fed back
+                steps.append(step)  # the returned sequence is what was fed back (its hits, for feel_prior)
                 previous = step.to(dtype)
+                if self.feel_prior:
+                    previous = F.pad(previous[:, :NUM_CLASSES], (0, self.output_depth - NUM_CLASSES))
         return torch.stack(steps, dim=1)
 
 
@@ -456,7 +504,11 @@ class CellSampler:
         self.hit_drawn = torch.empty(batch, n, device=device, dtype=torch.bool)
         self.output = torch.empty(num_steps, batch, depth, **new)
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
+        self.output_means = self.output[..., n:].view(num_steps, batch, 2, n).unbind(0)
         self.controls = controls.to(dtype).transpose(0, 1).unbind(0) if controls is not None else None
+        self.priors = None
+        if decoder.feel_prior:
+            self.priors = feel_prior_logits(controls.to(dtype)).transpose(0, 1).unbind(0)
         self.fixed_hits = hits.to(dtype).transpose(0, 1).unbind(0) if hits is not None else None
         self.hit_masks = None
         if hits is not None and hits_mask is not None:
@@ -488,6 +540,8 @@ class CellSampler:
             if k < len(self.h_above):
                 self.h_above[k].copy_(self.h[k])
         torch.addmm(self.out_bias, self.h[-1], self.out_weight, out=self.logits)
+        if self.priors is not None:
+            self.logits.add_(self.priors[t])
         if self.temperature != 1.0:
             self.hit_logits.div_(self.temperature)
         self.sigmoid_part.sigmoid_()
@@ -501,8 +555,13 @@ class CellSampler:
             torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
             drawn = self.hit_drawn.to(self.previous.dtype)
             self.previous_hits.copy_(torch.where(self.hit_masks[t], self.fixed_hits[t], drawn))
+        # a feel-controlled decoder is fed back its hits only: its previous_means stay zero
+        out_means = self.previous_means if self.priors is None else self.output_means[t]
         if self.consistent:
-            torch.mul(self.means, self.previous_hits_b, out=self.previous_means)
+            torch.mul(self.means, self.previous_hits_b, out=out_means)
         else:
-            self.previous_means.copy_(self.means)
-        self.output_steps[t].copy_(self.previous)
+            out_means.copy_(self.means)
+        if self.priors is None:
+            self.output_steps[t].copy_(self.previous)
+        else:
+            self.output_steps[t][:, :NUM_CLASSES].copy_(self.previous_hits)

@@ -68,7 +68,8 @@ class MusicVAE(nn.Module):
             )
         elif m.decoder == "flat":
             self.decoder = GrooveLstmDecoder(
-                m.output_depth, m.z_size, m.dec_rnn_size, self.control_depth, m.dropout_keep_prob
+                m.output_depth, m.z_size, m.dec_rnn_size, self.control_depth, m.dropout_keep_prob,
+                feel_prior=config.data.feel_as_controls,
             )
         else:
             raise ValueError(f"unknown model.decoder {m.decoder!r}; use 'flat' or 'hierarchical'")

@@ -88,7 +88,7 @@ def test_help_names_the_default_model_and_flags_show_no_type(monkeypatch):
         "humanize": "groovae_2bar_humanize",
         "interpolate": "groovae_4bar",
         "drumify": "groovae_2bar_tap_controlled",
-        "groove-transfer": "groovae_2bar_hits_control",
+        "groove-transfer": "groovae_2bar_groove_transfer",
     }
     for command, default in expected.items():
         result = CliRunner().invoke(app, [command, "--help"], prog_name="musicvae", terminal_width=200)

@@ -199,7 +199,7 @@ def test_feedback_consistent_zeroes_empty_cells(model):
     assert empty.any() and torch.all(s[..., 9:18][empty] == 0) and torch.all(s[..., 18:][empty] == 0)
 
 
-@pytest.mark.parametrize("name", ["groovae_4bar", "groovae_2bar_hits_control"])
+@pytest.mark.parametrize("name", ["groovae_4bar", "groovae_2bar_hits_control", "groovae_2bar_groove_transfer"])
 @pytest.mark.parametrize("feedback", ["magenta", "consistent"])
 @pytest.mark.parametrize("packed", [True, False], ids=["onednn", "addmm"])
 def test_fast_sampling_cell_matches_nn_lstm(name, feedback, packed, monkeypatch):
@@ -217,7 +217,8 @@ def test_fast_sampling_cell_matches_nn_lstm(name, feedback, packed, monkeypatch)
         for p in m.parameters():  # larger weights so the test exercises non-trivial dynamics
             p.mul_(3.0)
     z = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
-    controls = random_batch(5, 16, seed=4)[..., :9] if m.control_depth else None
+    controls = torch.cat([random_batch(5, 16, seed=4), random_batch(5, 16, seed=5)], -1)[..., : m.control_depth]
+    controls = controls if m.control_depth else None
     a = m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback)
     b = m.decoder.sample(
         z, 16, generator=torch.Generator().manual_seed(3), controls=controls, feedback=feedback, implementation="module"
@@ -230,6 +231,31 @@ def test_fast_sampling_cell_matches_nn_lstm(name, feedback, packed, monkeypatch)
     d = m.decoder.sample(z, 16, generator=rows(), controls=controls, feedback=feedback, implementation="module")
     assert torch.equal(c[..., :9], d[..., :9]) and torch.allclose(c, d, atol=1e-5)
     assert not torch.equal(a[..., :9], c[..., :9])
+
+
+def test_feel_decoder_starts_from_the_feel_means():
+    """A new feel-controlled decoder (its own velocity and offset outputs start at zero) plays
+    every hit at the feel's means of its class and sixteenth, teacher-forced and in both samplers."""
+    from musicvae.data.transforms import feel_controls
+
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config("groovae_2bar_groove_transfer")).eval()
+    score, feel = random_batch(3, 32, seed=1), random_batch(3, 32, seed=2)
+    feel[:, :, [4, 13, 22]] = 0.0  # the feel never plays class 4
+    controls = torch.from_numpy(feel_controls(score.numpy(), feel.numpy()))
+    velocity, offset = controls[..., 9:18], controls[..., 18:27]
+    hit = score[..., :9] > 0.5
+    played = hit & (velocity > 0)
+    assert played.any() and (hit & ~played).any()
+    z = torch.randn(3, 8)
+    logits = m.decode_logits(z, score, controls)
+    torch.testing.assert_close(torch.sigmoid(logits[..., 9:18])[played], velocity.clamp(0.01, 0.99)[played])
+    torch.testing.assert_close(torch.tanh(logits[..., 18:])[played], offset.clamp(-0.99, 0.99)[played])
+    assert torch.all(torch.sigmoid(logits[..., 9:18])[hit & ~played] == 0.5)  # no feel: no prior
+    for implementation in ("cell", "module"):
+        out = m.decoder.sample(z, 32, controls=controls, hits=score[..., :9], implementation=implementation)
+        torch.testing.assert_close(out[..., 9:18][played], velocity.clamp(0.01, 0.99)[played])
+        torch.testing.assert_close(out[..., 18:][played], offset.clamp(-0.99, 0.99)[played])
 
 
 def test_sample_rows_depend_only_on_seed_and_index():
