@@ -12,6 +12,7 @@ qpm), the drum map's output pitches and channel 10 unless told otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,16 +222,18 @@ def decode(
     hits: np.ndarray | None = None,
     sigma: np.ndarray | None = None,
     hits_mask: np.ndarray | None = None,
+    hit_threshold: float | Sequence[float] | None = None,
 ) -> np.ndarray:
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size] — or, given ``sigma``
     too, from z + sigma·ε, a draw from the posterior with row k's ε from generator (seed, k);
     given ``hits`` [n, steps, 9] (0/1) the decoder plays those instead of drawing its own (only
-    where ``hits_mask`` [n, steps, 9] is True, when given)."""
+    where ``hits_mask`` [n, steps, 9] is True, when given). ``hit_threshold`` p in (0, 1), or one
+    per drum class, plays a hit wherever its probability exceeds p instead of drawing it."""
     _require_numpy("decode", z=z, sigma=sigma, controls=controls, hits=hits, hits_mask=hits_mask)
     mask = None if hits_mask is None else torch.from_numpy(np.asarray(hits_mask, bool)).to(model.device)
     out = model.sample(
         len(z), temperature, seed, z=_tensor(model, z), sigma=_tensor(model, sigma), controls=_tensor(model, controls),
-        feedback=feedback, hits=_tensor(model, hits), hits_mask=mask,
+        feedback=feedback, hits=_tensor(model, hits), hits_mask=mask, hit_threshold=hit_threshold,
     )  # fmt: skip
     return out.cpu().numpy()
 
@@ -246,6 +249,7 @@ def regroove(
     keep_hits: bool = False,
     hits_mask: np.ndarray | None = None,
     from_mean: bool = False,
+    hit_threshold: float | Sequence[float] | None = None,
 ) -> np.ndarray:
     """Encode a groove of any length window by window (with the model's input transforms:
     humanize, tap, hi-hat removal …) and decode it; returns a groove of the same length.
@@ -262,7 +266,8 @@ def regroove(
     per-sixteenth means with window k of the score. ``keep_hits`` decodes with the hits of ``control_groove`` (else
     ``groove``), so only velocities and timing are new: a humanizer that keeps every note of the
     score. ``hits_mask`` [steps, 9] (bool, the groove's length) keeps those hits only where it is
-    True and lets the model draw the other cells.
+    True and lets the model draw the other cells; ``hit_threshold`` (see :func:`decode`) plays
+    the likeliest of those cells instead of drawing them.
     """
     _require_numpy("regroove", groove=groove, control_groove=control_groove)
     steps = model.config.max_seq_len
@@ -281,7 +286,7 @@ def regroove(
     mu, sigma = posterior(model, windows, controls if data.feel_as_controls else None)
     out = decode(
         model, mu, temperature=temperature, seed=seed, feedback=feedback, controls=controls, hits=hits,
-        sigma=None if from_mean else sigma, hits_mask=mask,
+        sigma=None if from_mean else sigma, hits_mask=mask, hit_threshold=hit_threshold,
     )  # fmt: skip
     return join_windows(out, groove.shape[0])
 
@@ -343,15 +348,33 @@ def tapped_steps(groove: np.ndarray) -> np.ndarray:
     return groove[:, HITS].max(axis=-1) > 0.5
 
 
-def drumify(taps: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool = True, **options) -> np.ndarray:
+# Drumify plays a drum wherever the model gives it at least this probability instead of drawing,
+# when its checkpoint has no fitted per-class thresholds (hit_thresholds.json): the one threshold
+# with the best hit F1 against the drummers' own parts on the GMD validation split for the bundled
+# tap model (0.553, against 0.447 for draws at temperature 1; docs/RESULTS.md §6).
+DRUMIFY_HIT_THRESHOLD = 0.35
+AUTO = "auto"
+
+
+def drumify(
+    taps: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool = True,
+    hit_threshold: float | Sequence[float] | str | None = AUTO, **options,
+) -> np.ndarray:  # fmt: skip
     """A full groove from a tapped rhythm ``taps`` [steps, 27] (any drums; per step the loudest
     is the tap), as ``musicvae drumify`` does (``model``: a tap model, default the bundled one).
     ``keep_hits`` forbids hits on untapped steps, so every onset lands on a tap (the model
     chooses which drums play each tap and how loud), and plays them at the tap's own time;
-    without it the model may add hits anywhere, with its own timing."""
+    without it the model may add hits anywhere, with its own timing. The drums are those the
+    model gives at least ``hit_threshold`` probability (one, or one per drum class; "auto": the
+    checkpoint's fitted per-class thresholds, else DRUMIFY_HIT_THRESHOLD; None: drawn at the
+    temperature); the seed still changes the take through the posterior draw of z."""
     model = device_model("drumify", model)
+    if isinstance(hit_threshold, str):
+        if hit_threshold != AUTO:
+            raise ValueError(f"hit_threshold must be a number, 9 numbers, {AUTO!r} or None, got {hit_threshold!r}")
+        hit_threshold = DRUMIFY_HIT_THRESHOLD if model.hit_thresholds is None else model.hit_thresholds
     silent = np.repeat(~tapped_steps(taps)[:, None], NUM_CLASSES, axis=1)
-    out = regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, **options)
+    out = regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, hit_threshold=hit_threshold, **options)
     if keep_hits:
         # The player's timing is in the taps: the drums a drummer hits together land within a few
         # ms of each other (the tap template's offset error is 5 ms on GMD), far closer than a

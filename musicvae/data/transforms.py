@@ -72,6 +72,14 @@ def taps(outputs: np.ndarray) -> np.ndarray:
     return tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]]
 
 
+def tapped_input(outputs: np.ndarray) -> np.ndarray:
+    """What a player taps for grooves [..., steps, 27]: their tapped rhythm (:func:`taps`) on one
+    drum (the tap class), as [..., steps, 27] — the input drumify is given."""
+    tapped = np.zeros_like(outputs)
+    tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]] = taps(outputs)
+    return tapped
+
+
 def feel_means(grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How grooves [..., steps, 27] (whole bars) play each drum class at each sixteenth of the
     bar, as three float64 arrays [..., 16, 9]: the mean velocity (0–1) and offset (as in the

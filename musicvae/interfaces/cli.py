@@ -82,6 +82,19 @@ def check_temperature(value: float) -> float:
     return _check_range("--temperature", value, MIN_TEMPERATURE, MAX_TEMPERATURE)
 
 
+def check_hit_threshold(value: Optional[str]) -> Optional[str]:
+    """``off`` or a probability strictly between 0 and 1 (kept as text: parsed where it is used)."""
+    if value is None or value.strip().lower() == "off":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"--hit-threshold must be a number between 0 and 1 or 'off', got {value!r}")
+    if not (math.isfinite(number) and 0 < number < 1):
+        fail(f"--hit-threshold must be between 0 and 1 (exclusive) or 'off', got {value}")
+    return value
+
+
 def check_bpm(value: Optional[float]) -> Optional[float]:
     return _check_range("--bpm", value, MIN_BPM, MAX_BPM)
 
@@ -439,6 +452,12 @@ OutChannelOption = typer.Option(10, "--out-channel", help="MIDI channel (1-16) t
 FromMeanOption = typer.Option(
     False, "--from-mean", help="Decode each window from μ (the same take every time) instead of a seeded draw from the posterior."
 )
+HitThresholdOption = typer.Option(
+    None, "--hit-threshold", callback=check_hit_threshold,
+    help="Play a drum wherever the model's probability exceeds this (0–1) instead of drawing it at --temperature; "
+    "'off' draws. Default: drumify uses its model's per-class thresholds fitted on GMD validation "
+    "(`musicvae fit-thresholds`; 0.35 for a model without them), the others draw.",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -580,7 +599,7 @@ def read_input(path: Path, how: MidiIn):
 def _regroove_command(
     command: str, source: Path, checkpoint: Optional[str], default: str, out: Path, suffix: str, temperature: float,
     seed: int, feedback: str, bpm: Optional[float], wav: bool, png: bool, how: MidiIn, midi_to: MidiOut,
-    control: Optional[Path] = None, keep_hits: bool = False, from_mean: bool = False,
+    control: Optional[Path] = None, keep_hits: bool = False, from_mean: bool = False, hit_threshold: Optional[str] = None,
 ) -> None:  # fmt: skip
     """Run ``command`` — a device of ``generate.DEVICE_NEEDS``, or reconstruct — on ``source``."""
     from musicvae import generate
@@ -597,6 +616,8 @@ def _regroove_command(
     if command in generate.DEVICE_NEEDS:
         generate.check_device(model, command)  # refuse a model of the wrong kind before any work
     options = dict(temperature=temperature, seed=seed, feedback=feedback, keep_hits=keep_hits, from_mean=from_mean)
+    if hit_threshold is not None:  # else the device's own default
+        options["hit_threshold"] = None if hit_threshold.strip().lower() == "off" else float(hit_threshold)
     if command == "groove-transfer":
         result = generate.groove_transfer(score, midi.groove, model, **options)
     elif command in generate.DEVICE_NEEDS:
@@ -607,6 +628,7 @@ def _regroove_command(
     meta = generate.meta_text(
         command, model=checkpoint or default, seed=seed, temperature=temperature, feedback=feedback, source=source.name,
         z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
+        hit_threshold=options.get("hit_threshold", generate.AUTO if command == "drumify" else None) or "off",
     )  # fmt: skip
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
 
@@ -640,14 +662,14 @@ def _add_regroove_command(
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP.get(name, KEEP_HITS_HELP[None])),
-        from_mean: bool = FromMeanOption, drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
-        out_channel: int = OutChannelOption,
+        from_mean: bool = FromMeanOption, hit_threshold: Optional[str] = HitThresholdOption,
+        drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption, out_channel: int = OutChannelOption,
     ) -> None:  # fmt: skip
         midi_to = midi_out(drum_map, out_channel)
         how = MidiIn(midi_to.drum_map, channel)
         _regroove_command(
             name, source, checkpoint, default_model, out, suffix, temperature, seed, feedback, bpm, wav, png, how, midi_to,
-            keep_hits=keep, from_mean=from_mean,
+            keep_hits=keep, from_mean=from_mean, hit_threshold=hit_threshold,
         )  # fmt: skip
 
     command.__doc__ = summary
@@ -843,6 +865,41 @@ def fit_prior_command(
     prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
     path = save_prior(folder, prior)
     typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
+
+
+@app.command("fit-thresholds")
+def fit_thresholds_command(
+    checkpoint: str = typer.Argument(..., help="Run folder of a tap model (hit_thresholds.json is written into it)."),
+    data: Optional[Path] = DataOption,
+    seed: int = typer.Option(0, "--seed", callback=check_seed, help="Seed of drumify's posterior draws while fitting."),
+) -> None:
+    """Fit drumify's per-class hit thresholds after training: those with the best hit F1 against
+    the drummers' own parts on the GMD validation split; writes RUN/hit_thresholds.json."""
+    import numpy as np
+
+    from musicvae import generate
+    from musicvae.checkpoints.native import load_model as load_checkpoint
+    from musicvae.checkpoints.native import save_hit_thresholds
+    from musicvae.configs import DataConfig
+    from musicvae.data.dataset import load_windows
+    from musicvae.evaluation.thresholds import fit_drumify_thresholds
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}: not a run folder (no config.json); fit-thresholds writes hit_thresholds.json into it")
+    model = load_checkpoint(folder)
+    generate.check_device(model, "drumify")
+    # the real performances alone are needed (drumify taps them itself): grid windows, as bench/regroove.py
+    windows = load_windows(default_data(data), DataConfig(split_bars=model.config.data.split_bars, windowing="grid"))
+    validation = windows.of_split("validation")
+    bpm = np.asarray(validation.bpm, np.float64)
+    thresholds, one_f1, f1 = fit_drumify_thresholds(model, validation.outputs, bpm, seed=seed, progress=typer.echo)
+    path = save_hit_thresholds(
+        folder, thresholds, command=f"musicvae fit-thresholds RUN --data GMD --seed {seed}", device="drumify",
+        split="validation", windows=len(validation), seed=seed,
+        hit_f1=round(f1, 4), hit_f1_one_threshold=round(one_f1, 4),
+    )  # fmt: skip
+    typer.echo(f"wrote {path} (validation hit F1 {f1:.4f}, against {one_f1:.4f} with one threshold)")
 
 
 @app.command("studio")
