@@ -318,15 +318,16 @@ def residuals_from_hits(
     # swing per window, in offset units: the within-window variance of the offset residual gives
     # the sampling variance of the difference of two group means, var · (1/n_off + 1/n_on)
     off = np.isin(beat, OFF_BEAT_16THS)
-    o = centred[:, 1]
-    n_off, n_on = np.bincount(w[off], minlength=len(per_window)), np.bincount(w[~off], minlength=len(per_window))
-    swing_w = np.bincount(w[off], o[off], minlength=len(per_window)) / np.maximum(n_off, 1) - np.bincount(
-        w[~off], o[~off], minlength=len(per_window)
-    ) / np.maximum(n_on, 1)
+    o, windows = centred[:, 1], len(per_window)
+    n_off, n_on = np.bincount(w[off], minlength=windows), np.bincount(w[~off], minlength=windows)
+    mean_off = np.bincount(w[off], o[off], minlength=windows) / np.maximum(n_off, 1)
+    mean_on = np.bincount(w[~off], o[~off], minlength=windows) / np.maximum(n_on, 1)
     o_var_w = np.bincount(w, o**2) / n_w[:, 0] - (np.bincount(w, o) / n_w[:, 0]) ** 2
     both = used & (n_off > 0) & (n_on > 0)
-    noise = (o_var_w * (1 / np.maximum(n_off, 1) + 1 / np.maximum(n_on, 1)))[both].mean() if both.any() else 0.0
-    swing_var = swing_w[both].var() - noise if both.any() else 0.0
+    swing_var = 0.0
+    if both.any():
+        noise = o_var_w[both] * (1 / n_off[both] + 1 / n_on[both])
+        swing_var = (mean_off - mean_on)[both].var() - noise.mean()
     return OutputResiduals(
         bias[0], std[0], bias[1], std[1], np.sqrt(np.clip(groove_var, 0.0, 0.95)), scale_logstd,
         beat_bias, np.array([np.sqrt(max(swing_var, 0.0))]),
