@@ -21,9 +21,11 @@ relative comparison; 1 = indistinguishable).
   (``from_mean``, ``--from-mean``, magenta's way). The other devices run the commands' default.
 * drumify — input: the taps (per step, the loudest hit's velocity and timing, on one drum).
   ``tap_template`` plays at each tap the classes GMD drummers hit at least half the time when that
-  sixteenth has a note, at their mean velocity there and the tap's timing. The model with onsets
-  held to the taps (the default) and free (``model_free``). ``on_taps`` is the share of output
-  onsets on a tapped step.
+  sixteenth has a note, at their mean velocity there and the tap's timing; ``tuned_template`` the
+  same with the share (printed) that gives it its best F1 on the training split. The model with
+  onsets held to the taps and its drums chosen by the hit threshold (``model``, the command's
+  defaults), the same with its drums drawn at temperature 1 (``model_drawn``) and free to add
+  hits between the taps (``model_free``, ``--redraw-hits``). ``on_taps`` is the share of output onsets on a tapped step.
 * infill-hihat — input: the performance without its closed hi-hat. ``hh_template`` adds a closed
   hi-hat on each sixteenth where GMD drummers play one at least a threshold's share of the time
   (the threshold, printed, that gives the template its best F1 on the training split), at the
@@ -165,13 +167,23 @@ def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:
     tap = taps(targets)  # [N, T, 3]: hit, velocity, offset of the loudest hit per step
     tapped = tap[..., :1] > 0.5
     velocity, _ = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
-    template = per_step(hit_rate(train, steps_per_bar, among=(train[..., HITS] > 0.5).any(-1)) >= 0.5, targets.shape[1])
-    outputs = {"drumify_tap_template": play(tapped & template, velocity, tap[..., 2:])}
+    rate = per_step(hit_rate(train, steps_per_bar, among=(train[..., HITS] > 0.5).any(-1)), targets.shape[1])
+    # the template plays the classes hit on at least half the tapped steps at that sixteenth; the
+    # tuned one uses the rate with the best F1 on the training windows, as the model's hit
+    # threshold is tuned (on validation)
+    train_tapped = taps(train)[..., :1] > 0.5
+    threshold = best_threshold(lambda t: train_tapped & (rate >= t), train[..., HITS] > 0.5)
+    print(f"drumify_tuned_template_threshold={threshold:.2f}")
+    outputs = {
+        "drumify_tap_template": play(tapped & (rate >= 0.5), velocity, tap[..., 2:]),
+        "drumify_tuned_template": play(tapped & (rate >= threshold), velocity, tap[..., 2:]),
+    }
     tap_input = np.zeros_like(targets)  # what a user taps: one drum, the tap's velocity and timing
     tap_input[..., [TAP_CLASS, TAP_CLASS + 9, TAP_CLASS + 18]] = tap
     if model is not None:
-        outputs["drumify_model"] = run(model, tap_input, "drumify", seed)
+        outputs["drumify_model_drawn"] = run(model, tap_input, "drumify", seed, hit_threshold=None)
         outputs["drumify_model_free"] = run(model, tap_input, "drumify", seed, keep_hits=False)
+        outputs["drumify_model"] = run(model, tap_input, "drumify", seed)  # the command's defaults: the headline
     for name, grooves in outputs.items():
         report(name, targets, grooves, bpm)
         onsets = grooves[..., HITS] > 0.5
@@ -186,14 +198,14 @@ def only_class(grooves: np.ndarray, cls: int) -> np.ndarray:
     return np.where(keep, grooves, 0.0).astype(np.float32)
 
 
-def best_threshold(rate: np.ndarray, hits: np.ndarray) -> float:
-    """The hit-rate threshold (0.05 … 0.9) whose template — a hit on every step [T] whose ``rate``
-    reaches it — has the best F1 against ``hits`` [N, T] (the training windows)."""
+def best_threshold(template_at, hits: np.ndarray) -> float:
+    """The hit-rate threshold t (0.05 … 0.9) whose template ``template_at(t)`` (bool, broadcastable
+    to ``hits``) has the best F1 against ``hits`` (the training windows' hits)."""
     def f1(template):
-        tp = hits[:, template].sum()
-        return 2 * tp / (2 * tp + (~hits[:, template]).sum() + hits[:, ~template].sum())
+        played = np.broadcast_to(template, hits.shape)
+        return 2 * (played & hits).sum() / (played.sum() + hits.sum())
 
-    return max(np.arange(0.05, 0.95, 0.05), key=lambda t: f1(rate >= t))
+    return max(np.arange(0.05, 0.95, 0.05), key=lambda t: f1(template_at(t)))
 
 
 def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
@@ -201,7 +213,7 @@ def infill_hihat(model, train, targets, bpm, steps_per_bar, seed) -> None:
     given[..., [CLOSED_HH, CLOSED_HH + 9, CLOSED_HH + 18]] = 0.0
     velocity, offset = (per_step(t, targets.shape[1]) for t in position_means(train, steps_per_bar))
     rate = per_step(hit_rate(train, steps_per_bar), train.shape[1])[:, CLOSED_HH]
-    threshold = best_threshold(rate, train[..., CLOSED_HH] > 0.5)
+    threshold = best_threshold(lambda t: rate >= t, train[..., CLOSED_HH] > 0.5)
     print(f"infill_hh_template_threshold={threshold:.2f}")
     hh = np.zeros(targets.shape[:2] + (9,), bool)
     hh[..., CLOSED_HH] = per_step(hit_rate(train, steps_per_bar) >= threshold, targets.shape[1])[:, CLOSED_HH]

@@ -174,6 +174,7 @@ class MusicVAE(nn.Module):
         same_z: bool = False,
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_threshold: float | None = None,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
@@ -187,12 +188,16 @@ class MusicVAE(nn.Module):
         Bernoulli with sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh
         means. Given ``hits`` [n, T, 9] (0/1), those hits are played instead and only their
         velocities and offsets are decoded; with ``hits_mask`` [n, T, 9] (bool) only the cells
-        where it is True are given, the others drawn. See :meth:`GrooveLstmDecoder.sample` for
+        where it is True are given, the others drawn. ``hit_threshold`` p in (0, 1) draws no hits:
+        a cell is hit where sigmoid(logit / temperature) > p (the likeliest drums rather than a
+        random draw; z is still drawn as above). See :meth:`GrooveLstmDecoder.sample` for
         ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
         _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits)
         steps = self.config.max_seq_len
         z_size = self.config.model.z_size
+        if hit_threshold is not None and not 0.0 < hit_threshold < 1.0:
+            raise ValueError(f"hit_threshold must be between 0 and 1 (exclusive), got {hit_threshold}")
         generators = [row_generator(seed, start_index + k) for k in range(n)]
         eps = torch.stack([torch.randn(z_size, generator=g) for g in generators]) if n else torch.zeros(0, z_size)
         if z is None:
@@ -218,7 +223,7 @@ class MusicVAE(nn.Module):
                 z,
                 steps,
                 temperature=temperature,
-                generator=generators,
+                generator=generators if hit_threshold is None else float(hit_threshold),
                 controls=controls,
                 feedback=feedback,
                 hits=hits,

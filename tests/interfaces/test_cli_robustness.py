@@ -197,6 +197,10 @@ def test_shared_options_are_checked_before_any_work(command, extra, fragment, gr
         (["train", "--run-dir", "R", "--device", "meta"], "unsupported device type"),
         (["evaluate", "--seed", "-3"], "--seed"),
         (["evaluate", "-t", "nan"], "--temperature"),
+        (["drumify", "A", "--hit-threshold", "1"], "--hit-threshold must be between 0 and 1 (exclusive) or 'off', got 1"),
+        (["drumify", "A", "--hit-threshold", "0"], "--hit-threshold"),
+        (["drumify", "A", "--hit-threshold", "nan"], "--hit-threshold"),
+        (["humanize", "A", "--hit-threshold", "loud"], "--hit-threshold must be a number between 0 and 1 or 'off'"),
     ],
 )
 def test_counts_devices_and_bars_are_checked(args, fragment, groove, tmp_path, capsys):

@@ -371,3 +371,25 @@ def test_two_layer_encoder_matches_manual_bidirectional_stack():
     out = m(x, x)
     out["r_loss"].sum().backward()
     assert enc.layers[0].fw.weight_hh_l0.grad is not None
+
+
+def test_hit_threshold_plays_the_likeliest_hits_without_drawing():
+    """With a hit threshold p, a cell is hit exactly where its probability exceeds p — the same in
+    both samplers and for every seed (no draw), while drawn hits change with the seed."""
+    torch.manual_seed(0)
+    m = MusicVAE(tiny_config()).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(3.0)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    runs = [m.decoder.sample(z, 16, generator=0.4, feedback="consistent", implementation=impl) for impl in ("cell", "module")]
+    assert torch.equal(runs[0][..., :9], runs[1][..., :9]) and torch.allclose(runs[0], runs[1], atol=1e-5)
+    # teacher-forcing the thresholded output gives back the probabilities it was decided on
+    probs = torch.sigmoid(m.decode_logits(z, runs[0])[..., :9])
+    assert torch.equal(runs[0][..., :9], (probs > 0.4).float())
+    a, b = m.sample(4, seed=0, z=z, hit_threshold=0.4), m.sample(4, seed=1, z=z, hit_threshold=0.4)
+    assert torch.equal(a, b) and 0 < a[..., :9].mean() < 1
+    assert not torch.equal(m.sample(4, seed=0, z=z)[..., :9], m.sample(4, seed=1, z=z)[..., :9])
+    for bad in (0.0, 1.0, -0.2, 1.5):
+        with pytest.raises(ValueError, match="hit_threshold"):
+            m.sample(1, hit_threshold=bad)
