@@ -23,9 +23,10 @@ relative comparison; 1 = indistinguishable).
   ``tap_template`` plays at each tap the classes GMD drummers hit at least half the time when that
   sixteenth has a note, at their mean velocity there and the tap's timing; ``tuned_template`` the
   same with the share (printed) that gives it its best F1 on the training split. The model with
-  onsets held to the taps and its drums chosen by the hit threshold (``model``, the command's
-  defaults), the same with its drums drawn at temperature 1 (``model_drawn``) and free to add
-  hits between the taps (``model_free``, ``--redraw-hits``). ``on_taps`` is the share of output onsets on a tapped step.
+  onsets held to the taps and its drums chosen by its fitted per-class hit thresholds
+  (``model``, the command's defaults), by the one default threshold 0.35 (``model_one_threshold``)
+  and drawn at temperature 1 (``model_drawn``), and free to add hits between the taps
+  (``model_free``, ``--redraw-hits``). ``on_taps`` is the share of output onsets on a tapped step.
 * infill-hihat — input: the performance without its closed hi-hat. ``hh_template`` adds a closed
   hi-hat on each sixteenth where GMD drummers play one at least a threshold's share of the time
   (the threshold, printed, that gives the template its best F1 on the training split), at the
@@ -54,7 +55,7 @@ from musicvae.configs import DataConfig, get_config
 from musicvae.data.dataset import load_windows
 from musicvae.data.drums import CLOSED_HH
 from musicvae.data.groove import HITS, OFFSETS, VELOCITIES
-from musicvae.data.transforms import TAP_CLASS, taps
+from musicvae.data.transforms import tapped_input, taps
 from musicvae.evaluation.evaluate import hit_metrics
 from musicvae.evaluation.features import pattern_features, relative_comparison
 
@@ -178,10 +179,11 @@ def drumify(model, train, targets, bpm, steps_per_bar, seed) -> None:
         "drumify_tap_template": play(tapped & (rate >= 0.5), velocity, tap[..., 2:]),
         "drumify_tuned_template": play(tapped & (rate >= threshold), velocity, tap[..., 2:]),
     }
-    tap_input = np.zeros_like(targets)  # what a user taps: one drum, the tap's velocity and timing
-    tap_input[..., [TAP_CLASS, TAP_CLASS + 9, TAP_CLASS + 18]] = tap
+    tap_input = tapped_input(targets)  # what a user taps: one drum, the tap's velocity and timing
     if model is not None:
         outputs["drumify_model_drawn"] = run(model, tap_input, "drumify", seed, hit_threshold=None)
+        one = generate.DRUMIFY_HIT_THRESHOLD
+        outputs["drumify_model_one_threshold"] = run(model, tap_input, "drumify", seed, hit_threshold=one)
         outputs["drumify_model_free"] = run(model, tap_input, "drumify", seed, keep_hits=False)
         outputs["drumify_model"] = run(model, tap_input, "drumify", seed)  # the command's defaults: the headline
     for name, grooves in outputs.items():

@@ -12,6 +12,7 @@ qpm), the drum map's output pitches and channel 10 unless told otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,13 +220,13 @@ def decode(
     hits: np.ndarray | None = None,
     sigma: np.ndarray | None = None,
     hits_mask: np.ndarray | None = None,
-    hit_threshold: float | None = None,
+    hit_threshold: float | Sequence[float] | None = None,
 ) -> np.ndarray:
     """Grooves [n, steps, 27] decoded from latent vectors ``z`` [n, z_size] — or, given ``sigma``
     too, from z + sigma·ε, a draw from the posterior with row k's ε from generator (seed, k);
     given ``hits`` [n, steps, 9] (0/1) the decoder plays those instead of drawing its own (only
-    where ``hits_mask`` [n, steps, 9] is True, when given). ``hit_threshold`` p in (0, 1) plays
-    a hit wherever its probability exceeds p instead of drawing it."""
+    where ``hits_mask`` [n, steps, 9] is True, when given). ``hit_threshold`` p in (0, 1), or one
+    per drum class, plays a hit wherever its probability exceeds p instead of drawing it."""
     _require_numpy("decode", z=z, sigma=sigma, controls=controls, hits=hits, hits_mask=hits_mask)
     mask = None if hits_mask is None else torch.from_numpy(np.asarray(hits_mask, bool)).to(model.device)
     out = model.sample(
@@ -246,7 +247,7 @@ def regroove(
     keep_hits: bool = False,
     hits_mask: np.ndarray | None = None,
     from_mean: bool = False,
-    hit_threshold: float | None = None,
+    hit_threshold: float | Sequence[float] | None = None,
 ) -> np.ndarray:
     """Encode a groove of any length window by window (with the model's input transforms:
     humanize, tap, hi-hat removal …) and decode it; returns a groove of the same length.
@@ -338,24 +339,31 @@ def tapped_steps(groove: np.ndarray) -> np.ndarray:
     return groove[:, HITS].max(axis=-1) > 0.5
 
 
-# Drumify plays a drum wherever the model gives it at least this probability instead of drawing:
-# chosen on the GMD validation split, where it has the best hit F1 against the drummers' own
-# parts (0.553, against 0.447 for draws at temperature 1; docs/RESULTS.md §6).
+# Drumify plays a drum wherever the model gives it at least this probability instead of drawing,
+# when its checkpoint has no fitted per-class thresholds (hit_thresholds.json): the one threshold
+# with the best hit F1 against the drummers' own parts on the GMD validation split for the bundled
+# tap model (0.553, against 0.447 for draws at temperature 1; docs/RESULTS.md §6).
 DRUMIFY_HIT_THRESHOLD = 0.35
+AUTO = "auto"
 
 
 def drumify(
     taps: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool = True,
-    hit_threshold: float | None = DRUMIFY_HIT_THRESHOLD, **options,
+    hit_threshold: float | Sequence[float] | str | None = AUTO, **options,
 ) -> np.ndarray:  # fmt: skip
     """A full groove from a tapped rhythm ``taps`` [steps, 27] (any drums; per step the loudest
     is the tap), as ``musicvae drumify`` does (``model``: a tap model, default the bundled one).
     ``keep_hits`` forbids hits on untapped steps, so every onset lands on a tap (the model
     chooses which drums play each tap and how loud), and plays them at the tap's own time;
     without it the model may add hits anywhere, with its own timing. The drums are those the
-    model gives at least ``hit_threshold`` probability (None: drawn at the temperature); the
-    seed still changes the take through the posterior draw of z."""
+    model gives at least ``hit_threshold`` probability (one, or one per drum class; "auto": the
+    checkpoint's fitted per-class thresholds, else DRUMIFY_HIT_THRESHOLD; None: drawn at the
+    temperature); the seed still changes the take through the posterior draw of z."""
     model = device_model("drumify", model)
+    if isinstance(hit_threshold, str):
+        if hit_threshold != AUTO:
+            raise ValueError(f"hit_threshold must be a number, 9 numbers, {AUTO!r} or None, got {hit_threshold!r}")
+        hit_threshold = DRUMIFY_HIT_THRESHOLD if model.hit_thresholds is None else model.hit_thresholds
     silent = np.repeat(~tapped_steps(taps)[:, None], NUM_CLASSES, axis=1)
     out = regroove(model, taps, keep_hits=keep_hits, hits_mask=silent, hit_threshold=hit_threshold, **options)
     if keep_hits:

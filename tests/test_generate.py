@@ -255,3 +255,22 @@ def test_cli_refuses_a_model_of_the_wrong_kind(tmp_path, capsys, command, preset
     err = capsys.readouterr().err.strip()
     assert info.value.code == 1 and err.startswith(f"error: {command} needs {needs}") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_drumify_decides_with_the_models_own_thresholds():
+    """drumify's default ("auto") plays the drums above the checkpoint's per-class thresholds
+    (0.35 for all without them); a threshold is a decision, so the seed changes only z."""
+    from musicvae.generate import drumify
+
+    model = tiny("groovae_2bar_tap_controlled")
+    taps = np.zeros((32, 27), np.float32)
+    taps[::4, 1], taps[::4, 10] = 1.0, 0.8
+    tapped = taps[:, 1] > 0
+    model.hit_thresholds = torch.full((9,), 0.001)
+    assert (drumify(taps, model, seed=0)[tapped, :9] > 0.5).all()  # every drum on every tap
+    model.hit_thresholds = torch.full((9,), 0.999)
+    assert not (drumify(taps, model, seed=0)[:, :9] > 0.5).any()
+    model.hit_thresholds = None
+    np.testing.assert_array_equal(drumify(taps, model, seed=0), drumify(taps, model, seed=0, hit_threshold=0.35))
+    with pytest.raises(ValueError, match="hit_threshold must be"):
+        drumify(taps, model, hit_threshold="loud")

@@ -6,6 +6,9 @@ A checkpoint is a folder:
 * ``model.safetensors``    the model's state dict (float32; fp16/bf16 files are upcast on load)
 * ``prior.safetensors``    (optional) the sampling distribution fitted after training
   (:class:`~musicvae.model.prior.FittedPrior`), attached to the loaded model as ``model.prior``
+* ``hit_thresholds.json``  (optional) the per-class hit thresholds a device decodes with, fitted
+  after training on the validation split (``musicvae fit-thresholds``), attached to the loaded
+  model as ``model.hit_thresholds`` (None without the file)
 * ``optimizer.safetensors`` + ``training_state.json``  (optional, for resuming) the optimizer's
   tensors flattened as ``state.{param_index}.{name}`` plus a JSON file with the param groups'
   hyperparameters, scalar optimizer state and the trainer's own counters.
@@ -17,6 +20,7 @@ a crash mid-save never leaves a half-written checkpoint behind.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -29,12 +33,13 @@ from musicvae.atomic import write_bytes
 from musicvae.checkpoints.magenta import CheckpointError, describe_mismatches
 from musicvae.configs import Config, get_config
 from musicvae.model.prior import FittedPrior
-from musicvae.model.vae import MusicVAE
+from musicvae.model.vae import MusicVAE, hit_thresholds
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 PRIOR_FILE = "prior.safetensors"
+THRESHOLDS_FILE = "hit_thresholds.json"
 TRAINING_STATE_FILE = "training_state.json"
 
 
@@ -175,6 +180,28 @@ def load_prior(run_dir) -> FittedPrior | None:
         raise CheckpointError(f"{path}: cannot read the fitted prior ({err})") from None
 
 
+def save_hit_thresholds(run_dir, thresholds: Sequence[float], **info) -> Path:
+    """Write ``hit_thresholds.json`` (one threshold per drum class, 0–1, and ``info``: how they
+    were fitted) into checkpoint folder ``run_dir`` (atomically)."""
+    path = Path(run_dir) / THRESHOLDS_FILE
+    _atomic_write_json(path, {"hit_thresholds": [round(float(t), 4) for t in hit_thresholds(thresholds)], **info})
+    return path
+
+
+def load_hit_thresholds(run_dir) -> torch.Tensor | None:
+    """The per-class hit thresholds [9] stored in checkpoint folder ``run_dir``, or None."""
+    path = Path(run_dir) / THRESHOLDS_FILE
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())["hit_thresholds"]
+        if not isinstance(values, list) or len(values) != 9:
+            raise ValueError("need a list of 9 numbers")
+        return hit_thresholds(values)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        raise CheckpointError(f"{path}: invalid hit thresholds ({' '.join(str(err).split())})") from None
+
+
 def load_model(path, device=None) -> MusicVAE:
     """Rebuild a model from a checkpoint folder (or its ``model.safetensors``), in eval mode."""
     config_path, weights_path = _model_paths(path)
@@ -202,6 +229,7 @@ def load_model(path, device=None) -> MusicVAE:
     if prior is not None and prior.latent.z_size != config.model.z_size:
         raise CheckpointError(f"{weights_path.parent / PRIOR_FILE}: prior of {prior.latent.z_size} dimensions, the model's z has {config.model.z_size}")
     model.prior = prior
+    model.hit_thresholds = load_hit_thresholds(weights_path.parent)
     if device is not None:
         model.to(device)
     return model.eval()

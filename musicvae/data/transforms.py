@@ -71,6 +71,14 @@ def taps(outputs: np.ndarray) -> np.ndarray:
     return tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]]
 
 
+def tapped_input(outputs: np.ndarray) -> np.ndarray:
+    """What a player taps for grooves [..., steps, 27]: their tapped rhythm (:func:`taps`) on one
+    drum (the tap class), as [..., steps, 27] — the input drumify is given."""
+    tapped = np.zeros_like(outputs)
+    tapped[..., [TAP_CLASS, TAP_CLASS + NUM_CLASSES, TAP_CLASS + 2 * NUM_CLASSES]] = taps(outputs)
+    return tapped
+
+
 def controls_for(outputs: np.ndarray, config: DataConfig) -> np.ndarray | None:
     """Control tensor for ``outputs`` [N, steps, 27]: the target hits [N, steps, 9] for
     hits-control presets, the taps [N, steps, 3] for tap-controlled ones, else None."""

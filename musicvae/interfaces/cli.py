@@ -455,7 +455,8 @@ FromMeanOption = typer.Option(
 HitThresholdOption = typer.Option(
     None, "--hit-threshold", callback=check_hit_threshold,
     help="Play a drum wherever the model's probability exceeds this (0–1) instead of drawing it at --temperature; "
-    "'off' draws. Default: drumify 0.35 (its best hit F1 on GMD validation), the others draw.",
+    "'off' draws. Default: drumify uses its model's per-class thresholds fitted on GMD validation "
+    "(`musicvae fit-thresholds`; 0.35 for a model without them), the others draw.",
 )  # fmt: skip
 
 
@@ -627,7 +628,7 @@ def _regroove_command(
     meta = generate.meta_text(
         command, model=checkpoint or default, seed=seed, temperature=temperature, feedback=feedback, source=source.name,
         z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
-        hit_threshold=options.get("hit_threshold", generate.DRUMIFY_HIT_THRESHOLD if command == "drumify" else None) or "off",
+        hit_threshold=options.get("hit_threshold", generate.AUTO if command == "drumify" else None) or "off",
     )  # fmt: skip
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
 
@@ -864,6 +865,41 @@ def fit_prior_command(
     prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
     path = save_prior(folder, prior)
     typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
+
+
+@app.command("fit-thresholds")
+def fit_thresholds_command(
+    checkpoint: str = typer.Argument(..., help="Run folder of a tap model (hit_thresholds.json is written into it)."),
+    data: Optional[Path] = DataOption,
+    seed: int = typer.Option(0, "--seed", callback=check_seed, help="Seed of drumify's posterior draws while fitting."),
+) -> None:
+    """Fit drumify's per-class hit thresholds after training: those with the best hit F1 against
+    the drummers' own parts on the GMD validation split; writes RUN/hit_thresholds.json."""
+    import numpy as np
+
+    from musicvae import generate
+    from musicvae.checkpoints.native import load_model as load_checkpoint
+    from musicvae.checkpoints.native import save_hit_thresholds
+    from musicvae.configs import DataConfig
+    from musicvae.data.dataset import load_windows
+    from musicvae.evaluation.thresholds import fit_drumify_thresholds
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").is_file():
+        fail(f"{folder}: not a run folder (no config.json); fit-thresholds writes hit_thresholds.json into it")
+    model = load_checkpoint(folder)
+    generate.check_device(model, "drumify")
+    # the real performances alone are needed (drumify taps them itself): grid windows, as bench/regroove.py
+    windows = load_windows(default_data(data), DataConfig(split_bars=model.config.data.split_bars, windowing="grid"))
+    validation = windows.of_split("validation")
+    bpm = np.asarray(validation.bpm, np.float64)
+    thresholds, one_f1, f1 = fit_drumify_thresholds(model, validation.outputs, bpm, seed=seed, progress=typer.echo)
+    path = save_hit_thresholds(
+        folder, thresholds, command=f"musicvae fit-thresholds RUN --data GMD --seed {seed}", device="drumify",
+        split="validation", windows=len(validation), seed=seed,
+        hit_f1=round(f1, 4), hit_f1_one_threshold=round(one_f1, 4),
+    )  # fmt: skip
+    typer.echo(f"wrote {path} (validation hit F1 {f1:.4f}, against {one_f1:.4f} with one threshold)")
 
 
 @app.command("studio")

@@ -27,9 +27,10 @@ NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
 FEEDBACKS = ("magenta", "consistent")
 # The samplers' source of randomness: one generator for the whole batch, or one per batch row
 # (row b's numbers then depend on nothing but its own generator: a groove that can be
-# regenerated on its own, whatever else is in the batch). A float p in (0, 1) replaces every
-# uniform by p: no draw at all, a hit wherever its probability exceeds p (a decision threshold).
-Noise = torch.Generator | Sequence[torch.Generator] | float | None
+# regenerated on its own, whatever else is in the batch). A float p in (0, 1), or a tensor of one
+# p per drum class, replaces the uniforms by p: no draw at all, a hit wherever its probability
+# exceeds p (a decision threshold).
+Noise = torch.Generator | Sequence[torch.Generator] | float | torch.Tensor | None
 
 
 def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
@@ -37,10 +38,11 @@ def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int
 
     Per-row generators each draw their row's [*leading, width] block in one call; on a CPU
     generator that is the same sequence as drawing it piece by piece, step after step. A float
-    ``noise`` fills them with that number (hit = probability > threshold).
+    ``noise``, or a tensor [width] of one per class, fills them with those thresholds instead
+    (hit = probability > threshold).
     """
-    if isinstance(noise, float):
-        return torch.full((*leading, batch, width), noise, device=device)
+    if isinstance(noise, (float, torch.Tensor)):
+        return torch.as_tensor(noise, dtype=torch.float32, device=device).expand(*leading, batch, width)
     if noise is None or isinstance(noise, torch.Generator):
         gen_device = noise.device if noise is not None else device
         return torch.rand((*leading, batch, width), generator=noise, device=gen_device).to(device)

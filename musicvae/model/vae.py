@@ -8,6 +8,7 @@ encoder input and every decoder step input.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch.nn as nn
 
 from musicvae.configs import Config
 from musicvae.model import losses
-from musicvae.model.decoder import GrooveLstmDecoder
+from musicvae.model.decoder import NUM_CLASSES, GrooveLstmDecoder
 from musicvae.model.encoder import BidirectionalLstmEncoder
 from musicvae.model.hierarchical import HierarchicalDecoder
 
@@ -53,6 +54,9 @@ class MusicVAE(nn.Module):
         # None: samples then come from N(0, I). Not part of the state dict; it lives in its own
         # file (prior.safetensors) and is attached by the checkpoint loader.
         self.prior = None
+        # Per-class hit thresholds [9] a device decodes with (fitted after training on validation,
+        # hit_thresholds.json), or None; attached by the checkpoint loader too.
+        self.hit_thresholds: torch.Tensor | None = None
         self.encoder = BidirectionalLstmEncoder(
             m.input_depth + self.control_depth, m.enc_rnn_size, m.z_size, m.dropout_keep_prob
         )
@@ -174,7 +178,7 @@ class MusicVAE(nn.Module):
         same_z: bool = False,
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
-        hit_threshold: float | None = None,
+        hit_threshold: float | Sequence[float] | None = None,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
@@ -188,16 +192,15 @@ class MusicVAE(nn.Module):
         Bernoulli with sigmoid(logit / temperature), velocity / offset are the sigmoid / tanh
         means. Given ``hits`` [n, T, 9] (0/1), those hits are played instead and only their
         velocities and offsets are decoded; with ``hits_mask`` [n, T, 9] (bool) only the cells
-        where it is True are given, the others drawn. ``hit_threshold`` p in (0, 1) draws no hits:
-        a cell is hit where sigmoid(logit / temperature) > p (the likeliest drums rather than a
-        random draw; z is still drawn as above). See :meth:`GrooveLstmDecoder.sample` for
+        where it is True are given, the others drawn. ``hit_threshold`` p in (0, 1), or one p per
+        drum class (9), draws no hits: a cell is hit where sigmoid(logit / temperature) > p (the
+        likeliest drums rather than a random draw; z is still drawn as above). See :meth:`GrooveLstmDecoder.sample` for
         ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
         _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits)
         steps = self.config.max_seq_len
         z_size = self.config.model.z_size
-        if hit_threshold is not None and not 0.0 < hit_threshold < 1.0:
-            raise ValueError(f"hit_threshold must be between 0 and 1 (exclusive), got {hit_threshold}")
+        thresholds = None if hit_threshold is None else hit_thresholds(hit_threshold)
         generators = [row_generator(seed, start_index + k) for k in range(n)]
         eps = torch.stack([torch.randn(z_size, generator=g) for g in generators]) if n else torch.zeros(0, z_size)
         if z is None:
@@ -223,12 +226,21 @@ class MusicVAE(nn.Module):
                 z,
                 steps,
                 temperature=temperature,
-                generator=generators if hit_threshold is None else float(hit_threshold),
+                generator=generators if thresholds is None else thresholds,
                 controls=controls,
                 feedback=feedback,
                 hits=hits,
                 hits_mask=hits_mask,
             )
+
+
+def hit_thresholds(value: float | Sequence[float]) -> float | torch.Tensor:
+    """A hit threshold as the decoder takes it: one p, or a tensor of one p per drum class (9),
+    each strictly between 0 and 1."""
+    values = torch.as_tensor(value, dtype=torch.float32).flatten()
+    if values.numel() not in (1, NUM_CLASSES) or not bool(((values > 0) & (values < 1)).all()):
+        raise ValueError(f"hit_threshold must be one number or {NUM_CLASSES} (one per drum class), each between 0 and 1 (exclusive), got {value}")
+    return float(values[0]) if values.numel() == 1 else values
 
 
 def row_generator(seed: int, index: int) -> torch.Generator:

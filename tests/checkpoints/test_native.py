@@ -13,6 +13,7 @@ from musicvae.checkpoints.native import (
     load,
     load_model,
     load_training_state,
+    save_hit_thresholds,
     save_model,
     save_training_state,
 )
@@ -163,3 +164,22 @@ def test_load_magenta_tf_checkpoint(reference_dir, tmp_path):
     again = load_model(tmp_path)
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_hit_thresholds_round_trip_and_bad_files(tmp_path):
+    """hit_thresholds.json is attached to the loaded model (None without it); a file that is not
+    nine thresholds strictly between 0 and 1 is refused in one line."""
+    model = tiny_model()
+    save_model(tmp_path, model)
+    assert load_model(tmp_path).hit_thresholds is None
+    save_hit_thresholds(tmp_path, [0.2] * 4 + [0.5] * 5, device="drumify", hit_f1=0.5)
+    written = json.loads((tmp_path / "hit_thresholds.json").read_text())
+    assert written["device"] == "drumify" and len(written["hit_thresholds"]) == 9
+    assert load_model(tmp_path).hit_thresholds.tolist() == pytest.approx([0.2] * 4 + [0.5] * 5)
+    for bad in ("{", '{"hit_thresholds": [0.3, 0.3]}', '{"hit_thresholds": [' + ", ".join(["1.0"] * 9) + "]}",
+                '{"hit_thresholds": "0.3"}', '{"thresholds": []}', '{"hit_thresholds": [' + ", ".join(['"a"'] * 9) + "]}"):  # fmt: skip
+        (tmp_path / "hit_thresholds.json").write_text(bad)
+        with pytest.raises(CheckpointError, match="hit_thresholds.json: invalid hit thresholds"):
+            load_model(tmp_path)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        save_hit_thresholds(tmp_path, [0.0] * 9)

@@ -8,6 +8,7 @@ import os
 import pytest
 from conftest import drum_note, smf, tempo_event
 
+from musicvae.checkpoints.native import pretrained_path
 from musicvae.interfaces.cli import main
 
 BAR = 4 * 480  # ticks of a 4/4 bar at 480 ticks per quarter
@@ -201,10 +202,12 @@ def test_shared_options_are_checked_before_any_work(command, extra, fragment, gr
         (["drumify", "A", "--hit-threshold", "0"], "--hit-threshold"),
         (["drumify", "A", "--hit-threshold", "nan"], "--hit-threshold"),
         (["humanize", "A", "--hit-threshold", "loud"], "--hit-threshold must be a number between 0 and 1 or 'off'"),
+        (["fit-thresholds", "R"], "not a run folder (no config.json)"),
+        (["fit-thresholds", "H"], "drumify needs a tap model"),
     ],
 )
 def test_counts_devices_and_bars_are_checked(args, fragment, groove, tmp_path, capsys):
-    args = [{"A": groove, "R": tmp_path / "run"}.get(a, a) for a in args]
+    args = [{"A": groove, "R": tmp_path / "run", "H": pretrained_path("groovae_2bar_humanize")}.get(a, a) for a in args]
     assert_user_error(args, capsys, fragment)
     assert files_under(tmp_path) == ["in", "in/groove.mid"]
 

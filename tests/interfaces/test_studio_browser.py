@@ -258,6 +258,12 @@ def test_drumify_taps_hihat_infill_and_groove_transfer(browser, tiny_checkpoints
         taps = page.evaluate("studio.grooves.find((g) => g.title === 'In: your taps').tensor")
         assert len(taps) == 16 and 1 <= sum(row[1] for row in taps) <= 4
         screenshot(page, tmp_path, "studio-drumify.png")
+        assert pair.nth(1).locator(".sub").text_content() == "seed 0"
+        pair.nth(1).locator(".again").click()  # ⟳: another take of the same taps
+        page.wait_for_function(
+            "document.querySelector('.panel[data-panel=\"drumify\"] .pair .card:nth-child(2) .sub').textContent !== 'seed 0'"
+        )
+        assert pair.count() == 2 and page.locator("#error").is_hidden()
 
         page.click('[role=tab][data-device="infill-hihat"]')
         drop_files(page, '.panel[data-panel="infill-hihat"] .drop', [("beat.mid", drum_midi_bytes(2))])

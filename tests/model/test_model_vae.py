@@ -390,6 +390,12 @@ def test_hit_threshold_plays_the_likeliest_hits_without_drawing():
     a, b = m.sample(4, seed=0, z=z, hit_threshold=0.4), m.sample(4, seed=1, z=z, hit_threshold=0.4)
     assert torch.equal(a, b) and 0 < a[..., :9].mean() < 1
     assert not torch.equal(m.sample(4, seed=0, z=z)[..., :9], m.sample(4, seed=1, z=z)[..., :9])
-    for bad in (0.0, 1.0, -0.2, 1.5):
+    # one threshold per class: each class decided on its own
+    per_class = torch.tensor([0.4] * 4 + [0.9] * 5)
+    c = m.sample(4, seed=0, z=z, hit_threshold=per_class)
+    probs = torch.sigmoid(m.decode_logits(z, c)[..., :9])
+    assert torch.equal(c[..., :9], (probs > per_class).float())
+    assert torch.equal(c, m.sample(4, seed=0, z=z, hit_threshold=per_class.tolist()))
+    for bad in (0.0, 1.0, -0.2, 1.5, [0.4] * 3, [0.4] * 8 + [1.0]):
         with pytest.raises(ValueError, match="hit_threshold"):
             m.sample(1, hit_threshold=bad)

@@ -455,13 +455,13 @@ class Studio:
         return await self._regroove(request, "humanize", ("file",), keep_hits=True)
 
     async def drumify(self, request: Request) -> Response:
-        return await self._regroove(request, "drumify", ("file",), keep_hits=False)
+        return await self._regroove(request, "drumify", ("file",), keep_hits=True)
 
     async def infill_hihat(self, request: Request) -> Response:
-        return await self._regroove(request, "infill-hihat", ("file",), keep_hits=False)
+        return await self._regroove(request, "infill-hihat", ("file",), keep_hits=True)
 
     async def groove_transfer(self, request: Request) -> Response:
-        return await self._regroove(request, "groove-transfer", ("hits", "groove"), keep_hits=False)
+        return await self._regroove(request, "groove-transfer", ("hits", "groove"), keep_hits=True)
 
     # -- files ----------------------------------------------------------------------------------
 

@@ -649,11 +649,15 @@ async function generate() {
 
 // ⟳ on a card: the same index and settings (temperature, prior, spread) under a fresh seed, so the
 // groove is still reproducible; only the tempo follows the page.
+function freshSeed(old) {
+  let seed = old;
+  while (seed === old) seed = Math.floor(Math.random() * 100000);
+  return seed;
+}
+
 async function redraw(groove) {
   try {
-    let seed = groove.seed;
-    while (seed === groove.seed) seed = Math.floor(Math.random() * 100000);
-    const request = { ...groove.request, n: 1, seed, index: groove.index, bpm: settings.bpm() };
+    const request = { ...groove.request, n: 1, seed: freshSeed(groove.seed), index: groove.index, bpm: settings.bpm() };
     const { grooves } = await (await postJSON("/api/sample", request)).json();
     const [title, sub] = sampleTitle(grooves[0]);
     groove.replace(grooves[0], title, sub);
@@ -730,7 +734,8 @@ async function readMidiInto(slot, file) {
 // Groove / Drumify / Hi-hat / Transfer: files in, input and result side by side
 const regrooveFiles = {};  // device → {field: File | taps tensor}
 
-async function regroove(device) {
+// ⟳ on a result card runs the device again under a fresh seed: another take of the same input.
+async function regroove(device, seed = 0) {
   const panel = $(`.panel[data-panel="${device}"]`);
   const fields = device === "groove-transfer" ? ["hits", "groove"] : ["file"];
   const given = regrooveFiles[device] || {};
@@ -739,7 +744,7 @@ async function regroove(device) {
   status(`${device}: working…`);
   try {
     let reply;
-    const options = { seed: 0, temperature: 1.0 };
+    const options = { seed, temperature: 1.0 };
     if (device === "humanize") options.keep_hits = $("#humanize-keep").checked;
     if (Array.isArray(given.file)) {  // tapped rhythm
       reply = await postJSON(`/api/${device}`, { file: given.file, bpm: settings.bpm(), ...options });
@@ -755,7 +760,10 @@ async function regroove(device) {
     const label = (field) => given[field].name || "your taps";  // a File, or the tapped tensor
     const role = (k) => (fields.length > 1 ? (k ? "feel" : "notes") : Array.isArray(given.file) ? "tapped rhythm" : "");
     const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${label(fields[k])}`, subtitle: role(k) }));
-    const result = new Groove(body.grooves[0], { title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}` });
+    const result = new Groove(body.grooves[0], {
+      title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}`,
+      regenerate: () => regroove(device, freshSeed(seed)),
+    });
     for (const g of [...inputs, result]) pair.append(g.card);
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); tempoChanged(); }
