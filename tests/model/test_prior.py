@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import synthetic_windows, tiny_vae
@@ -85,8 +87,7 @@ def test_swing_term_is_fitted_from_residuals_with_a_known_swing():
 
 def test_swing_term_moves_only_the_off_beat_16ths_and_is_seeded():
     plain = residuals()
-    swung = OutputResiduals(*(getattr(plain, k) for k in ("velocity_bias", "velocity_std", "offset_bias", "offset_std", "groove_std", "scale_logstd")),
-                            offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.2]))  # fmt: skip
+    swung = dataclasses.replace(plain, offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.2]))
     grooves = np.zeros((8, 16, 27), np.float32)
     grooves[..., 0] = 1.0  # a kick on every step
     a, b = plain.apply(grooves, 1.0, 3), swung.apply(grooves, 1.0, 3)
@@ -100,7 +101,7 @@ def test_swing_term_moves_only_the_off_beat_16ths_and_is_seeded():
     assert np.array_equal(swung.apply(grooves, 0.0, 3), plain.apply(grooves, 0.0, 3))  # spread 0: no swing draw
     beat_bias = np.zeros((4, 9))
     beat_bias[1, 0] = -0.1
-    biased = OutputResiduals(**{**swung.__dict__, "offset_beat_bias": beat_bias, "swing_std": np.array([0.0])})
+    biased = dataclasses.replace(swung, offset_beat_bias=beat_bias, swing_std=np.array([0.0]))
     moved = biased.apply(grooves, 0.0, 3)[..., 18] - plain.apply(grooves, 0.0, 3)[..., 18]
     assert moved[:, 1::4] == pytest.approx(-0.1) and np.all(moved[:, np.arange(16) % 4 != 1] == 0)
 
