@@ -12,12 +12,19 @@ The decoder outputs velocity and offset *means*, so decoded grooves are more eve
 ones. :class:`OutputResiduals` holds, per drum class, the mean and std of target − prediction
 over the true hits of teacher-forced training reconstructions (z = μ); sampling can then add
 ``bias + spread · std · ε`` to each hit's velocity and offset (``spread`` is their temperature).
+The offsets also get a bias per position in the beat and a per-groove swing draw on the off-beat
+16ths: the decoder's mean timing loses most of the swing (the "e" and "a" played late), and a
+position-independent draw cannot put it back.
 
 The mixture is fitted with expectation–maximisation in float64 numpy, initialised from
 ``components`` distinct data points chosen with a seeded generator, so the same codes and seed
 give the same mixture. It is stored as ``prior.safetensors`` beside ``model.safetensors``
 (tensors ``latent.weights`` [K], ``latent.means`` [K, Z], ``latent.stds`` [K, Z],
-``residuals.{velocity,offset}_{bias,std}`` [9]; JSON settings in the metadata) and is read back without pickle by :mod:`musicvae.checkpoints.native`.
+``residuals.{velocity,offset}_{bias,std}`` [9], ``residuals.{groove_std,scale_logstd}`` [2] and,
+in files written since the swing term, ``residuals.offset_beat_bias`` [4, 9] and
+``residuals.swing_std`` [1]; JSON settings in the metadata) and is read back without pickle by
+:mod:`musicvae.checkpoints.native`. A file without the two newer tensors loads with no
+position-dependent term, and samples as it did before.
 """
 
 from __future__ import annotations
@@ -132,6 +139,10 @@ def posterior_codes(model, inputs: np.ndarray, controls: np.ndarray | None = Non
     return torch.cat(parts).double().numpy()
 
 
+STEPS_PER_BEAT = 4
+OFF_BEAT_16THS = (1, 3)  # the "e" and the "a": the 16ths that a swung feel plays late
+
+
 @dataclass
 class OutputResiduals:
     """How played velocities and offsets scatter around the decoder's means, for velocity (0–1
@@ -142,6 +153,14 @@ class OutputResiduals:
     hit: a ~ N(0, groove_std²) is one draw per groove (a whole groove played louder, or pushed),
     s = √(1 − groove_std²) · exp(scale_logstd · ξ − scale_logstd²) one per groove (some grooves
     are played more evenly than others; E[s²] = 1 − groove_std², so Var u = 1), ε, ξ ~ N(0, 1).
+
+    The offset residual also has a part that depends on where the hit sits in the beat (both
+    None in priors fitted before it existed, which then leave it out):
+    ``offset_beat_bias[p, c]`` is added for a hit of class c on 16th p of the beat (0 = the beat,
+    1 = "e", 2 = "and", 3 = "a"), and one swing draw w ~ N(0, swing_std²) per groove is added to
+    the hits on the "e" and the "a" only. The beat bias holds the mean swing the decoder misses;
+    w lets grooves differ in how much they swing (the per-groove shift a moves every hit alike,
+    so it cancels in swing).
     """
 
     velocity_bias: np.ndarray  # [9]
@@ -150,32 +169,41 @@ class OutputResiduals:
     offset_std: np.ndarray  # [9]
     groove_std: np.ndarray  # [2]: velocity, offset
     scale_logstd: np.ndarray  # [2]: velocity, offset
+    offset_beat_bias: np.ndarray | None = None  # [4, 9]: 16th of the beat, class; offset units
+    swing_std: np.ndarray | None = None  # [1]: std of the per-groove off-beat shift, offset units
 
     def apply(self, grooves: np.ndarray, spread: float, seed: int, first_index: int = 0) -> np.ndarray:
         """Grooves [N, T, 27] with each hit's velocity and offset replaced by a draw of
-        decoded mean + bias + spread · std · u (see the class), clipped to velocity 1/127–1 (a
-        MIDI note needs velocity ≥ 1) and offset −1…1. Row k is groove ``first_index + k`` of
-        ``seed`` and draws from numpy generator ``[seed, first_index + k, 1]``, so a groove's draw
-        does not depend on the rows around it. Cells without a hit are left as they are;
-        ``spread = 0`` adds the bias only."""
+        decoded mean + bias + spread · std · u (see the class; plus the beat bias and spread · w
+        on the off-beat 16ths when the prior has them), clipped to velocity 1/127–1 (a MIDI note
+        needs velocity ≥ 1) and offset −1…1. Step t of a groove is 16th ``t mod 4`` of its beat.
+        Row k is groove ``first_index + k`` of ``seed`` and draws from numpy generator
+        ``[seed, first_index + k, 1]``, so a groove's draw does not depend on the rows around
+        it. Cells without a hit are left as they are; ``spread = 0`` adds the biases only."""
         if spread < 0:
             raise ValueError("spread must be ≥ 0")
         out = np.array(grooves, np.float32, copy=True)
         hits = out[..., :9] > 0.5
         keep = np.sqrt(1 - self.groove_std**2)
+        beat = np.arange(out.shape[1]) % STEPS_PER_BEAT
+        beat_bias = 0.0 if self.offset_beat_bias is None else self.offset_beat_bias[beat]  # [T, 9]
+        off_beat = np.isin(beat, OFF_BEAT_16THS)[:, None]  # [T, 1]
         for k in range(len(out)):
             rng = np.random.default_rng([int(seed) % 2**64, first_index + k, 1])
             shift, log_scale = rng.standard_normal((2, 2))  # per groove: [velocity, offset] each
             scale = keep * np.exp(self.scale_logstd * log_scale - self.scale_logstd**2)
             u = (self.groove_std * shift + scale * rng.standard_normal(hits.shape[1:] + (2,)))  # [T, 9, 2]
+            # drawn last, and only by priors that have it, so older priors' draws are unchanged
+            swing = 0.0 if self.swing_std is None else spread * float(self.swing_std[0]) * rng.standard_normal() * off_beat
             velocity = out[k, :, 9:18] + self.velocity_bias + spread * self.velocity_std * u[..., 0]
-            offset = out[k, :, 18:27] + self.offset_bias + spread * self.offset_std * u[..., 1]
+            offset = out[k, :, 18:27] + self.offset_bias + beat_bias + spread * self.offset_std * u[..., 1] + swing
             out[k, :, 9:18] = np.where(hits[k], np.clip(velocity, 1 / 127, 1.0), out[k, :, 9:18])
             out[k, :, 18:27] = np.where(hits[k], np.clip(offset, -1.0, 1.0), out[k, :, 18:27])
         return out
 
 
 RESIDUAL_FIELDS = ("velocity_bias", "velocity_std", "offset_bias", "offset_std", "groove_std", "scale_logstd")
+OPTIONAL_RESIDUAL_SHAPES = {"offset_beat_bias": (STEPS_PER_BEAT, 9), "swing_std": (1,)}  # absent in older files
 
 
 @dataclass
@@ -189,7 +217,8 @@ class FittedPrior:
         """Tensors and string metadata for a safetensors file."""
         arrays = {f"latent.{name}": getattr(self.latent, name) for name in ("weights", "means", "stds")}
         if self.residuals is not None:
-            arrays.update({f"residuals.{name}": getattr(self.residuals, name) for name in RESIDUAL_FIELDS})
+            names = RESIDUAL_FIELDS + tuple(OPTIONAL_RESIDUAL_SHAPES)
+            arrays.update({f"residuals.{k}": getattr(self.residuals, k) for k in names if getattr(self.residuals, k) is not None})
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in arrays.items()}
         return tensors, {"kind": "gaussian_mixture", "settings": json.dumps(self.latent.settings, sort_keys=True)}
 
@@ -215,11 +244,15 @@ class FittedPrior:
                 fields = {name: tensors[f"residuals.{name}"].double().numpy() for name in RESIDUAL_FIELDS}
             except KeyError as err:
                 raise ValueError(f"prior lacks {err.args[0]}") from None
+            fields.update({k: tensors[f"residuals.{k}"].double().numpy() for k in OPTIONAL_RESIDUAL_SHAPES if f"residuals.{k}" in tensors})
             shapes = {name: (2,) if name in ("groove_std", "scale_logstd") else (9,) for name in RESIDUAL_FIELDS}
+            shapes.update(OPTIONAL_RESIDUAL_SHAPES)
             if any(v.shape != shapes[k] or not np.all(np.isfinite(v)) for k, v in fields.items()):
                 raise ValueError(f"prior residuals must be finite with shapes {shapes}")
             if not (np.all(fields["groove_std"] >= 0) and np.all(fields["groove_std"] < 1)):
                 raise ValueError("prior residuals' groove_std must be in [0, 1)")
+            if "swing_std" in fields and not np.all(fields["swing_std"] >= 0):
+                raise ValueError("prior residuals' swing_std must be ≥ 0")
             residuals = OutputResiduals(**fields)
         return cls(latent, residuals)
 
@@ -227,13 +260,9 @@ class FittedPrior:
 @torch.no_grad()
 def fit_residuals(model, windows, *, batch_size: int = 512, min_hits: int = 16) -> OutputResiduals:
     """:class:`OutputResiduals` of teacher-forced reconstructions (z = μ, eval mode) of
-    ``windows`` (a :class:`~musicvae.data.dataset.GrooveWindows`), over their true hits.
-
-    bias and std per class pool all hits. The groove terms use the windows with at least
-    ``min_hits`` hits: groove_std² is the variance of a window's mean standardised residual less
-    its expected sampling variance (clamped to [0, 0.95]); scale_logstd is the std of the log of
-    a window's within-window std of the standardised residual."""
-    residuals, classes, window = [], [], []
+    ``windows`` (a :class:`~musicvae.data.dataset.GrooveWindows`), over their true hits (the
+    statistics: :func:`residuals_from_hits`)."""
+    residuals, hit_index = [], []
     for begin in range(0, len(windows), batch_size):
         end = begin + batch_size
         targets = torch.from_numpy(windows.outputs[begin:end]).to(model.device)
@@ -241,18 +270,44 @@ def fit_residuals(model, windows, *, batch_size: int = 512, min_hits: int = 16) 
         mu, _ = model.encode(torch.from_numpy(windows.inputs[begin:end]).to(model.device), controls)
         logits = model.decode_logits(mu, targets, controls).double().cpu().numpy()
         y = targets.double().cpu().numpy()
-        w, _, c = np.nonzero(y[..., :9] > 0.5)
+        hits = y[..., :9] > 0.5
+        w, t, c = np.nonzero(hits)  # row-major, the order of v[hits]
         v = y[..., 9:18] - 1 / (1 + np.exp(-logits[..., 9:18]))
         o = y[..., 18:27] - np.tanh(logits[..., 18:27])
-        hits = y[..., :9] > 0.5
         residuals.append(np.stack([v[hits], o[hits]], 1))
-        classes.append(c)
-        window.append(w + begin)
-    r, c, w = np.concatenate(residuals), np.concatenate(classes), np.concatenate(window)
+        hit_index.append(np.stack([w + begin, t, c], 1))
+    w, t, c = np.concatenate(hit_index).T
+    return residuals_from_hits(np.concatenate(residuals), c, t, w, min_hits=min_hits)
+
+
+def residuals_from_hits(
+    r: np.ndarray, classes: np.ndarray, steps: np.ndarray, window: np.ndarray, *, min_hits: int = 16, min_cell_hits: int = 50
+) -> OutputResiduals:
+    """:class:`OutputResiduals` from hit residuals ``r`` [H, 2] (target − decoded mean: velocity,
+    offset) with each hit's drum class, step in its window and window index ([H] ints each).
+
+    bias and std per class pool all hits; ``offset_beat_bias[p, c]`` is the mean offset
+    residual of the class's hits on 16th p of the beat less ``offset_bias[c]`` (0 for cells of
+    fewer than ``min_cell_hits`` hits), and the offset std is taken around both biases. The
+    groove terms use the windows with at least ``min_hits`` hits: groove_std² is the variance of
+    a window's mean standardised residual less its expected sampling variance (clamped to
+    [0, 0.95]); scale_logstd is the std of the log of a window's within-window std of the
+    standardised residual. swing_std² is, over those windows with hits both on and off the
+    off-beat 16ths, the variance of (mean offset residual on the "e" and "a" − mean on the 8th
+    positions) less its expected sampling variance (clamped at 0)."""
+    r = np.asarray(r, np.float64)
+    c, w = np.asarray(classes, np.int64), np.asarray(window, np.int64)
+    beat = np.asarray(steps, np.int64) % STEPS_PER_BEAT
     counts = np.maximum(np.bincount(c, minlength=9), 1)
     bias = np.stack([np.bincount(c, r[:, k], minlength=9) / counts for k in range(2)])  # [2, 9]
-    std = np.sqrt(np.stack([np.bincount(c, (r[:, k] - bias[k, c]) ** 2, minlength=9) / counts for k in range(2)]))
-    u = (r - bias[:, c].T) / np.maximum(std[:, c].T, 1e-6)  # standardised, [hits, 2]
+    cell = beat * 9 + c
+    cell_n = np.bincount(cell, minlength=STEPS_PER_BEAT * 9)
+    cell_mean = np.bincount(cell, r[:, 1], minlength=STEPS_PER_BEAT * 9) / np.maximum(cell_n, 1)
+    beat_bias = np.where(cell_n >= min_cell_hits, cell_mean - np.tile(bias[1], STEPS_PER_BEAT), 0.0).reshape(STEPS_PER_BEAT, 9)
+    centred = r - bias[:, c].T
+    centred[:, 1] -= beat_bias[beat, c]
+    std = np.sqrt(np.stack([np.bincount(c, centred[:, k] ** 2, minlength=9) / counts for k in range(2)]))
+    u = centred / np.maximum(std[:, c].T, 1e-6)  # standardised, [hits, 2]
     per_window = np.bincount(w)
     used = per_window >= min_hits
     n_w = np.maximum(per_window, 1)[:, None]
@@ -260,9 +315,23 @@ def fit_residuals(model, windows, *, batch_size: int = 512, min_hits: int = 16) 
     var_w = np.stack([np.bincount(w, u[:, k] ** 2) for k in range(2)], 1) / n_w - mean_w**2
     groove_var = mean_w[used].var(0) - (var_w[used] / n_w[used]).mean(0)
     scale_logstd = np.log(np.sqrt(np.maximum(var_w[used], 1e-12))).std(0)
+    # swing per window, in offset units: the within-window variance of the offset residual gives
+    # the sampling variance of the difference of two group means, var · (1/n_off + 1/n_on)
+    off = np.isin(beat, OFF_BEAT_16THS)
+    o, windows = centred[:, 1], len(per_window)
+    n_off, n_on = np.bincount(w[off], minlength=windows), np.bincount(w[~off], minlength=windows)
+    mean_off = np.bincount(w[off], o[off], minlength=windows) / np.maximum(n_off, 1)
+    mean_on = np.bincount(w[~off], o[~off], minlength=windows) / np.maximum(n_on, 1)
+    o_var_w = np.bincount(w, o**2) / n_w[:, 0] - (np.bincount(w, o) / n_w[:, 0]) ** 2
+    both = used & (n_off > 0) & (n_on > 0)
+    swing_var = 0.0
+    if both.any():
+        noise = o_var_w[both] * (1 / n_off[both] + 1 / n_on[both])
+        swing_var = (mean_off - mean_on)[both].var() - noise.mean()
     return OutputResiduals(
-        bias[0], std[0], bias[1], std[1], np.sqrt(np.clip(groove_var, 0.0, 0.95)), scale_logstd
-    )
+        bias[0], std[0], bias[1], std[1], np.sqrt(np.clip(groove_var, 0.0, 0.95)), scale_logstd,
+        beat_bias, np.array([np.sqrt(max(swing_var, 0.0))]),
+    )  # fmt: skip
 
 
 def fit_prior(

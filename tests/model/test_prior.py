@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import synthetic_windows, tiny_vae
@@ -9,7 +11,7 @@ from conftest import synthetic_windows, tiny_vae
 from musicvae.checkpoints.native import PRIOR_FILE, CheckpointError, load_model, load_prior, save_model, save_prior
 from musicvae.generate import midi_bytes, resolve_prior, sample
 from musicvae.interfaces.cli import main
-from musicvae.model.prior import FittedPrior, OutputResiduals, fit_gaussian_mixture, fit_prior
+from musicvae.model.prior import FittedPrior, OutputResiduals, fit_gaussian_mixture, fit_prior, residuals_from_hits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,6 +57,55 @@ def test_residuals_move_only_hits_and_stay_in_range():
     assert bias_only[..., 9][hits] == pytest.approx(0.6) and bias_only[..., 18][hits] == pytest.approx(-0.05)
 
 
+def swung_residuals(windows: int = 600, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Hit residuals of ``windows`` 64-step windows with a hit on every step of classes 0 and 2:
+    class biases, the "e" and "a" of class 0 late by 0.06 offset units on average, a per-window
+    swing of std 0.1 on the off-beat 16ths, hit noise of std 0.2. Returns (r, classes, steps, window)."""
+    rng = np.random.default_rng(seed)
+    window, steps, classes = (a.ravel() for a in np.meshgrid(np.arange(windows), np.arange(64), [0, 2], indexing="ij"))
+    off_beat = np.isin(steps % 4, [1, 3])
+    swing = rng.normal(0.0, 0.1, windows)[window] * off_beat
+    offset = np.where(classes == 0, 0.05, -0.02) - 0.06 * (off_beat & (classes == 0)) + swing + rng.normal(0, 0.2, len(window))
+    velocity = 0.1 + rng.normal(0, 0.15, len(window))
+    return np.stack([velocity, offset], 1), classes, steps, window
+
+
+def test_swing_term_is_fitted_from_residuals_with_a_known_swing():
+    r, classes, steps, window = swung_residuals()
+    fitted = residuals_from_hits(r, classes, steps, window)
+    # class 0's offsets: mean 0.05 − 0.03 = 0.02; −0.03 on the "e" and "a", +0.03 on the 8ths
+    assert fitted.offset_bias[[0, 2]] == pytest.approx([0.02, -0.02], abs=0.005)
+    assert fitted.offset_beat_bias[:, 0] == pytest.approx([0.03, -0.03, 0.03, -0.03], abs=0.005)
+    assert fitted.offset_beat_bias[:, 2] == pytest.approx(0.0, abs=0.005)
+    assert np.all(fitted.offset_beat_bias[:, [1, 3, 4, 5, 6, 7, 8]] == 0)  # classes without hits
+    assert fitted.swing_std[0] == pytest.approx(0.1, rel=0.1)
+    assert fitted.offset_std[[0, 2]] == pytest.approx(np.sqrt(0.2**2 + 0.1**2 / 2), rel=0.05)  # hit noise + swing
+    unswung = r.copy()
+    unswung[:, 1] = np.where(classes == 0, 0.05, -0.02) + np.random.default_rng(1).normal(0, 0.2, len(r))
+    assert residuals_from_hits(unswung, classes, steps, window).swing_std[0] < 0.02
+
+
+def test_swing_term_moves_only_the_off_beat_16ths_and_is_seeded():
+    plain = residuals()
+    swung = dataclasses.replace(plain, offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.2]))
+    grooves = np.zeros((8, 16, 27), np.float32)
+    grooves[..., 0] = 1.0  # a kick on every step
+    a, b = plain.apply(grooves, 1.0, 3), swung.apply(grooves, 1.0, 3)
+    assert np.array_equal(b, swung.apply(grooves, 1.0, 3)) and not np.array_equal(b, swung.apply(grooves, 1.0, 4))
+    off_beat = np.isin(np.arange(16) % 4, [1, 3])
+    shift = b[..., 18] - a[..., 18]  # the same draws but the swing one, drawn last
+    assert np.array_equal(b[..., :18], a[..., :18]) and np.all(shift[:, ~off_beat] == 0)
+    unclipped = np.abs(b[..., 18]) < 1
+    assert np.abs(shift - shift[:, [1]])[:, off_beat][unclipped[:, off_beat]].max() < 1e-6  # one w per groove
+    assert shift[:, 1].std() > 0.05
+    assert np.array_equal(swung.apply(grooves, 0.0, 3), plain.apply(grooves, 0.0, 3))  # spread 0: no swing draw
+    beat_bias = np.zeros((4, 9))
+    beat_bias[1, 0] = -0.1
+    biased = dataclasses.replace(swung, offset_beat_bias=beat_bias, swing_std=np.array([0.0]))
+    moved = biased.apply(grooves, 0.0, 3)[..., 18] - plain.apply(grooves, 0.0, 3)[..., 18]
+    assert moved[:, 1::4] == pytest.approx(-0.1) and np.all(moved[:, np.arange(16) % 4 != 1] == 0)
+
+
 def test_prior_round_trip_without_pickle(tmp_path):
     model = tiny_vae()
     save_model(tmp_path, model)
@@ -66,6 +117,11 @@ def test_prior_round_trip_without_pickle(tmp_path):
     assert loaded.latent.means == pytest.approx(prior.latent.means, abs=1e-6)
     assert loaded.latent.settings == prior.latent.settings
     assert loaded.residuals.groove_std == pytest.approx(prior.residuals.groove_std)
+    assert loaded.residuals.swing_std is None and loaded.residuals.offset_beat_bias is None  # an older file
+    swung = FittedPrior(prior.latent, residuals_from_hits(*swung_residuals(50)))
+    save_prior(tmp_path, swung)
+    loaded = load_model(tmp_path).prior.residuals
+    assert loaded.swing_std == pytest.approx(swung.residuals.swing_std) and loaded.offset_beat_bias.shape == (4, 9)
     (tmp_path / PRIOR_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="prior"):
         load_prior(tmp_path)
@@ -87,6 +143,9 @@ def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
     assert np.array_equal(sample(model, 1, seed=5, start_index=2)[0], a[2])  # groove i, whatever n
     assert np.array_equal(sample(model, 3, seed=5, prior="normal", spread=0), normal)  # magenta's path unchanged
     means = sample(model, 3, seed=5, spread=0)
+    fitted_residuals, model.prior.residuals = model.prior.residuals, None
+    assert fitted_residuals.swing_std is not None and np.array_equal(means, sample(model, 3, seed=5))  # spread 0: the means
+    model.prior.residuals = fitted_residuals
     assert np.array_equal(means[..., :9], a[..., :9]) and not np.array_equal(means[..., 9:], a[..., 9:])
     same = sample(model, 2, seed=5, same_z=True, spread=0, temperature=1e-3)
     assert np.array_equal(same[0], same[1])
