@@ -22,9 +22,9 @@ import torch
 from musicvae.configs import DataConfig
 from musicvae.data.channels import DRUM_CHANNEL, move_drums, read_user_drums
 from musicvae.data.drums import CLOSED_HH, NUM_CLASSES, DrumMap
-from musicvae.data.groove import HITS, OFFSETS, STEPS_PER_BAR, groove_to_midi_bytes, performance_cells
+from musicvae.data.groove import HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, groove_to_midi_bytes, performance_cells
 from musicvae.data.midi import DEFAULT_QPM
-from musicvae.data.transforms import controls_for, encoder_inputs
+from musicvae.data.transforms import controls_for, encoder_inputs, feel_controls
 from musicvae.data.transforms import taps as tap_rhythm
 from musicvae.model import MusicVAE
 
@@ -410,9 +410,23 @@ def groove_transfer(
     [steps, 27]; the output has ``feel``'s length, the score repeated or cut to fit), as
     ``musicvae groove-transfer`` does (``model``: a groove_transfer or hits_control model,
     default the bundled one).
-    ``keep_hits`` plays exactly the score's hits; without it the model may change them."""
+    ``keep_hits`` plays exactly the score's hits; without it the model may change them. With a
+    feel-controlled model and ``keep_hits``, a hit on a drum the feel plays at that sixteenth
+    takes the feel's own mean velocity there; the model plays every other velocity, and all the
+    timing."""
     model = device_model("groove-transfer", model)
-    return regroove(model, feel, control_groove=score, keep_hits=keep_hits, **options)
+    out = regroove(model, feel, control_groove=score, keep_hits=keep_hits, **options)
+    if keep_hits and model.config.data.feel_as_controls:
+        # Where the feel has that drum at that sixteenth, its own mean velocity is closer to the
+        # drummer than the model's correction of it; elsewhere the model is closer, and its timing
+        # is closer everywhere (validation pairs, docs/RESULTS.md §6).
+        steps = model.config.max_seq_len
+        feel_windows = to_windows(feel, steps)
+        score_windows = np.resize(to_windows(score, steps), feel_windows.shape)
+        table = join_windows(feel_controls(score_windows, feel_windows), len(feel))
+        own = (out[:, HITS] > 0.5) & (table[:, 3 * NUM_CLASSES :] > 0.5)
+        out[:, VELOCITIES] = np.where(own, table[:, NUM_CLASSES : 2 * NUM_CLASSES], out[:, VELOCITIES])
+    return out
 
 
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:

@@ -188,6 +188,13 @@ def test_groove_transfer_gives_a_feel_model_the_feel_means_of_each_window(tmp_pa
     np.testing.assert_array_equal(seen["encoder"].numpy(), expected)  # as in training: the feel with these controls
     assert not np.array_equal(expected[0, :, 9:18], expected[1, :, 9:18])  # each window its own feel
     np.testing.assert_array_equal(out[:, :9], score[:, :9])
+    # a hit on a drum the feel plays at that sixteenth takes the feel's own mean velocity there;
+    # the model plays the others
+    table = expected.reshape(64, 36)
+    own = (score[:, :9] > 0.5) & (table[:, 27:] > 0.5)
+    assert own.any() and ((score[:, :9] > 0.5) & ~own).any()
+    np.testing.assert_array_equal(out[:, 9:18][own], table[:, 9:18][own])
+    assert not np.array_equal(out[:, 9:18][~own], table[:, 9:18][~own])
 
 
 def test_cli_sample_writes_midi_wav_png(tmp_path):
