@@ -274,16 +274,21 @@ def test_sample_rows_depend_only_on_seed_and_index():
     assert torch.allclose(m.sample(6, seed=5, z=mu, sigma=torch.ones(6, 8)), full, atol=1e-6)
 
 
-@pytest.mark.parametrize("feedback", ["magenta", "consistent"])
-def test_sampling_with_fixed_hits_plays_them(feedback):
-    """Given hits are played instead of drawn, in both samplers alike; they steer what follows
-    (the fed-back hits differ), and with consistent feedback cells without a hit stay silent."""
+def lively_model_and_codes() -> tuple[MusicVAE, torch.Tensor]:
+    """A tiny model with larger weights (non-trivial dynamics) and 4 latent codes."""
     torch.manual_seed(0)
     m = MusicVAE(tiny_config()).eval()
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(3.0)
-    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    return m, torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.mark.parametrize("feedback", ["magenta", "consistent"])
+def test_sampling_with_fixed_hits_plays_them(feedback):
+    """Given hits are played instead of drawn, in both samplers alike; they steer what follows
+    (the fed-back hits differ), and with consistent feedback cells without a hit stay silent."""
+    m, z = lively_model_and_codes()
     hits = random_batch(4, 16, seed=6)[..., :9]
     runs = [
         m.decoder.sample(z, 16, generator=torch.Generator().manual_seed(3), feedback=feedback, hits=hits, implementation=impl)
@@ -402,12 +407,7 @@ def test_two_layer_encoder_matches_manual_bidirectional_stack():
 def test_hit_threshold_plays_the_likeliest_hits_without_drawing():
     """With a hit threshold p, a cell is hit exactly where its probability exceeds p — the same in
     both samplers and for every seed (no draw), while drawn hits change with the seed."""
-    torch.manual_seed(0)
-    m = MusicVAE(tiny_config()).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.mul_(3.0)
-    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(2))
+    m, z = lively_model_and_codes()
     runs = [m.decoder.sample(z, 16, generator=0.4, feedback="consistent", implementation=impl) for impl in ("cell", "module")]
     assert torch.equal(runs[0][..., :9], runs[1][..., :9]) and torch.allclose(runs[0], runs[1], atol=1e-5)
     # teacher-forcing the thresholded output gives back the probabilities it was decided on
