@@ -36,8 +36,10 @@ relative comparison; 1 = indistinguishable).
   same performance (windows without one are left out); the target is the window as played.
   ``feel_means`` plays the score at the feel's mean velocity and offset per class and sixteenth
   (falling back to the feel's class mean, then to the training means); ``position_means`` is the
-  training template of humanize. ``score_kept`` is the share of windows whose hits are exactly
-  the score's.
+  training template of humanize. ``model`` is the command; ``model_alone`` decodes every
+  velocity with the model (``generate.regroove``, without the command's rule that keeps the
+  feel's own velocity where it has that drum at that sixteenth). ``score_kept`` is the share of
+  windows whose hits are exactly the score's.
 
 ``--no-model`` prints the baselines alone. Prints ``name=value`` lines; the headline, drumify's model hit F1 (for ``all``), last.
 """
@@ -237,7 +239,10 @@ def groove_transfer(model, train, evaluated, targets, bpm, steps_per_bar, seed) 
         "transfer_feel_means": play(score, feel_velocity, feel_offset),
     }
     if model is not None:
-        outputs["transfer_model"] = run(model, feel, "groove-transfer", seed, score=play(score, 0.0, 0.0))
+        notes = play(score, 0.0, 0.0)
+        outputs["transfer_model"] = run(model, feel, "groove-transfer", seed, score=notes)
+        alone = generate.regroove(model, feel.reshape(-1, 27), control_groove=notes.reshape(-1, 27), keep_hits=True, seed=seed)
+        outputs["transfer_model_alone"] = alone.reshape(feel.shape)
     for name, grooves in outputs.items():
         report(name, targets, grooves, bpm)
         print(f"{name}_score_kept={np.mean(((grooves[..., HITS] > 0.5) == score).all(axis=(1, 2))):.4f}")

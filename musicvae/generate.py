@@ -78,6 +78,18 @@ def to_windows(groove: np.ndarray, window_steps: int) -> np.ndarray:
     return padded.reshape(count, window_steps, groove.shape[1])
 
 
+def paired_windows(
+    groove: np.ndarray, control_groove: np.ndarray | None, window_steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows [k, window_steps, 27] of ``groove`` and of ``control_groove`` (default: the same
+    windows), the latter repeated or cut to ``groove``'s count of windows."""
+    windows = to_windows(groove, window_steps)
+    if control_groove is None:
+        return windows, windows
+    source = to_windows(control_groove, window_steps)
+    return windows, source if len(source) == len(windows) else np.resize(source, windows.shape)
+
+
 def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
     """Concatenate windows and trim to ``num_steps`` (rounded up to whole bars)."""
     steps = STEPS_PER_BAR * math.ceil(num_steps / STEPS_PER_BAR)
@@ -271,12 +283,7 @@ def regroove(
     """
     _require_numpy("regroove", groove=groove, control_groove=control_groove)
     steps = model.config.max_seq_len
-    windows = to_windows(groove, steps)
-    source = windows
-    if control_groove is not None:
-        source = to_windows(control_groove, steps)
-        if len(source) != len(windows):  # align the two lengths: repeat or cut the score
-            source = np.resize(source, windows.shape)
+    windows, source = paired_windows(groove, control_groove, steps)
     data = model.config.data
     controls = controls_for(source, data, feel=windows) if model.config.control_depth else None
     hits = source[..., HITS] if keep_hits else None
@@ -420,9 +427,7 @@ def groove_transfer(
         # Where the feel has that drum at that sixteenth, its own mean velocity is closer to the
         # drummer than the model's correction of it; elsewhere the model is closer, and its timing
         # is closer everywhere (validation pairs, docs/RESULTS.md §6).
-        steps = model.config.max_seq_len
-        feel_windows = to_windows(feel, steps)
-        score_windows = np.resize(to_windows(score, steps), feel_windows.shape)
+        feel_windows, score_windows = paired_windows(feel, score, model.config.max_seq_len)
         table = join_windows(feel_controls(score_windows, feel_windows), len(feel))
         own = (out[:, HITS] > 0.5) & (table[:, 3 * NUM_CLASSES :] > 0.5)
         out[:, VELOCITIES] = np.where(own, table[:, NUM_CLASSES : 2 * NUM_CLASSES], out[:, VELOCITIES])

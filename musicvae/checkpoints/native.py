@@ -32,6 +32,7 @@ from musicvae.atomic import write_bytes
 # One exception type for every checkpoint problem, TF imports included.
 from musicvae.checkpoints.magenta import CheckpointError, describe_mismatches
 from musicvae.configs import Config, get_config
+from musicvae.data.drums import NUM_CLASSES
 from musicvae.model.prior import FittedPrior
 from musicvae.model.vae import MusicVAE, hit_thresholds
 
@@ -195,8 +196,8 @@ def load_hit_thresholds(run_dir) -> torch.Tensor | None:
         return None
     try:
         values = json.loads(path.read_text())["hit_thresholds"]
-        if not isinstance(values, list) or len(values) != 9:
-            raise ValueError("need a list of 9 numbers")
+        if not isinstance(values, list) or len(values) != NUM_CLASSES:
+            raise ValueError(f"need a list of {NUM_CLASSES} numbers, one per drum class")
         return hit_thresholds(values)
     except (ValueError, TypeError, KeyError, OSError) as err:
         raise CheckpointError(f"{path}: invalid hit thresholds ({' '.join(str(err).split())})") from None
