@@ -169,6 +169,7 @@ def sample(
     prior: str = "auto",
     spread: float | None = None,
     controls: np.ndarray | None = None,
+    bpm: float | np.ndarray | None = None,
 ) -> np.ndarray:
     """Grooves [n, steps, 27]: row k is groove ``start_index + k`` of ``seed``, the same numbers
     however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`).
@@ -178,10 +179,17 @@ def sample(
     ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
     fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
     0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0).
-    ``controls`` [n, T, 9] are needed by hits-control models."""
+    ``bpm`` is the tempo the grooves will be played at, in quarter notes per minute (one, or
+    [n], one per groove): a fitted prior with a tempo term sizes the timing spread by it (a
+    drummer's timing scatters by milliseconds, so more of a 16th at a faster tempo); None = the
+    prior's reference tempo. ``controls`` [n, T, 9] are needed by hits-control models."""
     if n < 0 or start_index < 0:
         raise ValueError("n and start_index must be >= 0")
     prior, spread = resolve_prior(model, prior, spread)
+    if bpm is not None:  # one tempo per row of the padded blocks (padding rows take the first)
+        bpm = np.broadcast_to(np.asarray(bpm, np.float64), (n,))
+        if not np.all(np.isfinite(bpm) & (bpm > 0)):
+            raise ValueError("bpm must be a positive number")
     first = start_index - start_index % SAMPLE_BLOCK
     offset = start_index - first
     if controls is not None:  # pad to whole blocks; the padding rows are decoded and dropped
@@ -189,6 +197,8 @@ def sample(
         padded = np.zeros((blocks,) + controls.shape[1:], np.float32)
         padded[offset : offset + n] = controls
         controls = padded
+    if bpm is not None and n:
+        bpm = np.concatenate([np.full(offset, bpm[0]), bpm, np.full(SAMPLE_BLOCK, bpm[0])])
     parts = []
     for block in range(first, start_index + n, SAMPLE_BLOCK):
         rows = range(block, block + SAMPLE_BLOCK)
@@ -199,7 +209,8 @@ def sample(
             feedback=feedback, same_z=same_z,
         ).cpu().numpy()  # fmt: skip
         if spread > 0:
-            out = model.prior.residuals.apply(out, spread, seed, first_index=block)
+            block_bpm = None if bpm is None else bpm[block - first : block - first + SAMPLE_BLOCK]
+            out = model.prior.residuals.apply(out, spread, seed, first_index=block, bpm=block_bpm)
         parts.append(out)
     if not parts:
         return np.zeros((0, model.config.max_seq_len, 27), np.float32)

@@ -199,9 +199,10 @@ def sample_grooves(
     controls: np.ndarray | None = None,
     prior: str = "auto",
     spread: float | None = None,
+    bpm: np.ndarray | None = None,
     progress=None,
 ) -> np.ndarray:
-    """``n`` grooves from the prior (``prior`` and ``spread`` as in
+    """``n`` grooves from the prior (``prior``, ``spread`` and the tempi ``bpm`` [n] as in
     :func:`musicvae.generate.sample`), in batches; batch b uses ``batch_seed(seed, b)`` (z, hit
     and spread noise), so the result depends on ``seed`` and ``batch_size`` only. ``controls``
     [n, T, 9] are needed by hits-control models."""
@@ -215,6 +216,7 @@ def sample_grooves(
             sample(
                 model, end - begin, temperature=temperature, seed=batch_seed(seed, index), feedback=feedback,
                 prior=prior, spread=spread, controls=None if controls is None else controls[begin:end],
+                bpm=None if bpm is None else bpm[begin:end],
             )
         )  # fmt: skip
         progress.update(task, advance=end - begin)
@@ -315,7 +317,8 @@ def evaluate_model(
       targets), ``real_features`` and ``generated_features`` (name → [N]).
 
     Samples have no tempo: each is given the tempo of a real window drawn at random (seeded), so
-    the millisecond features of both sets share one tempo distribution. Hits-control models get
+    the millisecond features of both sets share one tempo distribution, and is sampled for that
+    tempo (the fitted prior's tempo term, when it has one). Hits-control models get
     the hit controls of those same drawn windows. ``reconstruction=False`` skips the
     reconstruction and latent diagnostics (both None), for sweeps of sampling settings.
     """
@@ -339,9 +342,10 @@ def evaluate_model(
                 model, windows, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, progress=bar
             )
         controls = None if windows.controls is None else windows.controls[drawn]
+        tempi = windows.bpm[drawn] if np.all(windows.bpm[drawn] > 0) else None  # 0: a folder's windows of unknown tempo
         generated = sample_grooves(
             model, samples, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, controls=controls,
-            prior=prior, spread=spread, progress=bar,
+            prior=prior, spread=spread, bpm=tempi, progress=bar,
         )  # fmt: skip
     real_features = pattern_features(windows.outputs, windows.bpm)
     generated_features = pattern_features(generated, windows.bpm[drawn])

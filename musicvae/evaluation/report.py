@@ -110,12 +110,11 @@ def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluatio
             "grooves whose nearest training window has hit-pattern F1 ≥ 0.9, for the samples and for the real windows."
         )
         lines.append("")
-        header = ["model", "two-sample accuracy (folds)", "copy fraction samples / real", "mean nearest-train F1 samples / real"]
+        header = ["model", "two-sample accuracy (std over runs)", "copy fraction samples / real", "mean nearest-train F1 samples / real"]
         rows = []
         for name in names:
             two, copying = results[name]["realism"]["two_sample"], results[name]["realism"].get("copying")
-            folds = ", ".join(format_number(a) for a in two["fold_accuracies"])
-            row = [name, f"{format_number(two['accuracy'])} ({folds})"]
+            row = [name, f"{format_number(two['accuracy'])} (± {format_number(two['accuracy_sd'])}, {len(two['run_accuracies'])} runs)"]
             if copying:
                 row += [
                     f"{format_number(copying['generated'])} / {format_number(copying['real'])}",

@@ -540,7 +540,8 @@ def sample_command(
         help=f"Write groove INDEX (0–{MAX_SEED}) of --seed (and the n-1 after it): each file's marker says its seed and index.",
     ),  # fmt: skip
     bpm: float = typer.Option(
-        120.0, "--bpm", callback=check_bpm, help=f"Tempo written to the MIDI, {MIN_BPM}–{MAX_BPM} quarter notes per minute."
+        120.0, "--bpm", callback=check_bpm,
+        help=f"Tempo, {MIN_BPM}–{MAX_BPM} quarter notes per minute: written to the MIDI, and sizes a fitted prior's timing spread.",
     ),
     same_z: bool = typer.Option(False, "--same-z", help="One latent vector for all grooves (magenta's same_z)."),
     feedback: str = FeedbackOption,
@@ -566,7 +567,8 @@ def sample_command(
     model_name = checkpoint or "groovae_4bar"
     model = load_model(checkpoint, "groovae_4bar")
     grooves = sample(
-        model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z, prior=prior, spread=spread
+        model, n, temperature=temperature, seed=seed, start_index=start, feedback=feedback, same_z=same_z, prior=prior, spread=spread,
+        bpm=bpm,
     )
     prior, spread = resolve_prior(model, prior, spread)
     indices = range(start, start + n)

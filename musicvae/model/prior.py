@@ -14,7 +14,16 @@ over the true hits of teacher-forced training reconstructions (z = μ); sampling
 ``bias + spread · std · ε`` to each hit's velocity and offset (``spread`` is their temperature).
 The offsets also get a bias per position in the beat and a per-groove swing draw on the off-beat
 16ths: the decoder's mean timing loses most of the swing (the "e" and "a" played late), and a
-position-independent draw cannot put it back.
+position-independent draw cannot put it back. The velocities get a bias per position in the beat
+likewise: the decoder's mean velocity flattens the hi-hat's accents (its off-beat 16ths come out
+about 0.1 too soft on the training windows themselves). And the timing residual's size follows
+the tempo the groove is played at: a drummer's timing scatters by about as many *milliseconds*
+at any tempo, so the faster the tempo, the more of a 16th it is (on the GMD training windows a
+groove's hit-timing std in steps grows as bpm^0.7; the decoder never sees the tempo, so without
+this term a sample at 180 bpm is as tight, in steps, as one at 80). Last, each drum's drawn
+velocities are mapped onto the played ones by quantile mapping: a Gaussian draw clipped to
+1–127 plays 3 % of its hits at velocity 1 or 2, which no drummer does, and too few at full force
+(7 % against the GMD's 13 % at 127).
 
 The mixture is fitted with expectation–maximisation in float64 numpy, initialised from
 ``components`` distinct data points chosen with a seeded generator, so the same codes and seed
@@ -22,9 +31,11 @@ give the same mixture. It is stored as ``prior.safetensors`` beside ``model.safe
 (tensors ``latent.weights`` [K], ``latent.means`` [K, Z], ``latent.stds`` [K, Z],
 ``residuals.{velocity,offset}_{bias,std}`` [9], ``residuals.{groove_std,scale_logstd}`` [2] and,
 in files written since the swing term, ``residuals.offset_beat_bias`` [4, 9] and
-``residuals.swing_std`` [1]; JSON settings in the metadata) and is read back without pickle by
-:mod:`musicvae.checkpoints.native`. A file without the two newer tensors loads with no
-position-dependent term, and samples as it did before.
+``residuals.swing_std`` [1], and since the accent, tempo and velocity-map terms
+``residuals.velocity_beat_bias`` [4, 9], ``residuals.offset_tempo`` [2] and
+``residuals.velocity_quantiles`` [2, 9, 101]; JSON kind and settings in the metadata) and is read back without pickle by
+:mod:`musicvae.checkpoints.native`. A file without the newer tensors loads without those terms,
+and samples as it did before.
 """
 
 from __future__ import annotations
@@ -154,13 +165,23 @@ class OutputResiduals:
     s = √(1 − groove_std²) · exp(scale_logstd · ξ − scale_logstd²) one per groove (some grooves
     are played more evenly than others; E[s²] = 1 − groove_std², so Var u = 1), ε, ξ ~ N(0, 1).
 
-    The offset residual also has a part that depends on where the hit sits in the beat (both
-    None in priors fitted before it existed, which then leave it out):
-    ``offset_beat_bias[p, c]`` is added for a hit of class c on 16th p of the beat (0 = the beat,
-    1 = "e", 2 = "and", 3 = "a"), and one swing draw w ~ N(0, swing_std²) per groove is added to
+    Both residuals also have a part that depends on where the hit sits in the beat (None in
+    priors fitted before it existed, which then leave it out): ``velocity_beat_bias[p, c]`` and
+    ``offset_beat_bias[p, c]`` are added for a hit of class c on 16th p of the beat (0 = the
+    beat, 1 = "e", 2 = "and", 3 = "a"), and one swing draw w ~ N(0, swing_std²) per groove is added to
     the hits on the "e" and the "a" only. The beat bias holds the mean swing the decoder misses;
     w lets grooves differ in how much they swing (the per-groove shift a moves every hit alike,
     so it cancels in swing).
+
+    ``offset_tempo`` = (reference bpm, exponent α), None in priors fitted before it: the
+    offset std above is the one at the reference tempo, and a groove played at ``bpm`` has its
+    offset residual (not the biases nor the swing draw, which are musical, in steps) scaled by
+    (bpm / reference)^α.
+
+    ``velocity_quantiles`` [2, 9, Q] (None in priors fitted before it): per class, the
+    quantiles at probabilities 0, 1/(Q−1), …, 1 of the velocities the sampler draws (row 0, at
+    spread 1) and of the played ones (row 1); a drawn velocity v becomes the played quantile of
+    v's rank among the drawn ones (linear between the stored points).
     """
 
     velocity_bias: np.ndarray  # [9]
@@ -171,23 +192,55 @@ class OutputResiduals:
     scale_logstd: np.ndarray  # [2]: velocity, offset
     offset_beat_bias: np.ndarray | None = None  # [4, 9]: 16th of the beat, class; offset units
     swing_std: np.ndarray | None = None  # [1]: std of the per-groove off-beat shift, offset units
+    velocity_beat_bias: np.ndarray | None = None  # [4, 9]: 16th of the beat, class; velocity 0–1
+    offset_tempo: np.ndarray | None = None  # [2]: reference bpm, exponent of the offset std's growth with bpm
+    velocity_quantiles: np.ndarray | None = None  # [2, 9, Q]: drawn, played velocity quantiles per class
 
-    def apply(self, grooves: np.ndarray, spread: float, seed: int, first_index: int = 0) -> np.ndarray:
+    def map_velocities(self, velocity: np.ndarray) -> np.ndarray:
+        """Velocities [..., 9] (0–1, one column per class) mapped from the drawn onto the played
+        distribution by ``velocity_quantiles`` (unchanged without it)."""
+        if self.velocity_quantiles is None:
+            return velocity
+        drawn, played = self.velocity_quantiles
+        return np.stack([np.interp(velocity[..., c], drawn[c], played[c]) for c in range(velocity.shape[-1])], -1)
+
+    def tempo_scale(self, bpm: float | np.ndarray | None, n: int) -> np.ndarray:
+        """Factor [n] on the offset residual of ``n`` grooves played at ``bpm`` (quarter notes
+        per minute: one number or one per groove; None = the reference tempo, factor 1)."""
+        if bpm is None or self.offset_tempo is None:
+            return np.ones(n)
+        bpm = np.broadcast_to(np.asarray(bpm, np.float64), (n,))
+        if not np.all(np.isfinite(bpm) & (bpm > 0)):
+            raise ValueError("bpm must be a positive number")
+        reference, exponent = self.offset_tempo
+        return (bpm / reference) ** exponent
+
+    def apply(
+        self, grooves: np.ndarray, spread: float, seed: int, first_index: int = 0, bpm: float | np.ndarray | None = None,
+        *, raw_velocities: bool = False,
+    ) -> np.ndarray:  # fmt: skip
         """Grooves [N, T, 27] with each hit's velocity and offset replaced by a draw of
-        decoded mean + bias + spread · std · u (see the class; plus the beat bias and spread · w
-        on the off-beat 16ths when the prior has them), clipped to velocity 1/127–1 (a MIDI note
-        needs velocity ≥ 1) and offset −1…1. Step t of a groove is 16th ``t mod 4`` of its beat.
-        Row k is groove ``first_index + k`` of ``seed`` and draws from numpy generator
+        decoded mean + bias + spread · std · u (see the class; plus the beat biases, and
+        spread · w on the off-beat 16ths, when the prior has them; the offset residual scaled for
+        ``bpm``, one tempo or one per groove, see :meth:`tempo_scale`), the velocity mapped by
+        :meth:`map_velocities` when spread > 0, then clipped to velocity 1/127–1 (a MIDI note
+        needs velocity ≥ 1) and offset −1…1; ``raw_velocities`` leaves the velocity draw
+        unmapped and unclipped (what :func:`fit_velocity_quantiles` fits the map to). Step t of
+        a groove is 16th ``t mod 4`` of its beat. Row k is groove ``first_index + k`` of ``seed`` and draws from numpy generator
         ``[seed, first_index + k, 1]``, so a groove's draw does not depend on the rows around
         it. Cells without a hit are left as they are; ``spread = 0`` adds the biases only."""
         if spread < 0:
             raise ValueError("spread must be ≥ 0")
         out = np.array(grooves, np.float32, copy=True)
         hits = out[..., :9] > 0.5
+        tempo = self.tempo_scale(bpm, len(out))
         keep = np.sqrt(1 - self.groove_std**2)
         beat = np.arange(out.shape[1]) % STEPS_PER_BEAT
         beat_bias = 0.0 if self.offset_beat_bias is None else self.offset_beat_bias[beat]  # [T, 9]
+        accent = 0.0 if self.velocity_beat_bias is None else self.velocity_beat_bias[beat]  # [T, 9]
         off_beat = np.isin(beat, OFF_BEAT_16THS)[:, None]  # [T, 1]
+        # the map was fitted on spread-1 draws before the clip
+        mapped = (lambda v: v) if spread == 0 else self.map_velocities
         for k in range(len(out)):
             rng = np.random.default_rng([int(seed) % 2**64, first_index + k, 1])
             shift, log_scale = rng.standard_normal((2, 2))  # per groove: [velocity, offset] each
@@ -195,15 +248,21 @@ class OutputResiduals:
             u = (self.groove_std * shift + scale * rng.standard_normal(hits.shape[1:] + (2,)))  # [T, 9, 2]
             # drawn last, and only by priors that have it, so older priors' draws are unchanged
             swing = 0.0 if self.swing_std is None else spread * float(self.swing_std[0]) * rng.standard_normal() * off_beat
-            velocity = out[k, :, 9:18] + self.velocity_bias + spread * self.velocity_std * u[..., 0]
-            offset = out[k, :, 18:27] + self.offset_bias + beat_bias + spread * self.offset_std * u[..., 1] + swing
-            out[k, :, 9:18] = np.where(hits[k], np.clip(velocity, 1 / 127, 1.0), out[k, :, 9:18])
+            velocity = out[k, :, 9:18] + self.velocity_bias + accent + spread * self.velocity_std * u[..., 0]
+            offset = out[k, :, 18:27] + self.offset_bias + beat_bias + spread * tempo[k] * self.offset_std * u[..., 1] + swing
+            velocity = velocity if raw_velocities else np.clip(mapped(velocity), 1 / 127, 1.0)
+            out[k, :, 9:18] = np.where(hits[k], velocity, out[k, :, 9:18])
             out[k, :, 18:27] = np.where(hits[k], np.clip(offset, -1.0, 1.0), out[k, :, 18:27])
         return out
 
 
+VELOCITY_QUANTILES = 101  # stored points of each class's velocity map
 RESIDUAL_FIELDS = ("velocity_bias", "velocity_std", "offset_bias", "offset_std", "groove_std", "scale_logstd")
-OPTIONAL_RESIDUAL_SHAPES = {"offset_beat_bias": (STEPS_PER_BEAT, 9), "swing_std": (1,)}  # absent in older files
+# absent in older files
+OPTIONAL_RESIDUAL_SHAPES = {
+    "offset_beat_bias": (STEPS_PER_BEAT, 9), "swing_std": (1,), "velocity_beat_bias": (STEPS_PER_BEAT, 9), "offset_tempo": (2,),
+    "velocity_quantiles": (2, 9, VELOCITY_QUANTILES),
+}  # fmt: skip
 
 
 @dataclass
@@ -220,12 +279,20 @@ class FittedPrior:
             names = RESIDUAL_FIELDS + tuple(OPTIONAL_RESIDUAL_SHAPES)
             arrays.update({f"residuals.{k}": getattr(self.residuals, k) for k in names if getattr(self.residuals, k) is not None})
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32)) for k, v in arrays.items()}
-        return tensors, {"kind": "gaussian_mixture", "settings": json.dumps(self.latent.settings, sort_keys=True)}
+        # one metadata entry: safetensors writes several in no fixed order, and the same fit
+        # should give the same bytes
+        return tensors, {"prior": json.dumps({"kind": "gaussian_mixture", "settings": self.latent.settings}, sort_keys=True)}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None) -> "FittedPrior":
         """Inverse of :meth:`to_tensors`; ValueError when the tensors do not form a prior."""
         metadata = metadata or {}
+        if "prior" in metadata:  # files written before it hold "kind" and "settings" apart
+            try:
+                entry = json.loads(metadata["prior"])
+                metadata = {"kind": entry["kind"], "settings": json.dumps(entry["settings"])}
+            except (ValueError, TypeError, KeyError):
+                raise ValueError("prior metadata is not valid JSON with a kind and settings") from None
         if metadata.get("kind") != "gaussian_mixture":
             raise ValueError(f"unknown prior kind {metadata.get('kind')!r}")
         names = ("latent.weights", "latent.means", "latent.stds")
@@ -253,6 +320,11 @@ class FittedPrior:
                 raise ValueError("prior residuals' groove_std must be in [0, 1)")
             if "swing_std" in fields and not np.all(fields["swing_std"] >= 0):
                 raise ValueError("prior residuals' swing_std must be ≥ 0")
+            if "offset_tempo" in fields and not fields["offset_tempo"][0] > 0:
+                raise ValueError("prior residuals' reference bpm must be > 0")
+            quantiles = fields.get("velocity_quantiles")
+            if quantiles is not None and not (np.all(np.diff(quantiles, axis=-1) >= 0) and np.all((quantiles[1] >= 0) & (quantiles[1] <= 1))):
+                raise ValueError("prior residuals' velocity quantiles must be ascending, the played ones within 0–1")
             residuals = OutputResiduals(**fields)
         return cls(latent, residuals)
 
@@ -277,24 +349,35 @@ def fit_residuals(model, windows, *, batch_size: int = 512, min_hits: int = 16) 
         residuals.append(np.stack([v[hits], o[hits]], 1))
         hit_index.append(np.stack([w + begin, t, c], 1))
     w, t, c = np.concatenate(hit_index).T
-    return residuals_from_hits(np.concatenate(residuals), c, t, w, min_hits=min_hits)
+    bpm = np.asarray(windows.bpm, np.float64)
+    bpm = bpm if np.all(np.isfinite(bpm) & (bpm > 0)) else None  # windows of unknown tempo: no tempo term
+    return residuals_from_hits(np.concatenate(residuals), c, t, w, min_hits=min_hits, bpm=bpm)
 
 
 def residuals_from_hits(
-    r: np.ndarray, classes: np.ndarray, steps: np.ndarray, window: np.ndarray, *, min_hits: int = 16, min_cell_hits: int = 50
+    r: np.ndarray, classes: np.ndarray, steps: np.ndarray, window: np.ndarray, *, min_hits: int = 16, min_cell_hits: int = 50,
+    bpm: np.ndarray | None = None,
 ) -> OutputResiduals:
     """:class:`OutputResiduals` from hit residuals ``r`` [H, 2] (target − decoded mean: velocity,
-    offset) with each hit's drum class, step in its window and window index ([H] ints each).
+    offset) with each hit's drum class, step in its window and window index ([H] ints each),
+    and optionally each window's tempo ``bpm`` [W] (quarter notes per minute).
 
-    bias and std per class pool all hits; ``offset_beat_bias[p, c]`` is the mean offset
-    residual of the class's hits on 16th p of the beat less ``offset_bias[c]`` (0 for cells of
-    fewer than ``min_cell_hits`` hits), and the offset std is taken around both biases. The
+    bias and std per class pool all hits; ``velocity_beat_bias[p, c]`` and
+    ``offset_beat_bias[p, c]`` are the mean residual of the class's hits on 16th p of the beat
+    less the class's bias (0 for cells of fewer than ``min_cell_hits`` hits), and the stds are
+    taken around both biases. The
     groove terms use the windows with at least ``min_hits`` hits: groove_std² is the variance of
     a window's mean standardised residual less its expected sampling variance (clamped to
     [0, 0.95]); scale_logstd is the std of the log of a window's within-window std of the
     standardised residual. swing_std² is, over those windows with hits both on and off the
     off-beat 16ths, the variance of (mean offset residual on the "e" and "a" − mean on the 8th
-    positions) less its expected sampling variance (clamped at 0)."""
+    positions) less its expected sampling variance (clamped at 0).
+
+    With ``bpm``, ``offset_tempo`` = (reference, α): the reference is the geometric mean tempo of
+    the windows with at least ``min_hits`` hits, α the least-squares slope of the log of their
+    offset residual's RMS (standardised by class) on log(bpm / reference), clipped to [0, 2];
+    the offset std and the groove terms are then taken on residuals divided by
+    (bpm / reference)^α, so the tempo's share is not counted twice."""
     r = np.asarray(r, np.float64)
     c, w = np.asarray(classes, np.int64), np.asarray(window, np.int64)
     beat = np.asarray(steps, np.int64) % STEPS_PER_BEAT
@@ -302,15 +385,30 @@ def residuals_from_hits(
     bias = np.stack([np.bincount(c, r[:, k], minlength=9) / counts for k in range(2)])  # [2, 9]
     cell = beat * 9 + c
     cell_n = np.bincount(cell, minlength=STEPS_PER_BEAT * 9)
-    cell_mean = np.bincount(cell, r[:, 1], minlength=STEPS_PER_BEAT * 9) / np.maximum(cell_n, 1)
-    beat_bias = np.where(cell_n >= min_cell_hits, cell_mean - np.tile(bias[1], STEPS_PER_BEAT), 0.0).reshape(STEPS_PER_BEAT, 9)
-    centred = r - bias[:, c].T
-    centred[:, 1] -= beat_bias[beat, c]
+    beat_bias = np.stack([  # [2, 4, 9]: velocity, offset
+        np.where(
+            cell_n >= min_cell_hits,
+            np.bincount(cell, r[:, k], minlength=STEPS_PER_BEAT * 9) / np.maximum(cell_n, 1) - np.tile(bias[k], STEPS_PER_BEAT),
+            0.0,
+        ).reshape(STEPS_PER_BEAT, 9)
+        for k in range(2)
+    ])
+    centred = r - bias[:, c].T - beat_bias[:, beat, c].T
     std = np.sqrt(np.stack([np.bincount(c, centred[:, k] ** 2, minlength=9) / counts for k in range(2)]))
-    u = centred / np.maximum(std[:, c].T, 1e-6)  # standardised, [hits, 2]
     per_window = np.bincount(w)
     used = per_window >= min_hits
     n_w = np.maximum(per_window, 1)[:, None]
+    offset_tempo, tempo = None, np.ones(len(per_window))
+    if bpm is not None:
+        log_bpm = np.log(np.asarray(bpm, np.float64)[: len(per_window)])
+        reference = float(np.exp(log_bpm[used].mean()))
+        rms = np.sqrt(np.bincount(w, (centred[:, 1] / np.maximum(std[1, c], 1e-6)) ** 2) / n_w[:, 0])
+        x, y = log_bpm[used] - math.log(reference), np.log(np.maximum(rms[used], 1e-6))
+        exponent = float(np.clip(((x - x.mean()) * (y - y.mean())).sum() / max(((x - x.mean()) ** 2).sum(), 1e-12), 0.0, 2.0))
+        offset_tempo, tempo = np.array([reference, exponent]), np.exp(exponent * (log_bpm - math.log(reference)))
+        std[1] = np.sqrt(np.bincount(c, (centred[:, 1] / tempo[w]) ** 2, minlength=9) / counts)
+    u = centred / np.maximum(std[:, c].T, 1e-6)  # standardised, [hits, 2]
+    u[:, 1] /= tempo[w]
     mean_w = np.stack([np.bincount(w, u[:, k]) for k in range(2)], 1) / n_w
     var_w = np.stack([np.bincount(w, u[:, k] ** 2) for k in range(2)], 1) / n_w - mean_w**2
     groove_var = mean_w[used].var(0) - (var_w[used] / n_w[used]).mean(0)
@@ -330,7 +428,7 @@ def residuals_from_hits(
         swing_var = (mean_off - mean_on)[both].var() - noise.mean()
     return OutputResiduals(
         bias[0], std[0], bias[1], std[1], np.sqrt(np.clip(groove_var, 0.0, 0.95)), scale_logstd,
-        beat_bias, np.array([np.sqrt(max(swing_var, 0.0))]),
+        beat_bias[1], np.array([np.sqrt(max(swing_var, 0.0))]), beat_bias[0], offset_tempo,
     )  # fmt: skip
 
 
@@ -352,4 +450,40 @@ def fit_prior(
     latent = fit_gaussian_mixture(codes, components, seed=seed)
     latent.settings.update(codes="one z = mu + sigma*eps per training window", windows=len(windows))
     say("fitting velocity / offset residuals on teacher-forced reconstructions …")
-    return FittedPrior(latent, fit_residuals(model, windows, batch_size=batch_size))
+    prior = FittedPrior(latent, fit_residuals(model, windows, batch_size=batch_size))
+    say(f"mapping drawn velocities onto played ones ({min(len(windows), MAP_SAMPLES)} samples) …")
+    prior.residuals.velocity_quantiles = fit_velocity_quantiles(model, prior, windows, seed=seed)
+    return prior
+
+
+MAP_SAMPLES = 2048  # grooves sampled to fit the velocity map
+MIN_MAP_HITS = 50  # a class with fewer hits, drawn or played, keeps its velocities (identity map)
+
+
+def fit_velocity_quantiles(model, prior: FittedPrior, windows, *, seed: int = 0, samples: int = MAP_SAMPLES) -> np.ndarray:
+    """``velocity_quantiles`` [2, 9, Q] of :class:`OutputResiduals`: per class, the quantiles of
+    the velocities ``model`` draws with ``prior`` (spread 1, before the clip to 1–127, grooves
+    from the fitted latent at the tempi of ``min(samples, len(windows))`` windows drawn with
+    ``seed``) and of the velocities played in ``windows`` (all of them). Fitting before the clip
+    keeps the drawn values distinct, so the map spreads them over the played range instead of
+    sending every clipped one to the same velocity."""
+    from musicvae.generate import sample  # the sampler exactly as users call it
+
+    drawn = np.random.default_rng([int(seed), 5]).choice(len(windows), min(samples, len(windows)), replace=False)
+    kept, model.prior = model.prior, prior
+    try:
+        bpm = windows.bpm[drawn] if np.all(windows.bpm[drawn] > 0) else None
+        controls = None if windows.controls is None else windows.controls[drawn]
+        means = sample(model, len(drawn), seed=seed, prior="fitted", spread=0.0, controls=controls)
+    finally:
+        model.prior = kept
+    grooves = prior.residuals.apply(means, 1.0, seed, bpm=bpm, raw_velocities=True)
+    probabilities = np.linspace(0, 1, VELOCITY_QUANTILES)
+    identity = np.stack([probabilities, probabilities])
+    table = np.tile(identity[:, None], (1, 9, 1))
+    for c in range(9):
+        sampled = grooves[..., 9 + c][grooves[..., c] > 0.5]
+        played = windows.outputs[..., 9 + c][windows.outputs[..., c] > 0.5]
+        if min(len(sampled), len(played)) >= MIN_MAP_HITS:
+            table[:, c] = np.quantile(sampled, probabilities), np.quantile(played, probabilities)
+    return table

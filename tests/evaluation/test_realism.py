@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from musicvae.evaluation.features import pattern_features
-from musicvae.evaluation.realism import _group_halves, copy_fraction, nearest_hit_f1, two_sample_accuracy
+from musicvae.evaluation.realism import _group_halves, copy_fraction, nearest_hit_f1, two_sample_accuracy, two_sample_run
 
 
 def grooves(n: int, rate: float, seed: int) -> np.ndarray:
@@ -23,6 +23,17 @@ def test_two_sample_accuracy_is_chance_for_one_distribution_and_high_for_separab
     assert abs(same["accuracy"] - 0.5) < 0.1 and same["n_per_set"] == 150 and same["features"] == len(a)
     assert two_sample_accuracy(a, c, seed=0)["accuracy"] > 0.97
     assert two_sample_accuracy(a, b, seed=0) == same  # seeded
+
+
+def test_two_sample_accuracy_is_the_mean_of_its_runs():
+    a = pattern_features(grooves(80, 0.1, 0), 120.0)
+    b = pattern_features(grooves(80, 0.15, 1), 120.0)
+    result = two_sample_accuracy(a, b, seed=1, runs=3)
+    runs = [two_sample_run(a, b, seed=k)["accuracy"] for k in (3, 4, 5)]  # seeds seed·runs … seed·runs + runs − 1
+    assert result["run_accuracies"] == runs and len(set(runs)) > 1  # the runs differ, hence the mean
+    assert result["accuracy"] == pytest.approx(np.mean(runs)) and result["accuracy_sd"] == pytest.approx(np.std(runs))
+    with pytest.raises(ValueError):
+        two_sample_accuracy(a, b, runs=0)
 
 
 def test_group_halves_keep_groups_whole():

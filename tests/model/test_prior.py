@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 from conftest import synthetic_windows, tiny_vae
+from safetensors.torch import save_file
 
 from musicvae.checkpoints.native import PRIOR_FILE, CheckpointError, load_model, load_prior, save_model, save_prior
 from musicvae.generate import midi_bytes, resolve_prior, sample
@@ -85,6 +87,64 @@ def test_swing_term_is_fitted_from_residuals_with_a_known_swing():
     assert residuals_from_hits(unswung, classes, steps, window).swing_std[0] < 0.02
 
 
+def test_accent_and_tempo_terms_are_fitted_from_residuals_with_known_ones():
+    r, classes, steps, window = swung_residuals()
+    accented = r.copy()  # class 2's velocity: +0.08 on the "e" and the "a", −0.08 on the 8ths
+    accented[:, 0] += np.where(classes == 2, np.where(np.isin(steps % 4, [1, 3]), 0.08, -0.08), 0.0)
+    fitted = residuals_from_hits(accented, classes, steps, window)
+    assert fitted.velocity_beat_bias[:, 2] == pytest.approx([-0.08, 0.08, -0.08, 0.08], abs=0.01)
+    assert fitted.velocity_beat_bias[:, 0] == pytest.approx(0.0, abs=0.01)
+    assert fitted.velocity_std[2] == pytest.approx(0.15, rel=0.05)  # taken around the accents
+    assert fitted.offset_tempo is None  # no tempi given
+    bpm = np.random.default_rng(2).uniform(70, 180, 600)  # offsets scatter as bpm^0.8 around a 0.1 std at 110 bpm
+    loose = r.copy()
+    loose[:, 1] = np.random.default_rng(3).normal(0, 0.1, len(r)) * (bpm[window] / 110) ** 0.8
+    tempo = residuals_from_hits(loose, classes, steps, window, bpm=bpm)
+    reference, exponent = tempo.offset_tempo
+    assert exponent == pytest.approx(0.8, abs=0.05) and 100 < reference < 130
+    assert tempo.offset_std[[0, 2]] == pytest.approx(0.1 * (reference / 110) ** 0.8, rel=0.05)  # the std at the reference
+    assert tempo.scale_logstd[1] < 0.1  # the tempo's share is not counted again as grooves differing in looseness
+    assert residuals_from_hits(loose, classes, steps, window).scale_logstd[1] > 0.2
+
+
+def test_tempo_term_scales_only_the_offset_draw():
+    tempo = dataclasses.replace(residuals(), offset_tempo=np.array([100.0, 1.0]))
+    grooves = np.zeros((6, 16, 27), np.float32)
+    grooves[..., 0] = 1.0
+    bias_only = tempo.apply(grooves, 0.0, 1)[..., 18]
+    slow, fast = (tempo.apply(grooves, 1.0, 1, bpm=b) for b in (50.0, 200.0))
+    assert np.array_equal(slow[..., :18], fast[..., :18])  # hits and velocities do not depend on the tempo
+    ratio = (fast[..., 18] - bias_only) / (slow[..., 18] - bias_only)
+    unclipped = (np.abs(fast[..., 18]) < 1) & (np.abs(slow[..., 18]) < 1)
+    assert ratio[unclipped] == pytest.approx(4.0, rel=1e-4)  # (200/100) / (50/100)
+    assert np.array_equal(tempo.apply(grooves, 1.0, 1, bpm=100.0), tempo.apply(grooves, 1.0, 1))  # None = the reference
+    per_groove = tempo.apply(grooves, 1.0, 1, bpm=np.array([50.0, 200.0] * 3))
+    assert np.array_equal(per_groove[0], slow[0]) and np.array_equal(per_groove[1], fast[1])
+    with pytest.raises(ValueError, match="bpm"):
+        tempo.apply(grooves, 1.0, 1, bpm=0.0)
+
+
+def test_velocity_map_moves_the_drawn_distribution_onto_the_played_one():
+    probabilities = np.linspace(0, 1, 101)
+    table = np.tile(np.stack([probabilities, probabilities])[:, None], (1, 9, 1))
+    table[0, 0] = np.linspace(-0.5, 1.5, 101)  # class 0 draws uniformly on −0.5…1.5 …
+    table[1, 0] = np.linspace(0.2, 1.0, 101)  # … and plays uniformly on 0.2…1
+    mapped = dataclasses.replace(residuals(), velocity_quantiles=table)
+    drawn = np.full((2, 9), 0.5)
+    drawn[0, 0] = -2.0
+    # class 0: below the drawn range → the lowest played; the drawn median → the played median;
+    # class 1 keeps an identity map
+    assert mapped.map_velocities(drawn)[:, :2] == pytest.approx(np.array([[0.2, 0.5], [0.6, 0.5]]))
+    grooves = np.zeros((50, 16, 27), np.float32)
+    grooves[..., 0], grooves[..., 9] = 1.0, 0.5
+    spread = dataclasses.replace(residuals(), velocity_std=np.full(9, 0.6))  # draws far outside 1–127
+    plain, out = spread.apply(grooves, 1.0, 0), dataclasses.replace(spread, velocity_quantiles=table).apply(grooves, 1.0, 0)
+    assert (plain[..., 9] <= 1.5 / 127).mean() > 0.1  # without the map: a pile of velocity-1 hits
+    assert out[..., 9].min() >= 0.2 and np.array_equal(out[..., 18:], plain[..., 18:])
+    raw = spread.apply(grooves, 1.0, 0, raw_velocities=True)[..., 9]
+    assert raw.min() < 0 and np.array_equal(np.clip(raw, 1 / 127, 1), plain[..., 9])  # the draw before the clip
+
+
 def test_swing_term_moves_only_the_off_beat_16ths_and_is_seeded():
     plain = residuals()
     swung = dataclasses.replace(plain, offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.2]))
@@ -122,6 +182,22 @@ def test_prior_round_trip_without_pickle(tmp_path):
     save_prior(tmp_path, swung)
     loaded = load_model(tmp_path).prior.residuals
     assert loaded.swing_std == pytest.approx(swung.residuals.swing_std) and loaded.offset_beat_bias.shape == (4, 9)
+    first = (tmp_path / PRIOR_FILE).read_bytes()
+    save_prior(tmp_path, swung)
+    assert (tmp_path / PRIOR_FILE).read_bytes() == first  # the same prior, the same bytes
+    tensors, metadata = swung.to_tensors()
+    entry = json.loads(metadata["prior"])
+    old_style = {"kind": entry["kind"], "settings": json.dumps(entry["settings"])}  # files written before one entry
+    save_file(tensors, str(tmp_path / PRIOR_FILE), metadata=old_style)
+    assert load_model(tmp_path).prior.latent.settings == swung.latent.settings
+    save_file(tensors, str(tmp_path / PRIOR_FILE), metadata={"prior": "{not json"})
+    with pytest.raises(CheckpointError, match="metadata"):
+        load_prior(tmp_path)
+    bad = dataclasses.replace(swung.residuals, velocity_quantiles=np.zeros((2, 9, 101)))
+    bad.velocity_quantiles[1, 3, 50] = 2.0  # a played velocity above 127, and the row no longer ascending
+    save_prior(tmp_path, FittedPrior(prior.latent, bad))
+    with pytest.raises(CheckpointError, match="velocity quantiles"):
+        load_prior(tmp_path)
     (tmp_path / PRIOR_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="prior"):
         load_prior(tmp_path)
@@ -147,6 +223,17 @@ def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
     assert fitted_residuals.swing_std is not None and np.array_equal(means, sample(model, 3, seed=5))  # spread 0: the means
     model.prior.residuals = fitted_residuals
     assert np.array_equal(means[..., :9], a[..., :9]) and not np.array_equal(means[..., 9:], a[..., 9:])
+    residuals = model.prior.residuals
+    assert residuals.velocity_beat_bias.shape == (4, 9) and residuals.velocity_quantiles.shape == (2, 9, 101)
+    assert residuals.offset_tempo is not None  # the synthetic windows have a tempo (one: exponent 0)
+    model.prior.residuals = dataclasses.replace(residuals, offset_tempo=np.array([120.0, 1.0]))
+    tempi = np.array([70.0, 120.0, 170.0])
+    at_tempi = sample(model, 3, seed=5, bpm=tempi)
+    assert np.array_equal(at_tempi[..., :18], a[..., :18]) and not np.array_equal(at_tempi, a)  # only the timing moves
+    assert np.array_equal(sample(model, 1, seed=5, start_index=2, bpm=170.0)[0], at_tempi[2])  # groove i, whatever n
+    with pytest.raises(ValueError, match="bpm"):
+        sample(model, 3, seed=5, bpm=np.array([120.0, -1.0, 90.0]))
+    model.prior.residuals = residuals
     same = sample(model, 2, seed=5, same_z=True, spread=0, temperature=1e-3)
     assert np.array_equal(same[0], same[1])
     with pytest.raises(ValueError):

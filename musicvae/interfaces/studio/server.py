@@ -416,7 +416,7 @@ class Studio:
         model = self.model("generate")
         prior, spread = _prior(body, model)
         grooves = await self.run(
-            generate.sample, model, n, temperature=temperature, seed=seed, start_index=index, prior=prior, spread=spread
+            generate.sample, model, n, temperature=temperature, seed=seed, start_index=index, prior=prior, spread=spread, bpm=bpm
         )  # fmt: skip
         name = Path(self.devices["generate"].checkpoint).name  # how `musicvae sample` names it, not a path
         feedback = generate.FEEDBACK_DEFAULT
