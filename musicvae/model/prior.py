@@ -15,8 +15,8 @@ over the true hits of teacher-forced training reconstructions (z = μ); sampling
 The offsets also get a bias per position in the beat and a per-groove swing draw on the off-beat
 16ths: the decoder's mean timing loses most of the swing (the "e" and "a" played late), and a
 position-independent draw cannot put it back. The velocities get a bias per position in the beat
-likewise: the decoder's mean velocity flattens the hi-hat's accents (its off-beat 16ths come out
-about 0.1 too soft on the training windows themselves). And the timing residual's size follows
+likewise: the decoder's mean velocity flattens the hi-hat's accents (on the training windows
+themselves its "e" and "a" come out 0.05 and 0.08 too soft). And the timing residual's size follows
 the tempo the groove is played at: a drummer's timing scatters by about as many *milliseconds*
 at any tempo, so the faster the tempo, the more of a 16th it is (on the GMD training windows a
 groove's hit-timing std in steps grows as bpm^0.7; the decoder never sees the tempo, so without
@@ -33,8 +33,8 @@ give the same mixture. It is stored as ``prior.safetensors`` beside ``model.safe
 in files written since the swing term, ``residuals.offset_beat_bias`` [4, 9] and
 ``residuals.swing_std`` [1], and since the accent, tempo and velocity-map terms
 ``residuals.velocity_beat_bias`` [4, 9], ``residuals.offset_tempo`` [2] and
-``residuals.velocity_quantiles`` [2, 9, 101]; JSON kind and settings in the metadata) and is read back without pickle by
-:mod:`musicvae.checkpoints.native`. A file without the newer tensors loads without those terms,
+``residuals.velocity_quantiles`` [2, 9, 101]; the kind and settings as one JSON entry of the
+metadata) and is read back without pickle by :mod:`musicvae.checkpoints.native`. A file without the newer tensors loads without those terms,
 and samples as it did before.
 """
 
@@ -226,8 +226,8 @@ class OutputResiduals:
         :meth:`map_velocities` when spread > 0, then clipped to velocity 1/127–1 (a MIDI note
         needs velocity ≥ 1) and offset −1…1; ``raw_velocities`` leaves the velocity draw
         unmapped and unclipped (what :func:`fit_velocity_quantiles` fits the map to). Step t of
-        a groove is 16th ``t mod 4`` of its beat. Row k is groove ``first_index + k`` of ``seed`` and draws from numpy generator
-        ``[seed, first_index + k, 1]``, so a groove's draw does not depend on the rows around
+        a groove is 16th ``t mod 4`` of its beat. Row k is groove ``first_index + k`` of
+        ``seed`` and draws from numpy generator ``[seed, first_index + k, 1]``, so a groove's draw does not depend on the rows around
         it. Cells without a hit are left as they are; ``spread = 0`` adds the biases only."""
         if spread < 0:
             raise ValueError("spread must be ≥ 0")
@@ -365,8 +365,7 @@ def residuals_from_hits(
     bias and std per class pool all hits; ``velocity_beat_bias[p, c]`` and
     ``offset_beat_bias[p, c]`` are the mean residual of the class's hits on 16th p of the beat
     less the class's bias (0 for cells of fewer than ``min_cell_hits`` hits), and the stds are
-    taken around both biases. The
-    groove terms use the windows with at least ``min_hits`` hits: groove_std² is the variance of
+    taken around both biases. The groove terms use the windows with at least ``min_hits`` hits: groove_std² is the variance of
     a window's mean standardised residual less its expected sampling variance (clamped to
     [0, 0.95]); scale_logstd is the std of the log of a window's within-window std of the
     standardised residual. swing_std² is, over those windows with hits both on and off the
