@@ -100,6 +100,11 @@ class LossConfig:
     beta_rate: float = 0.0
     # Count velocity/offset errors only where the target has a hit (magenta counts every cell).
     mask_by_hits: bool = False
+    # Weight of the velocity and offset squared errors against the hits' log-loss (magenta: 1).
+    # A squared error is a Gaussian log-likelihood with σ² = 1/2, far wider than how played
+    # velocities (σ ≈ 0.2) and offsets (σ ≈ 0.3) scatter, so at 1 the model spends next to no
+    # latent capacity on how a groove is played; 1/(2σ²) ≈ 6–12 weighs them as likelihoods.
+    expression_weight: float = 1.0
 
 
 PRECISIONS = ("auto", "fp32", "bf16")  # `musicvae train --precision`; resolved by train.pick_precision

@@ -163,7 +163,8 @@ def reconstruction_evaluation(
         teacher.add(true_hit, pred_hit, vel_err, off_err_ms, true_hit)
         eps = torch.randn(mu.shape, generator=generator).to(mu.device, mu.dtype)
         logits = model.decode_logits(mu + sigma * eps, targets, controls)
-        terms = reconstruction_loss(logits, targets, mask_by_hits=model.config.loss.mask_by_hits)
+        loss = model.config.loss
+        terms = reconstruction_loss(logits, targets, mask_by_hits=loss.mask_by_hits, expression_weight=loss.expression_weight)
         terms["kl"] = kl_divergence(mu, sigma)
         scalars = elbo(terms, step, model.config.loss)
         scalars["elbo_nats"] = -(terms["r_loss"] + terms["kl"]).mean()

@@ -4,7 +4,8 @@
   hits  -[y·ln(p + 1e-7) + (1 - y)·ln(1 - p + 1e-7)] with p = sigmoid(logit) (TF's ``log_loss``,
   *not* BCE-with-logits: the epsilon changes values and gradients where p saturates),
   velocities (target - sigmoid(out))², offsets (target - tanh(out))²; summed over the 9 classes
-  and all steps, weighted equally. No masking by hit unless ``mask_by_hits`` is set.
+  and all steps, weighted equally. No masking by hit unless ``mask_by_hits`` is set; the
+  velocity and offset terms count ``expression_weight`` times (1, as magenta, unless set).
 * KL(q(z|x) ‖ N(0, I)) per example in nats; free bits are applied to each example's *total* KL;
   beta = (1 - beta_rate**step)·max_beta; loss = mean(r_loss) + beta·mean(kl_cost).
 * Learning rate (lr - min_lr)·decay**step + min_lr, global-norm clipping with a zero-out
@@ -27,12 +28,12 @@ LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss default, added inside both logarit
 
 
 def reconstruction_loss(
-    logits: torch.Tensor, targets: torch.Tensor, *, mask_by_hits: bool = False
+    logits: torch.Tensor, targets: torch.Tensor, *, mask_by_hits: bool = False, expression_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """Per-example loss terms, each [B], from raw outputs and targets [B, T, 27].
 
-    Returns ``hits_loss``, ``velocities_loss``, ``offsets_loss`` and their sum ``r_loss``.
-    """
+    Returns ``hits_loss``, ``velocities_loss``, ``offsets_loss`` and ``r_loss`` = hits_loss +
+    ``expression_weight`` · (velocities_loss + offsets_loss)."""
     logits = logits.float()
     targets = targets.float()
     hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
@@ -57,7 +58,7 @@ def reconstruction_loss(
         "hits_loss": hits_loss,
         "velocities_loss": velocities_loss,
         "offsets_loss": offsets_loss,
-        "r_loss": hits_loss + velocities_loss + offsets_loss,
+        "r_loss": hits_loss + expression_weight * (velocities_loss + offsets_loss),
     }
 
 

@@ -159,7 +159,8 @@ class MusicVAE(nn.Module):
         else:
             z = mu
         logits = self.decoder(z, targets, controls)
-        terms = losses.reconstruction_loss(logits, targets, mask_by_hits=self.config.loss.mask_by_hits)
+        loss = self.config.loss
+        terms = losses.reconstruction_loss(logits, targets, mask_by_hits=loss.mask_by_hits, expression_weight=loss.expression_weight)
         terms["kl"] = losses.kl_divergence(mu, sigma)
         terms.update(mu=mu, sigma=sigma, z=z, logits=logits)
         return terms

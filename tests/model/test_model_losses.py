@@ -78,6 +78,17 @@ def test_mask_by_hits_changes_only_vel_offset():
     assert torch.all(b["velocities_loss"] < a["velocities_loss"])
 
 
+def test_expression_weight_scales_only_velocity_and_offset_in_the_sum():
+    logits, targets = make_tensors()
+    plain = reconstruction_loss(logits, targets, mask_by_hits=True)
+    weighted = reconstruction_loss(logits, targets, mask_by_hits=True, expression_weight=8.0)
+    for name in ("hits_loss", "velocities_loss", "offsets_loss"):  # reported unweighted
+        assert torch.equal(plain[name], weighted[name])
+    expression = plain["velocities_loss"] + plain["offsets_loss"]
+    assert torch.allclose(weighted["r_loss"], plain["hits_loss"] + 8.0 * expression)
+    assert get_config("groovae_4bar").loss.expression_weight == 1.0  # magenta's presets keep magenta's loss
+
+
 def test_kl_by_hand():
     mu = torch.tensor([[0.5, -1.0], [0.0, 0.0]])
     sigma = torch.tensor([[0.3, 2.0], [1.0, 1.0]])
