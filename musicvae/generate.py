@@ -445,6 +445,11 @@ def groove_transfer(
     return out
 
 
+# The function each regroove device runs (its command's and the studio's): groove-transfer takes
+# (score, feel, model), the others (groove, model).
+DEVICE_FUNCTIONS = {"humanize": humanize, "drumify": drumify, "infill-hihat": infill_hihat, "groove-transfer": groove_transfer}
+
+
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     """Spherical interpolation between vectors a and b, endpoints included: [steps, z].
 

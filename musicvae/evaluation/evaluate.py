@@ -30,6 +30,7 @@ from musicvae.evaluation.latent import collapse_diagnostics
 from musicvae.generate import FEEDBACK_DEFAULT, decode, resolve_prior, sample
 from musicvae.model import MusicVAE
 from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
+from musicvae.model.prior import known_tempi
 from musicvae.progress import NullProgress
 from musicvae.progress import progress as progress_display
 
@@ -343,7 +344,7 @@ def evaluate_model(
                 model, windows, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, progress=bar
             )
         controls = None if windows.controls is None else windows.controls[drawn]
-        tempi = windows.bpm[drawn] if np.all(windows.bpm[drawn] > 0) else None  # 0: a folder's windows of unknown tempo
+        tempi = known_tempi(windows.bpm[drawn])
         generated = sample_grooves(
             model, samples, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, controls=controls,
             prior=prior, spread=spread, bpm=tempi, progress=bar,

@@ -31,12 +31,14 @@ def coordinate_ascent(
     grid: tuple[float, ...] = GRID,
     rounds: int = ROUNDS,
     progress: Callable[[str], None] | None = None,
+    start_score: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """The thresholds [9] that maximise ``score`` and their score, changing one class at a time to
     the best value of ``grid`` (kept only when it beats the current best), ``rounds`` times over
-    the classes, from ``start``. Deterministic: ties keep the current value."""
+    the classes, from ``start`` (whose score is ``start_score`` when the caller has it already).
+    Deterministic: ties keep the current value."""
     best = np.asarray(start, np.float64).copy()
-    best_score = score(best)
+    best_score = score(best) if start_score is None else start_score
     for round_ in range(rounds):
         for cls in range(len(best)):
             for value in grid:
@@ -72,6 +74,7 @@ def fit_drumify_thresholds(
     if progress is not None:
         progress(f"one threshold {generate.DRUMIFY_HIT_THRESHOLD:g} for every class: hit F1 {start_f1:.4f}")
     thresholds, f1 = coordinate_ascent(
-        lambda t: drumify_hit_f1(model, outputs, bpm, t, seed=seed), start, grid=grid, rounds=rounds, progress=progress
+        lambda t: drumify_hit_f1(model, outputs, bpm, t, seed=seed), start, grid=grid, rounds=rounds, progress=progress,
+        start_score=start_f1,
     )
     return thresholds, start_f1, f1

@@ -620,11 +620,9 @@ def _regroove_command(
     options = dict(temperature=temperature, seed=seed, feedback=feedback, keep_hits=keep_hits, from_mean=from_mean)
     if hit_threshold is not None:  # else the device's own default
         options["hit_threshold"] = None if hit_threshold.strip().lower() == "off" else float(hit_threshold)
-    if command == "groove-transfer":
-        result = generate.groove_transfer(score, midi.groove, model, **options)
-    elif command in generate.DEVICE_NEEDS:
-        play = {"humanize": generate.humanize, "drumify": generate.drumify, "infill-hihat": generate.infill_hihat}
-        result = play[command](midi.groove, model, **options)
+    if command in generate.DEVICE_FUNCTIONS:
+        grooves = (score, midi.groove) if command == "groove-transfer" else (midi.groove,)
+        result = generate.DEVICE_FUNCTIONS[command](*grooves, model, **options)
     else:
         result = generate.regroove(model, midi.groove, **options)
     meta = generate.meta_text(

@@ -151,6 +151,14 @@ def posterior_codes(model, inputs: np.ndarray, controls: np.ndarray | None = Non
 
 
 STEPS_PER_BEAT = 4
+
+
+def known_tempi(bpm: np.ndarray) -> np.ndarray | None:
+    """Tempi [N] (quarter notes per minute) as float64, or None when any is unknown (0, as for a
+    folder's own MIDI windows without a tempo, or not finite): then no tempo term applies."""
+    bpm = np.asarray(bpm, np.float64)
+    return bpm if np.all(np.isfinite(bpm) & (bpm > 0)) else None
+
 OFF_BEAT_16THS = (1, 3)  # the "e" and the "a": the 16ths that a swung feel plays late
 
 
@@ -349,9 +357,7 @@ def fit_residuals(model, windows, *, batch_size: int = 512, min_hits: int = 16) 
         residuals.append(np.stack([v[hits], o[hits]], 1))
         hit_index.append(np.stack([w + begin, t, c], 1))
     w, t, c = np.concatenate(hit_index).T
-    bpm = np.asarray(windows.bpm, np.float64)
-    bpm = bpm if np.all(np.isfinite(bpm) & (bpm > 0)) else None  # windows of unknown tempo: no tempo term
-    return residuals_from_hits(np.concatenate(residuals), c, t, w, min_hits=min_hits, bpm=bpm)
+    return residuals_from_hits(np.concatenate(residuals), c, t, w, min_hits=min_hits, bpm=known_tempi(windows.bpm))
 
 
 def residuals_from_hits(
@@ -471,7 +477,7 @@ def fit_velocity_quantiles(model, prior: FittedPrior, windows, *, seed: int = 0,
     drawn = np.random.default_rng([int(seed), 5]).choice(len(windows), min(samples, len(windows)), replace=False)
     kept, model.prior = model.prior, prior
     try:
-        bpm = windows.bpm[drawn] if np.all(windows.bpm[drawn] > 0) else None
+        bpm = known_tempi(windows.bpm[drawn])
         controls = None if windows.controls is None else windows.controls[drawn]
         means = sample(model, len(drawn), seed=seed, prior="fitted", spread=0.0, controls=controls)
     finally:

@@ -52,13 +52,6 @@ log = logging.getLogger("musicvae.studio")
 # Device → the bundled model it uses unless ``--checkpoint DEVICE=RUN`` names another. Generate and
 # interpolate share one model (loaded once).
 DEVICES = {"generate": "groovae_4bar", "interpolate": "groovae_4bar", **generate.DEVICE_MODELS}
-# The function each regroove device runs: the one its command runs, which keeps what it promises.
-DEVICE_FUNCTIONS = {
-    "humanize": generate.humanize,
-    "drumify": generate.drumify,
-    "infill-hihat": generate.infill_hihat,
-    "groove-transfer": generate.groove_transfer,
-}
 MAX_UPLOAD_BYTES = 1 << 20  # one MIDI file; drum grooves are a few kB
 MAX_BODY_BYTES = 2 * MAX_UPLOAD_BYTES + (64 << 10)  # two files (groove transfer) + form overhead
 MAX_GROOVES = 16  # n of /api/sample
@@ -443,7 +436,7 @@ class Studio:
         bpm = _bpm(body, source.qpm)
         grooves = (source.groove,) if control is None else (control.groove, source.groove)
         result = await self.run(
-            DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
+            generate.DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
         )
         return JSONResponse({
             "grooves": [groove_entry(result, bpm, seed, 0)],
