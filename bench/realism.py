@@ -4,12 +4,18 @@ split, without the reconstruction (which sampling settings do not change), so th
 
     python bench/realism.py [--checkpoint groovae_4bar] [--data GMD] [--split test] [--samples 1024]
                             [--prior auto|normal|fitted] [--spread S] [--temperature T] [--seed 0]
+    python bench/realism.py --training-windows [--split test] [--samples 1024] [--seed 0]
 
 Runs ``musicvae.evaluation.evaluate.evaluate_model(..., reconstruction=False)`` with the
 training split as the copy reference, exactly as ``musicvae evaluate`` scores samples. Prints
 ``name=value`` lines: each target's value and pass flag (the two-sample accuracy is the mean of
 the evaluator's runs of the test, with ``two_sample_accuracy_sd`` their std), then the headline
 ``targets_passed``.
+
+``--training-windows`` scores ``--samples`` real training windows (drawn with ``--seed``, at
+their own tempi) in place of samples, without the copy fraction (they are the training set): what
+a model that reproduced its training data exactly would reach on ``--split``, the ceiling of
+every model trained on that split.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import load_windows
-from musicvae.evaluation.evaluate import evaluate_model
+from musicvae.evaluation.evaluate import compare_grooves, evaluate_model
 
 KEYS = {
     "mean hit velocity": "velocity",
@@ -48,17 +54,24 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--training-windows", action="store_true", help="score real training windows in place of samples")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.checkpoint)
     everything = load_windows(args.data, model.config.data)
     windows = everything.of_split(args.split)
-    result = evaluate_model(
-        model, windows, samples=args.samples, seed=args.seed, temperature=args.temperature,
-        prior=args.prior, spread=args.spread, train_windows=everything.of_split("train"), reconstruction=False,
-    )  # fmt: skip
-    s = result["settings"]
-    print(f"prior={s['prior']}\nspread={s['spread']:g}\ntemperature={s['temperature']:g}\nseed={s['seed']}")
+    train = everything.of_split("train")
+    if args.training_windows:
+        pick = np.random.default_rng([args.seed, 7]).choice(len(train), args.samples, replace=False)
+        result = compare_grooves(train.outputs[pick], train.bpm[pick], windows, seed=args.seed)
+        print(f"grooves=training windows\nseed={args.seed}")
+    else:
+        result = evaluate_model(
+            model, windows, samples=args.samples, seed=args.seed, temperature=args.temperature,
+            prior=args.prior, spread=args.spread, train_windows=train, reconstruction=False,
+        )  # fmt: skip
+        s = result["settings"]
+        print(f"prior={s['prior']}\nspread={s['spread']:g}\ntemperature={s['temperature']:g}\nseed={s['seed']}")
     for target in result["targets"]:
         key = KEYS.get(target["target"], "min_oa")
         real = "" if not math.isfinite(target["real"]) else f"{target['real']:.4f}"

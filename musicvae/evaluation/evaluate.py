@@ -324,9 +324,6 @@ def evaluate_model(
     the hit controls of those same drawn windows. ``reconstruction=False`` skips the
     reconstruction and latent diagnostics (both None), for sweeps of sampling settings.
     """
-    from musicvae.evaluation.features import pattern_features, pooled_statistics, relative_comparison, summarize
-    from musicvae.evaluation.realism import copy_fraction, two_sample_accuracy
-
     if len(windows) == 0:
         raise ValueError("no windows to evaluate (is the split empty?)")
     if samples < 2:
@@ -349,8 +346,7 @@ def evaluate_model(
             model, samples, temperature=temperature, seed=seed, feedback=feedback, batch_size=batch_size, controls=controls,
             prior=prior, spread=spread, bpm=tempi, progress=bar,
         )  # fmt: skip
-    real_features = pattern_features(windows.outputs, windows.bpm)
-    generated_features = pattern_features(generated, windows.bpm[drawn])
+    comparison = compare_grooves(generated, windows.bpm[drawn], windows, seed=seed, max_pairs=max_pairs, train_windows=train_windows)
     results = {
         "settings": {
             "samples": samples,
@@ -371,20 +367,37 @@ def evaluate_model(
         },
         "reconstruction": recon,
         "latent": collapse_diagnostics(model, windows, batch_size=batch_size, seed=seed) if reconstruction else None,
+        **{key: comparison[key] for key in ("features", "pooled", "relative", "realism", "targets")},
+    }
+    results["runtime_s"] = time.perf_counter() - started
+    results["arrays"] = {"generated": generated, "real": windows.outputs, **comparison["arrays"]}
+    return results
+
+
+def compare_grooves(
+    grooves: np.ndarray, bpm: np.ndarray, windows: GrooveWindows, *, seed: int = 0, max_pairs: int = 20000,
+    train_windows: GrooveWindows | None = None,
+) -> dict:
+    """Score grooves [N, T, 27] played at tempi ``bpm`` [N] (beats per minute) against the real
+    ``windows``: the ``features``, ``pooled``, ``relative``, ``realism`` and ``targets`` entries
+    of :func:`evaluate_model` (the copy fraction only with ``train_windows``), and ``arrays``
+    (``real_features``, ``generated_features``). :func:`evaluate_model` scores its samples with
+    it; scoring real training windows gives what a model that reproduced its training data
+    exactly would reach on another split."""
+    from musicvae.evaluation.features import pattern_features, pooled_statistics, relative_comparison, summarize
+    from musicvae.evaluation.realism import copy_fraction, two_sample_accuracy
+
+    real_features = pattern_features(windows.outputs, windows.bpm)
+    generated_features = pattern_features(grooves, bpm)
+    results = {
         "features": {"real": summarize(real_features), "generated": summarize(generated_features)},
-        "pooled": {"real": pooled_statistics(windows.outputs), "generated": pooled_statistics(generated)},
+        "pooled": {"real": pooled_statistics(windows.outputs), "generated": pooled_statistics(grooves)},
         "relative": relative_comparison(real_features, generated_features, max_pairs=max_pairs, seed=seed),
         "realism": {
             "two_sample": two_sample_accuracy(real_features, generated_features, seed=seed, real_groups=windows.source),
-            "copying": None if train_windows is None else copy_fraction(generated, windows.outputs, train_windows.outputs),
+            "copying": None if train_windows is None else copy_fraction(grooves, windows.outputs, train_windows.outputs),
         },
     }
     results["targets"] = check_targets(results)
-    results["runtime_s"] = time.perf_counter() - started
-    results["arrays"] = {
-        "generated": generated,
-        "real": windows.outputs,
-        "real_features": real_features,
-        "generated_features": generated_features,
-    }
+    results["arrays"] = {"real_features": real_features, "generated_features": generated_features}
     return results
