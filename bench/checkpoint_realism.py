@@ -9,12 +9,11 @@ samples against a held-out split with the issue-17 realism targets (the sample h
 Why: a run's validation loss is lowest early (the hit log-loss grows as the decoder gets
 confident), while its samples can go on getting more realistic long after (the bundled
 ``groovae_4bar``'s did), so neither the last checkpoint nor ``best/`` is the one to keep without
-looking at samples. Nothing is written
-into the run. Prints, per checkpoint, the validation loss the run recorded,
-``step_N_two_sample``, ``step_N_instruments``, ``step_N_targets`` (each the mean over ``--seeds``)
-and ``step_N_failed`` (the targets any seed misses: mean value and real value), then the headline ``best_step`` (the lowest
-mean two-sample accuracy). Choose on the validation split; use the test split only to report the
-chosen checkpoint.
+looking at samples. Nothing is written into the run. Prints, per checkpoint, the validation loss
+the run recorded, ``step_N_two_sample``, ``step_N_instruments``, ``step_N_targets`` (each the
+mean over ``--seeds``) and ``step_N_failed`` (the targets any seed misses: mean value and real
+value), then the headline ``best_step`` (the lowest mean two-sample accuracy). Choose on the
+validation split; use the test split only to report the chosen checkpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musicvae.checkpoints.native import load_model
+from musicvae.checkpoints.native import load_model, read_config
 from musicvae.data.dataset import load_windows
 from musicvae.evaluation.evaluate import evaluate_model
 from musicvae.model.prior import fit_prior
@@ -61,27 +60,28 @@ def main() -> None:
     if not folders or missing:
         raise SystemExit(f"error: {args.run}: no checkpoint for step {missing or 'any'} (kept: {sorted(folders)})")
     losses = recorded_validation_loss(args.run)
-    everything = None
+    everything = load_windows(args.data, read_config(folders[steps[0]] / "config.json").data)
+    train, held_out = everything.of_split("train"), everything.of_split(args.split)
     scores = {}
     for step in steps:
         model = load_model(folders[step])
-        if everything is None:
-            everything = load_windows(args.data, model.config.data)
-            train, held_out = everything.of_split("train"), everything.of_split(args.split)
         model.prior = fit_prior(model, train, max_windows=args.max_windows, progress=None)
         results = [
             evaluate_model(model, held_out, samples=args.samples, seed=seed, train_windows=train, reconstruction=False)
             for seed in args.seeds
         ]
-        two_sample = np.mean([r["realism"]["two_sample"]["accuracy"] for r in results])
+        scores[step] = np.mean([r["realism"]["two_sample"]["accuracy"] for r in results])
         instruments = np.mean([r["features"]["generated"]["instruments"]["mean"] for r in results])
         passed = np.mean([sum(t["passed"] for t in r["targets"]) for r in results])
-        scores[step] = two_sample
+        by_target: dict[str, list[dict]] = {}
+        for target in (t for r in results for t in r["targets"]):
+            by_target.setdefault(target["target"], []).append(target)
+        failed = [
+            f"{name} {np.mean([t['value'] for t in ts]):.3f} (real {ts[0]['real']:.3f})"
+            for name, ts in sorted(by_target.items()) if not all(t["passed"] for t in ts)
+        ]  # fmt: skip
         print(f"step_{step}_validation_loss={losses.get(step, float('nan')):.3f}")
-        print(f"step_{step}_two_sample={two_sample:.4f}\nstep_{step}_instruments={instruments:.3f}")
-        failed = sorted({t["target"] for r in results for t in r["targets"] if not t["passed"]})
-        rows = {name: [t for r in results for t in r["targets"] if t["target"] == name] for name in failed}
-        failed = [f"{name} {np.mean([t['value'] for t in ts]):.3f} (real {ts[0]['real']:.3f})" for name, ts in rows.items()]
+        print(f"step_{step}_two_sample={scores[step]:.4f}\nstep_{step}_instruments={instruments:.3f}")
         print(f"step_{step}_targets={passed:g}/{len(results[0]['targets'])}\nstep_{step}_failed={'; '.join(failed) or '-'}", flush=True)
     print(f"best_step={min(scores, key=scores.get)}")
 
