@@ -127,6 +127,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     seed: int = 0
+    # Augmentation (ours, beyond magenta): the probability that a served training window loses
+    # one of the drums it plays, whole (encoder input and decoder target alike), so the model
+    # also learns the sparser grooves a drummer could have played; 0 = magenta's data.
+    voice_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,10 @@ class Config:
         _check_range("train.checkpoint_every", t.checkpoint_every, 1, MAX_STEPS)
         _check_range("train.keep_checkpoints", t.keep_checkpoints, 1, MAX_STEPS)
         _check_range("train.seed", t.seed, 0, 2**63 - 1)
+        _check_range("train.voice_dropout", t.voice_dropout, 0.0, 1.0)
+        if d.feel_as_controls and t.voice_dropout > 0:
+            # the encoder reads the feel, not the window a voice would be dropped from
+            raise ValueError("data.feel_as_controls excludes train.voice_dropout")
 
 
 # Caps of validate(): a 64-bar window is 1,024 steps (4× the largest preset's); 4,096 units is 8×

@@ -105,6 +105,19 @@ def test_note_dropout_preset_trains_and_resumes(data, tmp_path):
     assert weights(a) == weights(b)
 
 
+def test_voice_dropout_trains_resumes_and_changes_the_batches(data, tmp_path):
+    config = tiny_config(4, "train.voice_dropout=0.5")
+    a, b, plain = tmp_path / "a", tmp_path / "b", tmp_path / "plain"
+    train(config, data, a, progress=False)
+    train(config.with_overrides(["train.num_steps=2"]), data, b, progress=False)
+    train(config, data, b, resume=True, override=True, progress=False)
+    assert weights(a) == weights(b)
+    train(tiny_config(4), data, plain, progress=False)
+    assert weights(a) != weights(plain)
+    with pytest.raises(ValueError, match=r"train.voice_dropout must be in \[0.0, 1.0\]"):
+        tiny_config(4, "train.voice_dropout=1.5")
+
+
 def test_killed_checkpoint_writer_keeps_previous_checkpoint(data, tmp_path, monkeypatch):
     import musicvae.train as train_module
 

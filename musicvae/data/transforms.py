@@ -29,6 +29,21 @@ def note_dropout(grooves: np.ndarray, max_probability: float, rng: np.random.Gen
     return out
 
 
+def drop_voice(grooves: np.ndarray, probability: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of grooves [N, steps, 27] in which each groove, with ``probability``, loses one of the
+    drum classes it plays (hits, velocities and offsets of every step), chosen uniformly among
+    them. A groove that plays fewer than two classes is left whole: silencing its only drum
+    would leave nothing to learn from."""
+    out = grooves.copy()
+    played = grooves[..., HITS].max(axis=-2) > 0.5  # [N, 9]
+    eligible = (played.sum(axis=-1) >= 2) & (rng.random(grooves.shape[0]) < probability)
+    # Uniform among the played classes: the largest random key among them.
+    keys = np.where(played, rng.random(played.shape), -1.0)
+    for groove, cls in zip(np.flatnonzero(eligible), keys.argmax(axis=-1)[eligible]):
+        out[groove, :, [cls, cls + NUM_CLASSES, cls + 2 * NUM_CLASSES]] = 0.0
+    return out
+
+
 def tapify(grooves: np.ndarray, originals: np.ndarray) -> np.ndarray:
     """Collapse each step to one tap on the open hi-hat class: the loudest class of ``grooves``
     (ties and silent steps → class 0) supplies hit, velocity and offset from ``originals``."""

@@ -1,4 +1,5 @@
-"""The feel controls of groove transfer: per-sixteenth means of a feel, and feel partners."""
+"""Groove transforms: the feel controls of groove transfer (per-sixteenth means of a feel, feel
+partners) and the voice dropout of training."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from conftest import synthetic_windows
 
 from musicvae.configs import get_config
 from musicvae.data.dataset import GrooveWindows, derived_arrays, feel_partners
-from musicvae.data.transforms import controls_for, feel_controls, feel_means
+from musicvae.data.transforms import controls_for, drop_voice, feel_controls, feel_means
 
 FEEL = get_config("groovae_2bar_groove_transfer")
 
@@ -95,9 +96,46 @@ def test_a_window_without_partner_gets_a_silent_feel():
 @pytest.mark.parametrize(
     "settings, message",
     [(["data.hits_as_controls=true"], "excludes data.hits_as_controls"),
-     (["data.max_note_dropout=0.5"], "excludes data.max_note_dropout")],
+     (["data.max_note_dropout=0.5"], "excludes data.max_note_dropout"),
+     (["train.voice_dropout=0.5"], "excludes train.voice_dropout")],
 )  # fmt: skip
-def test_feel_controls_exclude_other_controls_and_note_dropout(settings, message):
+def test_feel_controls_exclude_other_controls_and_dropouts(settings, message):
     assert FEEL.control_depth == 36
     with pytest.raises(ValueError, match=message):
         FEEL.with_overrides(settings)
+
+
+def played(grooves: np.ndarray) -> np.ndarray:
+    """[N, 9] booleans: which drum classes each groove hits at least once."""
+    return grooves[..., :9].max(axis=-2) > 0.5
+
+
+def test_drop_voice_silences_one_whole_played_drum_and_nothing_else():
+    grooves = synthetic_windows(64, 32).outputs
+    grooves[0] = 0.0
+    grooves[0][::4, [0, 9, 18]] = (1.0, 0.7, 0.1)  # a groove that plays the kick only
+    out = drop_voice(grooves, 1.0, np.random.default_rng(0))
+    before, after = played(grooves), played(out)
+    np.testing.assert_array_equal(out[0], grooves[0])  # its only drum is kept
+    several = before.sum(axis=-1) >= 2
+    assert several[1:].all()
+    np.testing.assert_array_equal(after.sum(axis=-1)[several], before.sum(axis=-1)[several] - 1)
+    for groove in np.flatnonzero(several):
+        (gone,) = np.flatnonzero(before[groove] & ~after[groove])
+        columns = [gone, gone + 9, gone + 18]
+        assert not out[groove][:, columns].any()  # hits, velocities and offsets of that drum
+        kept = np.setdiff1d(np.arange(27), columns)
+        np.testing.assert_array_equal(out[groove][:, kept], grooves[groove][:, kept])
+    assert not np.shares_memory(out, grooves)
+
+
+def test_drop_voice_probability_and_seed():
+    grooves = synthetic_windows(400, 32).outputs
+    np.testing.assert_array_equal(drop_voice(grooves, 0.0, np.random.default_rng(1)), grooves)
+    half = drop_voice(grooves, 0.5, np.random.default_rng(1))
+    changed = (half != grooves).any(axis=(-2, -1)).mean()
+    assert 0.4 < changed < 0.6
+    np.testing.assert_array_equal(half, drop_voice(grooves, 0.5, np.random.default_rng(1)))
+    # every played drum can be the one dropped
+    dropped = played(grooves) & ~played(drop_voice(grooves, 1.0, np.random.default_rng(2)))
+    np.testing.assert_array_equal(dropped.any(axis=0), played(grooves).any(axis=0))
