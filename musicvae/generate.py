@@ -175,7 +175,8 @@ def sample(
     however ``n`` and ``start_index`` are chosen (see :meth:`MusicVAE.sample`).
 
     z comes from ``prior`` ("normal" = N(0, I) as magenta, "fitted" = the model's fitted
-    mixture, "auto" = fitted if the model has one); hits are drawn at ``temperature``. With
+    mixture, "auto" = fitted if the model has one); hits are drawn at ``temperature`` (from the
+    fitted prior, with its per-class hit bias when it has one). With
     ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
     fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
     0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0).
@@ -199,6 +200,9 @@ def sample(
         controls = padded
     if bpm is not None and n:
         bpm = np.concatenate([np.full(offset, bpm[0]), bpm, np.full(SAMPLE_BLOCK, bpm[0])])
+    hit_bias = model.prior.hit_bias if prior == "fitted" else None
+    if hit_bias is not None:
+        hit_bias = torch.as_tensor(hit_bias, dtype=torch.float32)
     parts = []
     for block in range(first, start_index + n, SAMPLE_BLOCK):
         rows = range(block, block + SAMPLE_BLOCK)
@@ -206,7 +210,7 @@ def sample(
         block_controls = None if controls is None else controls[block - first : block - first + SAMPLE_BLOCK]
         out = model.sample(
             SAMPLE_BLOCK, temperature, seed, start_index=block, z=_tensor(model, z), controls=_tensor(model, block_controls),
-            feedback=feedback, same_z=same_z,
+            feedback=feedback, same_z=same_z, hit_bias=hit_bias,
         ).cpu().numpy()  # fmt: skip
         if spread > 0:
             block_bpm = None if bpm is None else bpm[block - first : block - first + SAMPLE_BLOCK]

@@ -87,10 +87,12 @@ def draw_groove_step(
     feedback: str,
     hits: torch.Tensor | None = None,
     hits_mask: torch.Tensor | None = None,
+    hit_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One sampled step [B, 27] from raw outputs [B, 27], with the flat decoder's semantics.
 
-    hits ~ Bernoulli(sigmoid(hit_logit / temperature)), using one uniform per cell drawn from
+    hits ~ Bernoulli(sigmoid((hit_logit + hit_bias) / temperature)) (``hit_bias`` [9], a fitted
+    prior's per-class shift of the hit logits; None = 0), using one uniform per cell drawn from
     ``generator`` (on its own device, then moved); velocity = sigmoid and offset = tanh of their
     logits (the means; temperature touches only hits). Given ``hits`` [B, 9] (0/1) are played
     instead of the drawn ones (the uniforms are drawn all the same); with ``hits_mask`` [B, 9]
@@ -100,6 +102,8 @@ def draw_groove_step(
     """
     logits = logits.float()
     hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+    if hit_bias is not None:
+        hit_logits = hit_logits + hit_bias
     probs = torch.sigmoid(hit_logits / temperature)
     uniform = draw_uniforms(generator, (), probs.shape[0], probs.shape[1], probs.device)
     drawn = (uniform < probs).to(logits.dtype)
@@ -245,6 +249,7 @@ class GrooveLstmDecoder(nn.Module):
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling, one step at a time with carried LSTM state -> [B, T, 27].
 
@@ -254,6 +259,8 @@ class GrooveLstmDecoder(nn.Module):
         drawn (in the fed-back input and in the returned sequence), which is what the decoder saw
         in training. Given ``hits`` [B, T, 9] (0/1), the decoder plays those hits instead of
         drawing its own and predicts only their velocities and offsets (humanizing a fixed score).
+        ``hit_bias`` [9] is added to the hit logits before the temperature (a fitted prior's
+        calibration of how often each drum is drawn; None = 0).
         Uniforms are drawn from ``generator`` (one for the batch, or one per row) on its own
         device and moved, so CPU generators give device-independent results. ``implementation="module"`` runs
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
@@ -262,6 +269,7 @@ class GrooveLstmDecoder(nn.Module):
         return self.sample_segments(
             z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
             controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
+            hit_bias=hit_bias,
         )
 
     @torch.no_grad()
@@ -277,6 +285,7 @@ class GrooveLstmDecoder(nn.Module):
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample U·S steps [B, U·S, 27], restarting the LSTM state from embedding u [B, U, E]
         (in place of z) at the start of segment u; the fed-back previous output carries across
@@ -296,7 +305,7 @@ class GrooveLstmDecoder(nn.Module):
                 sampler = CellSampler(
                     self, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
                     controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype, hits=hits,
-                    hits_mask=hits_mask,
+                    hits_mask=hits_mask, hit_bias=hit_bias,
                 )
                 for u in range(segments):
                     sampler.start(embeddings[:, u])
@@ -316,7 +325,7 @@ class GrooveLstmDecoder(nn.Module):
                 mask_t = hits_mask[:, t] if hits_mask is not None else None
                 step = draw_groove_step(
                     logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t,
-                    hits_mask=mask_t,
+                    hits_mask=mask_t, hit_bias=hit_bias,
                 )
                 steps.append(step)  # the returned sequence is what was fed back (its hits, for feel_prior)
                 previous = step.to(dtype)
@@ -455,7 +464,9 @@ class CellSampler:
     * the uniforms of all steps are drawn in one call per generator (the same numbers, in the
       same order, as one draw per step from the same generator);
     * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones
-      (only where ``hits_mask`` [B, T, 9] is True, when given).
+      (only where ``hits_mask`` [B, T, 9] is True, when given);
+    * ``hit_bias`` [9] (a fitted prior's shift of the hit logits) is folded into the output
+      layer's bias once.
 
     The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
     ``nn.LSTM`` path. Hit = uniform < sigmoid(logit / temperature); velocity and offset are the
@@ -477,6 +488,7 @@ class CellSampler:
         dtype: torch.dtype,
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_bias: torch.Tensor | None = None,
     ):
         n, hidden = NUM_CLASSES, decoder.hidden_size
         depth, width = decoder.output_depth, decoder.output_depth + decoder.control_depth
@@ -485,6 +497,9 @@ class CellSampler:
         new = dict(device=device, dtype=dtype)
 
         self.products, self.biases, self.z_weight, self.out_weight, self.out_bias = step_weights(decoder, dtype, batch)
+        if hit_bias is not None:  # a shift of the hit logits is one of the output layer's bias
+            self.out_bias = self.out_bias.clone()
+            self.out_bias[:n] += hit_bias.to(device=self.out_bias.device, dtype=self.out_bias.dtype)
 
         # Every tensor and view a step touches, made once (a view costs as much as a tiny op).
         layers = decoder.num_layers

@@ -166,11 +166,13 @@ class HierarchicalDecoder(nn.Module):
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Autoregressive sampling -> [B, T, 27], segment by segment, step by step.
 
         Same semantics as :meth:`GrooveLstmDecoder.sample` (temperature on hits only, ``feedback``
-        "magenta" or "consistent", uniforms from ``generator``, fixed ``hits`` where ``hits_mask``); the bottom state restarts from
+        "magenta" or "consistent", uniforms from ``generator``, fixed ``hits`` where ``hits_mask``,
+        ``hit_bias`` on the hit logits); the bottom state restarts from
         each segment's embedding, the fed-back previous output carries across. Call in eval mode.
         """
         check_sampling_args(temperature, feedback, implementation)
@@ -184,6 +186,7 @@ class HierarchicalDecoder(nn.Module):
             implementation=implementation,
             hits=hits,
             hits_mask=hits_mask,
+            hit_bias=hit_bias,
         )
 
     @torch.no_grad()
@@ -198,6 +201,7 @@ class HierarchicalDecoder(nn.Module):
         implementation: str = "cell",
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
+        hit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sample U·S steps from given segment embeddings [B, U, C] (see :meth:`sample`).
 
@@ -207,4 +211,5 @@ class HierarchicalDecoder(nn.Module):
         return self.core.sample_segments(
             embeddings, self.steps_per_segment, temperature=temperature, generator=generator,
             controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
+            hit_bias=hit_bias,
         )

@@ -181,6 +181,7 @@ class MusicVAE(nn.Module):
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_threshold: float | Sequence[float] | None = None,
+        hit_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
@@ -196,10 +197,12 @@ class MusicVAE(nn.Module):
         velocities and offsets are decoded; with ``hits_mask`` [n, T, 9] (bool) only the cells
         where it is True are given, the others drawn. ``hit_threshold`` p in (0, 1), or one p per
         drum class (9), draws no hits: a cell is hit where sigmoid(logit / temperature) > p (the
-        likeliest drums rather than a random draw; z is still drawn as above). See :meth:`GrooveLstmDecoder.sample` for
+        likeliest drums rather than a random draw; z is still drawn as above). ``hit_bias`` [9]
+        shifts each drum class's hit logits before the temperature (a fitted prior's calibration,
+        :func:`musicvae.model.prior.fit_hit_bias`; None = 0). See :meth:`GrooveLstmDecoder.sample` for
         ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
-        _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits)
+        _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits, hit_bias=hit_bias)
         steps = self.config.max_seq_len
         z_size = self.config.model.z_size
         thresholds = None if hit_threshold is None else hit_thresholds(hit_threshold)
@@ -223,6 +226,10 @@ class MusicVAE(nn.Module):
                 hits_mask = hits_mask.to(device=self.device, dtype=torch.bool)
         elif hits_mask is not None:
             raise ValueError("hits_mask needs hits")
+        if hit_bias is not None:
+            if tuple(hit_bias.shape) != (NUM_CLASSES,):
+                raise ValueError(f"hit_bias must be [{NUM_CLASSES}], got {tuple(hit_bias.shape)}")
+            hit_bias = hit_bias.to(device=self.device, dtype=torch.float32)
         with _eval_mode(self):
             return self.decoder.sample(
                 z,
@@ -233,6 +240,7 @@ class MusicVAE(nn.Module):
                 feedback=feedback,
                 hits=hits,
                 hits_mask=hits_mask,
+                hit_bias=hit_bias,
             )
 
 

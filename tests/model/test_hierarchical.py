@@ -382,3 +382,19 @@ def test_flat_model_unchanged_by_the_switch():
     torch.manual_seed(0)
     m2 = MusicVAE(cfg2)
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+
+
+@pytest.mark.parametrize("implementation", ["cell", "module"])
+def test_hierarchical_sampler_takes_the_hit_bias_down_to_the_bottom_decoder(implementation):
+    m = hier_model(seed=1).eval()
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    bias = torch.linspace(1.5, -1.5, 9)
+
+    def draw(**extra):
+        return m.decoder.sample(z, STEPS, generator=torch.Generator().manual_seed(3), implementation=implementation, **extra)
+
+    biased, plain = draw(hit_bias=bias), draw()
+    with torch.no_grad():
+        m.decoder.core.output_projection.bias[:9] += bias
+    torch.testing.assert_close(biased, draw(), rtol=0, atol=1e-6)
+    assert not torch.equal(biased[..., :9], plain[..., :9])

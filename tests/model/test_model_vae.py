@@ -425,3 +425,31 @@ def test_hit_threshold_plays_the_likeliest_hits_without_drawing():
     for bad in (0.0, 1.0, -0.2, 1.5, [0.4] * 3, [0.4] * 8 + [1.0]):
         with pytest.raises(ValueError, match="hit_threshold"):
             m.sample(1, hit_threshold=bad)
+
+
+@pytest.mark.parametrize("implementation", ["cell", "module"])
+def test_hit_bias_shifts_the_hit_logits_exactly_like_the_output_bias(model, implementation):
+    model.eval()
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    bias = torch.linspace(-2.0, 2.0, 9)
+
+    def draw(m, **extra):
+        return m.decoder.sample(
+            z, 16, generator=torch.Generator().manual_seed(1), feedback="consistent", implementation=implementation,
+            temperature=0.8, **extra,
+        )  # fmt: skip
+
+    biased = draw(model, hit_bias=bias)
+    plain = draw(model)
+    with torch.no_grad():
+        model.decoder.output_projection.bias[:9] += bias
+    torch.testing.assert_close(biased, draw(model), rtol=0, atol=1e-6)
+    assert not torch.equal(biased[..., :9], plain[..., :9])
+    assert biased[..., 8].sum() > plain[..., 8].sum() and biased[..., 0].sum() < plain[..., 0].sum()
+
+
+def test_model_sample_checks_the_hit_bias(model):
+    with pytest.raises(ValueError, match=r"hit_bias must be \[9\]"):
+        model.sample(2, hit_bias=torch.zeros(8))
+    with pytest.raises(TypeError, match="hit_bias must be a torch.Tensor"):
+        model.sample(2, hit_bias=np.zeros(9))

@@ -13,7 +13,15 @@ from safetensors.torch import save_file
 from musicvae.checkpoints.native import PRIOR_FILE, CheckpointError, load_model, load_prior, save_model, save_prior
 from musicvae.generate import midi_bytes, resolve_prior, sample
 from musicvae.interfaces.cli import main
-from musicvae.model.prior import FittedPrior, OutputResiduals, fit_gaussian_mixture, fit_prior, residuals_from_hits
+from musicvae.model.prior import (
+    DENSITY_TOLERANCE,
+    FittedPrior,
+    OutputResiduals,
+    fit_gaussian_mixture,
+    fit_hit_bias,
+    fit_prior,
+    residuals_from_hits,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -238,6 +246,43 @@ def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
     assert np.array_equal(same[0], same[1])
     with pytest.raises(ValueError):
         sample(model, 1, prior="uniform")
+
+
+def step_density(grooves: np.ndarray) -> float:
+    """The share of steps of grooves [..., T, 27] with at least one hit."""
+    return float((grooves[..., :9] > 0.5).any(-1).mean())
+
+
+def test_hit_bias_makes_a_too_dense_model_play_each_drum_as_often_as_the_data():
+    model, windows = tiny_vae(), synthetic_windows(64, 64)  # the tiny model hits nearly every step
+    prior = fit_prior(model, windows, components=2, seed=0, progress=None)
+    model.prior = dataclasses.replace(prior, hit_bias=None)
+    raw = sample(model, 256, seed=1, spread=0)
+    assert step_density(raw) > step_density(windows.outputs) + 0.1
+    assert prior.hit_bias.shape == (9,) and np.all(prior.hit_bias < 0)
+    model.prior = prior
+    calibrated = sample(model, 256, seed=1, spread=0)  # grooves other than those it was fitted on
+    assert abs(step_density(calibrated) - step_density(windows.outputs)) <= DENSITY_TOLERANCE
+    rates = (calibrated[..., :9] > 0.5).mean((0, 1))
+    assert rates == pytest.approx((windows.outputs[..., :9] > 0.5).mean((0, 1)), abs=0.03)
+    assert np.array_equal(sample(model, 3, seed=1, prior="normal", spread=0), sample(tiny_vae(), 3, seed=1))  # N(0, I): no bias
+    # a model already as dense as the data is left as it draws
+    model.prior = dataclasses.replace(prior, hit_bias=None)
+    own = sample(model, 64, seed=9, spread=0)
+    assert fit_hit_bias(model, prior, dataclasses.replace(windows, inputs=own, outputs=own), seed=0) is None
+
+
+def test_hit_bias_is_stored_and_checked(tmp_path):
+    save_model(tmp_path, tiny_vae())
+    prior = FittedPrior(fit_gaussian_mixture(np.random.default_rng(0).normal(size=(50, 8)), 3, seed=0), residuals(), np.linspace(-1, 1, 9))
+    save_prior(tmp_path, prior)
+    assert load_model(tmp_path).prior.hit_bias == pytest.approx(prior.hit_bias)
+    save_prior(tmp_path, dataclasses.replace(prior, hit_bias=None))
+    assert load_model(tmp_path).prior.hit_bias is None  # written only when fitted
+    for bad in (np.zeros(8), np.array([np.nan] * 9)):
+        save_prior(tmp_path, dataclasses.replace(prior, hit_bias=bad))
+        with pytest.raises(CheckpointError, match="logit_bias"):
+            load_prior(tmp_path)
 
 
 def test_cli_fit_prior_then_sample(tmp_path, capsys):
