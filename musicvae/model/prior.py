@@ -484,13 +484,14 @@ DENSITY_TOLERANCE = 0.02
 HIT_BIAS_ROUNDS = 2  # logit corrections; the second takes up what the first's feedback moved
 
 
-def _sample_hits(model, prior: FittedPrior, n: int, seed: int, controls: np.ndarray | None) -> np.ndarray:
-    """The hits [n, T, 9] (bool) of ``n`` grooves that ``model`` draws from ``prior`` (seeded)."""
+def _decoded_means(model, prior: FittedPrior, n: int, seed: int, controls: np.ndarray | None) -> np.ndarray:
+    """``n`` grooves [n, T, 27] that ``model`` draws from ``prior`` (seeded), with the decoded
+    velocity and offset means (spread 0): what the prior's later terms are fitted on."""
     from musicvae.generate import sample  # the sampler exactly as users call it
 
     kept, model.prior = model.prior, prior
     try:
-        return sample(model, n, seed=seed, prior="fitted", spread=0.0, controls=controls)[..., :9] > 0.5
+        return sample(model, n, seed=seed, prior="fitted", spread=0.0, controls=controls)
     finally:
         model.prior = kept
 
@@ -516,12 +517,16 @@ def fit_hit_bias(
     if windows.controls is not None:
         controls = windows.controls[np.random.default_rng([int(seed), 6]).choice(len(windows), count, replace=False)]
     floor = 1.0 / played[..., 0].size  # a rate of 0 or 1 would make an infinite logit
-    logit = lambda rate: np.log(np.clip(rate, floor, 1 - floor)) - np.log1p(-np.clip(rate, floor, 1 - floor))  # noqa: E731
+
+    def logit(rate: np.ndarray) -> np.ndarray:
+        rate = np.clip(rate, floor, 1 - floor)
+        return np.log(rate) - np.log1p(-rate)
+
     bias = np.zeros(9)
     for round_ in range(HIT_BIAS_ROUNDS):
         trial = FittedPrior(prior.latent, prior.residuals, bias if round_ else None)
         stream = int(np.random.SeedSequence([int(seed), 6, round_]).generate_state(1)[0])  # not the grooves users get
-        drawn = _sample_hits(model, trial, count, stream, controls)
+        drawn = _decoded_means(model, trial, count, stream, controls)[..., :9] > 0.5
         density, target = drawn.any(-1).mean(), played.any(-1).mean()
         if round_ == 0 and abs(density - target) <= DENSITY_TOLERANCE:
             say(f"sampled step density {density:.3f}, played {target:.3f}: hits left as drawn")
@@ -539,16 +544,10 @@ def fit_velocity_quantiles(model, prior: FittedPrior, windows, *, seed: int = 0,
     ``seed``) and of the velocities played in ``windows`` (all of them). Fitting before the clip
     keeps the drawn values distinct, so the map spreads them over the played range instead of
     sending every clipped one to the same velocity."""
-    from musicvae.generate import sample
-
     drawn = np.random.default_rng([int(seed), 5]).choice(len(windows), min(samples, len(windows)), replace=False)
-    kept, model.prior = model.prior, prior
-    try:
-        bpm = known_tempi(windows.bpm[drawn])
-        controls = None if windows.controls is None else windows.controls[drawn]
-        means = sample(model, len(drawn), seed=seed, prior="fitted", spread=0.0, controls=controls)
-    finally:
-        model.prior = kept
+    bpm = known_tempi(windows.bpm[drawn])
+    controls = None if windows.controls is None else windows.controls[drawn]
+    means = _decoded_means(model, prior, len(drawn), seed, controls)
     grooves = prior.residuals.apply(means, 1.0, seed, bpm=bpm, raw_velocities=True)
     probabilities = np.linspace(0, 1, VELOCITY_QUANTILES)
     identity = np.stack([probabilities, probabilities])
