@@ -92,6 +92,23 @@ def tiny_vae(seed: int = 0):
     return model.eval()
 
 
+def tiny_run(folder: Path, steps: dict[int, int], data: Path | None = None) -> Path:
+    """A training run folder whose ``checkpoints/step-N/`` hold :func:`tiny_vae` (seed ``steps[N]``),
+    with a recorded validation loss of N / 1000 for each; when ``data`` is given, a file of
+    :func:`synthetic_windows` (4 bars, train and validation) is saved there. Returns the run."""
+    import json
+
+    from musicvae.checkpoints.native import save_model
+
+    for step, seed in steps.items():
+        checkpoint = save_model(folder / "checkpoints" / f"step-{step:06d}", tiny_vae(seed))
+        (checkpoint / "training_state.json").write_text("{}")  # what marks a checkpoint complete
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", "step": s, "loss": s / 1000}) + "\n" for s in steps))
+    if data is not None:
+        synthetic_windows(48, 64, settings={"windowing": "grid"}).save(data)
+    return folder
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models gain nothing from intra-op threads, and lose a lot on a busy machine."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,37 @@ def test_generating_commands_say_when_they_replace_files(tmp_path, capsys):
     assert code == 0 and "replaced" not in text
     code, text, _ = run(["sample", "-n", "3", "--out", str(out)], capsys)
     assert code == 0 and f"note: replaced 2 existing file(s) in {out}/; pass --out DIR to keep earlier results" in text
+
+
+def test_choose_checkpoint_writes_a_model_that_samples(tmp_path, capsys, one_thread):
+    from conftest import tiny_run
+
+    data = tmp_path / "windows.npz"
+    run_dir = tiny_run(tmp_path / "run", {1000: 0, 2000: 1}, data)
+    out = tmp_path / "chosen"
+    args = ["choose-checkpoint", str(run_dir), "-o", str(out), "--data", str(data), "-n", "16", "--seed", "0", "--threads", "1"]
+    code, text, err = run([*args, "--prior-seed", "0", "--prior-seed", "1"], capsys)
+    assert code == 0, err
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("scoring 2 checkpoint(s) × 2 prior fit(s), 1 × 16 samples each, against the validation split")
+    assert [line.split(":")[0].strip() for line in lines[1:5]] == [
+        "[1/4] step 1,000, prior seed 0", "[2/4] step 1,000, prior seed 1", "[3/4] step 2,000, prior seed 0", "[4/4] step 2,000, prior seed 1",
+    ]  # fmt: skip
+    assert lines[5].startswith("chose step ") and f"wrote {out}" in lines[5]
+    choice = json.loads((out / "choice.json").read_text())
+    assert f"step {choice['chosen']['step']:,} with prior seed {choice['chosen']['prior_seed']}" in lines[5]
+    code, _, err = run(["sample", "--checkpoint", str(out), "-n", "1", "--out", str(tmp_path / "midi")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "midi" / "sample_000.mid").is_file()
+    # bad input: one line, exit 1, before any scoring, nothing written
+    for bad, message in (
+        (args, f"error: {out} exists; give a new folder for the chosen model"),
+        ([*args[:3], str(tmp_path / "new"), *args[4:], "--step", "5"], f"error: {run_dir}: no checkpoint for step 5 (kept: 1000, 2000)"),
+        ([*args[:3], str(tmp_path / "new"), *args[4:], "--prior-seed", "-1"], "error: --prior-seed must be between 0"),
+        ([*args[:3], str(tmp_path / "new"), *args[4:], "--split", "train"], "error: --split must be validation or test"),
+        ([*args[:3], str(tmp_path / "new"), *args[4:], "-n", "2"], "error: --samples must be at least 4"),
+        (["choose-checkpoint", str(tmp_path), "-o", str(tmp_path / "new"), "--data", str(data)], f"error: {tmp_path}: no checkpoints"),
+    ):
+        code, text, err = run(bad, capsys)
+        assert code == 1 and err.startswith(message) and len(err.strip().splitlines()) == 1 and text == ""
+        assert not (tmp_path / "new").exists()
