@@ -11,13 +11,17 @@ and ``bench/checkpoint_realism.py`` print it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from musicvae.checkpoints.native import load_model, read_config
+from musicvae.atomic import OutputError, check_output_folder
+from musicvae.checkpoints.native import load_model, read_config, save_prior
 from musicvae.data.dataset import load_windows
 from musicvae.errors import UserError
 from musicvae.evaluation.evaluate import evaluate_model
@@ -31,6 +35,7 @@ class FitScore:
     over the sample seeds."""
 
     step: int
+    folder: Path  # the checkpoint's
     prior_seed: int
     two_sample: float  # accuracy of the realism classifier; 0.5 = samples cannot be told from real
     instruments: float  # drum classes played per groove
@@ -50,23 +55,18 @@ def recorded_validation_loss(run: Path) -> dict[int, float]:
     return {int(r["step"]): float(r["loss"]) for r in rows if r.get("kind") == "eval"}
 
 
-def run_checkpoints(run: str | Path) -> dict[int, Path]:
-    """step → folder of each complete checkpoint a run kept; UserError when it kept none."""
+def chosen_checkpoints(run: str | Path, steps: Sequence[int] | None = None) -> dict[int, Path]:
+    """step → folder of checkpoints ``steps`` of ``run`` (default: every complete one it kept),
+    in that order; UserError when it kept none, or not one of ``steps``."""
     folders = {int(f.name.split("-")[1]): f for f in checkpoint_dirs(Path(run))}
     if not folders:
         raise UserError(f"{run}: no checkpoints (a run keeps them in checkpoints/step-N/; train with --set train.keep_checkpoints=N to keep more)")
-    return folders
-
-
-def chosen_steps(run: str | Path, steps: Sequence[int] | None = None) -> list[int]:
-    """``steps`` (default: every checkpoint ``run`` kept), checked to be checkpoints of it."""
-    folders = run_checkpoints(run)
     if not steps:
-        return sorted(folders)
+        return dict(sorted(folders.items()))
     missing = [s for s in steps if s not in folders]
     if missing:
         raise UserError(f"{run}: no checkpoint for step {', '.join(map(str, missing))} (kept: {', '.join(map(str, sorted(folders)))})")
-    return list(steps)
+    return {step: folders[step] for step in steps}
 
 
 def score_checkpoints(
@@ -87,29 +87,31 @@ def score_checkpoints(
     ``sample_seeds`` against the ``split`` windows — the sample half of ``musicvae evaluate``.
     Nothing is written. ``progress`` gets each score as it is made. Returns them in that order;
     choose with :func:`best`. Choose on validation; the test split is for reporting the choice."""
-    folders, steps = run_checkpoints(run), chosen_steps(run, steps)
+    folders = chosen_checkpoints(run, steps)
     losses = recorded_validation_loss(Path(run))
-    everything = load_windows(data, read_config(folders[steps[0]] / "config.json").data)
+    everything = load_windows(data, read_config(next(iter(folders.values())) / "config.json").data)
     train, held_out = everything.of_split("train"), everything.of_split(split)
     if len(held_out) == 0:
         raise UserError(f"the {split} split has no windows")
     scores = []
-    for step in steps:
-        model = load_model(folders[step])
+    for step, folder in folders.items():
+        model = load_model(folder)
         for prior_seed in prior_seeds:
             model.prior = fit_prior(model, train, max_windows=max_windows, seed=prior_seed, progress=None)
             results = [
                 evaluate_model(model, held_out, samples=samples, seed=seed, train_windows=train, reconstruction=False)
                 for seed in sample_seeds
             ]
-            score = _summarize(step, prior_seed, losses.get(step, float("nan")), model.prior, results)
+            score = _summarize(step, folder, prior_seed, losses.get(step, float("nan")), model.prior, results)
             scores.append(score)
             if progress is not None:
                 progress(score)
     return scores
 
 
-def _summarize(step: int, prior_seed: int, validation_loss: float, prior: FittedPrior, results: list[dict]) -> FitScore:
+def _summarize(
+    step: int, folder: Path, prior_seed: int, validation_loss: float, prior: FittedPrior, results: list[dict]
+) -> FitScore:
     by_target: dict[str, list[dict]] = {}
     for target in (t for r in results for t in r["targets"]):
         by_target.setdefault(target["target"], []).append(target)
@@ -118,7 +120,7 @@ def _summarize(step: int, prior_seed: int, validation_loss: float, prior: Fitted
         for name, ts in sorted(by_target.items()) if not all(t["passed"] for t in ts)
     ]  # fmt: skip
     return FitScore(
-        step, prior_seed,
+        step, folder, prior_seed,
         two_sample=float(np.mean([r["realism"]["two_sample"]["accuracy"] for r in results])),
         instruments=float(np.mean([r["features"]["generated"]["instruments"]["mean"] for r in results])),
         targets_passed=float(np.mean([sum(t["passed"] for t in r["targets"]) for r in results])),
@@ -131,27 +133,19 @@ def best(scores: Sequence[FitScore]) -> FitScore:
     return min(scores, key=lambda s: s.two_sample)
 
 
-def write_choice(run: str | Path, chosen: FitScore, out: str | Path, scores: Sequence[FitScore], settings: dict) -> Path:
-    """Make ``out`` a model folder of the ``chosen`` checkpoint of ``run``: its ``config.json`` and
+def write_choice(chosen: FitScore, out: str | Path, scores: Sequence[FitScore], settings: dict) -> Path:
+    """Make ``out`` a model folder of the ``chosen`` checkpoint: its ``config.json`` and
     ``model.safetensors``, the chosen fit as ``prior.safetensors``, and ``choice.json`` (what was
     chosen, ``settings`` — how it was scored — and every score). ``out`` must not exist; it
     appears whole or not at all."""
-    import os
-    import shutil
-    import tempfile
-
-    from musicvae.atomic import OutputError, check_output_folder
-    from musicvae.checkpoints.native import save_prior
-
     out = check_output_folder(out)
     if out.exists():
         raise OutputError(f"{out} exists; give a new folder for the chosen model")
-    source = run_checkpoints(run)[chosen.step]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         for name in ("config.json", "model.safetensors"):
-            shutil.copyfile(source / name, tmp / name)
+            shutil.copyfile(chosen.folder / name, tmp / name)
         save_prior(tmp, chosen.prior)
 
         def row(s: FitScore) -> dict:

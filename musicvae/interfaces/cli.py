@@ -920,7 +920,7 @@ def choose_checkpoint_command(
     import torch
 
     from musicvae.atomic import check_output_folder
-    from musicvae.evaluation.selection import best, chosen_steps, score_checkpoints, write_choice
+    from musicvae.evaluation.selection import best, chosen_checkpoints, score_checkpoints, write_choice
 
     # the two-sample test needs 4 grooves a set; the prior is an 8-component mixture
     for option, value, least in (("--samples", samples, 4), ("--max-windows", max_windows, 8), ("--threads", threads, 1)):
@@ -935,7 +935,7 @@ def choose_checkpoint_command(
         fail(f"{out} exists; give a new folder for the chosen model")
     if threads is not None:
         torch.set_num_threads(threads)
-    steps = chosen_steps(run, steps)
+    steps = list(chosen_checkpoints(run, steps))
     prior_seeds, seeds = list(prior_seeds or [0, 1, 2]), list(seeds or [0, 1])
     total = len(steps) * len(prior_seeds)
     typer.echo(
@@ -957,7 +957,7 @@ def choose_checkpoint_command(
     )  # fmt: skip
     chosen = best(scores)
     settings = {"split": split, "sample_seeds": seeds, "samples": samples, "prior_seeds": prior_seeds, "max_windows": max_windows}
-    write_choice(run, chosen, out, scores, settings)
+    write_choice(chosen, out, scores, settings)
     typer.echo(
         f"chose step {chosen.step:,} with prior seed {chosen.prior_seed} (two-sample {chosen.two_sample:.3f} on {split}); "
         f"wrote {out} (sample it with: musicvae sample --checkpoint {out})"

@@ -35,7 +35,7 @@ def test_scores_every_checkpoint_and_prior_seed_and_writes_the_chosen_model(tmp_
     chosen = best(scores)
     assert chosen.two_sample == min(s.two_sample for s in scores)
 
-    out = write_choice(run, chosen, tmp_path / "chosen", scores, {"split": "validation"})
+    out = write_choice(chosen, tmp_path / "chosen", scores, {"split": "validation"})
     model = load_model(out)
     assert model.prior is not None
     # the prior is the one `musicvae fit-prior CHECKPOINT --seed S` writes, byte for byte
@@ -48,7 +48,7 @@ def test_scores_every_checkpoint_and_prior_seed_and_writes_the_chosen_model(tmp_
     assert (choice["chosen"]["step"], choice["chosen"]["prior_seed"]) == (chosen.step, chosen.prior_seed)
     assert len(choice["scores"]) == 4 and choice["settings"] == {"split": "validation"}
     with pytest.raises(OutputError, match="exists"):
-        write_choice(run, chosen, out, scores, {})
+        write_choice(chosen, out, scores, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chosen", PRIOR_FILE, "run", "windows.npz"]  # no temporaries
 
 
