@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 WINDOWINGS = ("files", "tfds", "grid")
 DECODERS = ("flat", "hierarchical")
+EXPRESSIONS = ("mean", "gaussian")  # what the decoder predicts for each velocity and offset
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,13 @@ class ModelConfig:
     conductor_rnn_size: tuple[int, ...] = (256,)
     # Steps per conductor segment (16 = one bar); the window must be a whole number of segments.
     steps_per_segment: int = 16
+    # "mean" (magenta): the decoder predicts each velocity and offset, and sampling plays that
+    # mean. "gaussian": it also predicts a std for each (18 more outputs), trained by the
+    # Gaussian log-likelihood of the played value around the (detached) mean, and sampling draws
+    # velocity and offset from it at the velocity/timing temperature ``spread``, feeding the drawn
+    # values back. Why: a groove's looseness then follows its context (what was just played),
+    # which an ex-post residual draw cannot do (docs/RESULTS.md §7).
+    expression: str = "mean"
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,10 @@ class Config:
                 raise ValueError(f"model.{key} must be {GROOVE_DEPTH} (the groove tensor's width)")
         if m.decoder not in DECODERS:
             raise ValueError(f"model.decoder must be one of {', '.join(DECODERS)}")
+        if m.expression not in EXPRESSIONS:
+            raise ValueError(f"model.expression must be one of {', '.join(EXPRESSIONS)}")
+        if m.expression != "mean" and d.feel_as_controls:
+            raise ValueError("data.feel_as_controls needs model.expression mean (its outputs start from the feel's means)")
         if d.feel_as_controls and m.decoder != "flat":
             raise ValueError("data.feel_as_controls needs model.decoder flat (its outputs start from the feel's means)")
         _check_range("model.steps_per_segment", m.steps_per_segment, 1, 16 * MAX_BARS)
@@ -467,6 +479,14 @@ CONFIGS["groovae_4bar_hier_grid_masked"] = dataclasses.replace(
     name="groovae_4bar_hier_grid_masked",
     data=CONFIGS["groovae_4bar_grid_masked"].data,
     loss=CONFIGS["groovae_4bar_grid_masked"].loss,
+)
+# The recommended recipe with a decoder that predicts a std for each velocity and offset and
+# samples them (model.expression "gaussian"), instead of decoding the means and drawing a fitted
+# residual around them after the fact (docs/RESULTS.md §7, a sixth round).
+CONFIGS["groovae_4bar_hier_grid_masked_gaussian"] = dataclasses.replace(
+    CONFIGS["groovae_4bar_hier_grid_masked"],
+    name="groovae_4bar_hier_grid_masked_gaussian",
+    model=dataclasses.replace(CONFIGS["groovae_4bar_hier_grid_masked"].model, expression="gaussian"),
 )
 CONFIGS["groovae_16bar_hier"] = Config(
     name="groovae_16bar_hier",

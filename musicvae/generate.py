@@ -121,8 +121,9 @@ def _tensor(model: MusicVAE, array: np.ndarray | None) -> torch.Tensor | None:
 
 def resolve_prior(model: MusicVAE, prior: str = "auto", spread: float | None = None) -> tuple[str, float]:
     """The (prior, spread) a sampling call uses: "auto" is "fitted" when ``model.prior`` is set,
-    else "normal"; ``spread`` None is 1.0 when the model's fitted prior holds output residuals,
-    else 0.0. ValueError when the model lacks what is asked for."""
+    else "normal"; ``spread`` None is 1.0 when the model can spread velocity and timing (its
+    decoder predicts their stds, ``model.expression`` "gaussian", or its fitted prior holds
+    output residuals), else 0.0. ValueError when the model lacks what is asked for."""
     fitted = getattr(model, "prior", None)
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
@@ -130,13 +131,19 @@ def resolve_prior(model: MusicVAE, prior: str = "auto", spread: float | None = N
         prior = "fitted" if fitted is not None else "normal"
     if prior == "fitted" and fitted is None:
         raise ValueError("this model has no fitted prior (prior.safetensors); make one with `musicvae fit-prior`")
-    has_residuals = fitted is not None and fitted.residuals is not None
-    spread = (1.0 if has_residuals else 0.0) if spread is None else float(spread)
+    can_spread = samples_expression(model) or (fitted is not None and fitted.residuals is not None)
+    spread = (1.0 if can_spread else 0.0) if spread is None else float(spread)
     if not (spread >= 0 and math.isfinite(spread)):
         raise ValueError("spread must be a number ≥ 0")
-    if spread > 0 and not has_residuals:
+    if spread > 0 and not can_spread:
         raise ValueError("spread > 0 needs a fitted prior with output residuals; make one with `musicvae fit-prior`")
     return prior, spread
+
+
+def samples_expression(model: MusicVAE) -> bool:
+    """Whether the model's decoder draws velocities and offsets itself (``model.expression``
+    "gaussian"): ``spread`` then scales its predicted stds, and no residual is drawn after it."""
+    return model.config.model.expression == "gaussian"
 
 
 def draw_latents(model: MusicVAE, indices: range, *, seed: int = 0, prior: str = "auto", same_z: bool = False) -> np.ndarray | None:
@@ -179,7 +186,9 @@ def sample(
     fitted prior, with its per-class hit bias when it has one). With
     ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
     fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
-    0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0).
+    0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0); a model
+    whose decoder predicts their stds (:func:`samples_expression`) draws them from those instead,
+    while decoding, and feeds the drawn values back.
     ``bpm`` is the tempo the grooves will be played at, in quarter notes per minute (one, or
     [n], one per groove): a fitted prior with a tempo term sizes the timing spread by it (a
     drummer's timing scatters by milliseconds, so more of a 16th at a faster tempo); None = the
@@ -210,9 +219,9 @@ def sample(
         block_controls = None if controls is None else controls[block - first : block - first + SAMPLE_BLOCK]
         out = model.sample(
             SAMPLE_BLOCK, temperature, seed, start_index=block, z=_tensor(model, z), controls=_tensor(model, block_controls),
-            feedback=feedback, same_z=same_z, hit_bias=hit_bias,
+            feedback=feedback, same_z=same_z, hit_bias=hit_bias, spread=spread,
         ).cpu().numpy()  # fmt: skip
-        if spread > 0:
+        if spread > 0 and not samples_expression(model):
             block_bpm = None if bpm is None else bpm[block - first : block - first + SAMPLE_BLOCK]
             out = model.prior.residuals.apply(out, spread, seed, first_index=block, bpm=block_bpm)
         parts.append(out)

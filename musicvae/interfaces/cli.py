@@ -442,7 +442,7 @@ PriorOption = typer.Option(
     "auto", "--prior", help="Where z comes from: normal (N(0, I), magenta) | fitted (prior.safetensors) | auto (fitted if present)."
 )
 SpreadOption = typer.Option(
-    None, "--spread", help="Velocity/timing temperature: scale of the fitted residual noise (0 = decoded means; default 1 with a fitted prior, else 0)."
+    None, "--spread", help="Velocity/timing temperature: scale of the fitted residual noise, or of the decoder's own stds for a model trained with model.expression=gaussian (0 = decoded means; default 1 when the model has either, else 0)."
 )
 DrumMapOption = typer.Option(
     "reduced", "--drum-map", help="Drum map for reading and writing MIDI: a name from `musicvae drum-maps` or a .json file."

@@ -4,7 +4,9 @@ A stack of LSTMs whose initial state is tanh(Dense(z)) split into [c0, h0, c1, h
 input at step t is concat(previous 27-vector, z, control_t); in training the previous vector is
 the target at t-1 (teacher forcing, zeros at t = 0). The top layer's h goes through a Dense(27)
 ``output_projection``; the 27 raw outputs are [hit logits 9 | velocity 9 | offset 9], activated
-with sigmoid / sigmoid / tanh. A feel-controlled decoder (``feel_prior``) adds to them the raw outputs
+with sigmoid / sigmoid / tanh. A decoder with ``expression="gaussian"`` projects to 18 more
+outputs, the std of each velocity and offset (:func:`expression_scales`), and its sampler draws
+them instead of playing the means. A feel-controlled decoder (``feel_prior``) adds to them the raw outputs
 that play the feel's means carried by its controls (:func:`feel_prior_logits`), so it learns a
 correction to the feel-means baseline rather than the whole velocity and timing; and it is fed back
 only the previous step's hits, not its velocities and offsets (see ``feel_prior`` below).
@@ -27,6 +29,11 @@ from musicvae.model.encoder import (
 )
 
 NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
+GROOVE_DEPTH = 3 * NUM_CLASSES
+# The smallest std a "gaussian" decoder predicts, in output units (velocity 0–1, offset −1..1 of
+# half a step): 1.3 MIDI velocity, 1/200 of a step. It keeps the log-likelihood bounded on the
+# many hits a drummer plays at exactly the same velocity.
+MIN_SCALE = 0.01
 FEEDBACKS = ("magenta", "consistent")
 # The samplers' source of randomness: one generator for the whole batch, or one per batch row
 # (row b's numbers then depend on nothing but its own generator: a groove that can be
@@ -54,58 +61,93 @@ def feel_prior_logits(controls: torch.Tensor) -> torch.Tensor:
     )
 
 
-def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
-    """Uniforms [*leading, batch, width] on ``device``, drawn on the generators' own device.
+def _draw(
+    noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device, random, fill
+) -> torch.Tensor:
+    """[*leading, batch, width] numbers from ``random`` (torch.rand or torch.randn) on
+    ``device``, drawn on the generators' own device; ``fill(noise)`` when ``noise`` is a
+    threshold (a float, or a tensor [width] of one per class).
 
     Per-row generators each draw their row's [*leading, width] block in one call; on a CPU
-    generator that is the same sequence as drawing it piece by piece, step after step. A float
-    ``noise``, or a tensor [width] of one per class, fills them with those thresholds instead
-    (hit = probability > threshold).
-    """
+    generator that is the same sequence as drawing it piece by piece, step after step."""
     if isinstance(noise, (float, torch.Tensor)):
-        return torch.as_tensor(noise, dtype=torch.float32, device=device).expand(*leading, batch, width)
+        return fill(noise).expand(*leading, batch, width)
     if noise is None or isinstance(noise, torch.Generator):
         gen_device = noise.device if noise is not None else device
-        return torch.rand((*leading, batch, width), generator=noise, device=gen_device).to(device)
+        return random((*leading, batch, width), generator=noise, device=gen_device).to(device)
     if len(noise) != batch:
         raise ValueError(f"need one generator per row: {batch} rows, {len(noise)} generators")
-    rows = [torch.rand((*leading, width), generator=g, device=g.device) for g in noise]
+    rows = [random((*leading, width), generator=g, device=g.device) for g in noise]
     return torch.stack(rows, dim=len(leading)).to(device)
 
 
+def draw_uniforms(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
+    """Uniforms [*leading, batch, width] on ``device`` (see :func:`_draw`); a threshold
+    ``noise`` fills them with the thresholds instead (hit = probability > threshold)."""
+    fill = lambda p: torch.as_tensor(p, dtype=torch.float32, device=device)  # noqa: E731
+    return _draw(noise, leading, batch, width, device, torch.rand, fill)
+
+
+def draw_normals(noise: Noise, leading: tuple[int, ...], batch: int, width: int, device: torch.device) -> torch.Tensor:
+    """Standard normals [*leading, batch, width], drawn like :func:`draw_uniforms`; zeros when
+    ``noise`` is a threshold (a decision, not a draw: the means are played)."""
+    return _draw(noise, leading, batch, width, device, torch.randn, lambda p: torch.zeros((), device=device))
+
+
 def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Raw outputs [..., 27] -> (hit probabilities, velocities, offsets), each [..., 9]."""
-    hits, velocities, offsets = logits.split(NUM_CLASSES, dim=-1)
+    """Raw outputs [..., 27] (or [..., 45]) -> (hit probabilities, velocities, offsets), each
+    [..., 9]; velocities and offsets are the means."""
+    hits, velocities, offsets = logits[..., :GROOVE_DEPTH].split(NUM_CLASSES, dim=-1)
     return torch.sigmoid(hits), torch.sigmoid(velocities), torch.tanh(offsets)
+
+
+def expression_scales(logits: torch.Tensor) -> torch.Tensor:
+    """The stds [..., 18] (velocities 9 | offsets 9, output units) a "gaussian" decoder's raw
+    outputs [..., 45] predict: softplus of the last 18, plus :data:`MIN_SCALE`."""
+    return F.softplus(logits[..., GROOVE_DEPTH:].float()) + MIN_SCALE
+
+
+def play_expression(means: torch.Tensor, scales: torch.Tensor | None, normal: torch.Tensor | None, spread: float) -> torch.Tensor:
+    """Velocities and offsets [..., 2, 9] played from their means [..., 2, 9]: mean + spread ·
+    std · normal, clipped to their ranges (velocity 0–1, offset −1..1), when the decoder predicts
+    stds (``scales``) and ``spread`` > 0; else the means. Writes into ``means``."""
+    if scales is None or spread == 0:
+        return means
+    means.addcmul_(scales, normal, value=spread)
+    means[..., 0, :].clamp_(0.0, 1.0)
+    means[..., 1, :].clamp_(-1.0, 1.0)
+    return means
 
 
 def draw_groove_step(
     logits: torch.Tensor,
     *,
     temperature: float,
-    generator: Noise,
+    uniform: torch.Tensor,
     feedback: str,
     hits: torch.Tensor | None = None,
     hits_mask: torch.Tensor | None = None,
     hit_bias: torch.Tensor | None = None,
+    normal: torch.Tensor | None = None,
+    spread: float = 0.0,
 ) -> torch.Tensor:
-    """One sampled step [B, 27] from raw outputs [B, 27], with the flat decoder's semantics.
+    """One sampled step [B, 27] from raw outputs [B, 27] (or [B, 45]), with the flat decoder's
+    semantics.
 
     hits ~ Bernoulli(sigmoid((hit_logit + hit_bias) / temperature)) (``hit_bias`` [9], a fitted
-    prior's per-class shift of the hit logits; None = 0), using one uniform per cell drawn from
-    ``generator`` (on its own device, then moved); velocity = sigmoid and offset = tanh of their
-    logits (the means; temperature touches only hits). Given ``hits`` [B, 9] (0/1) are played
-    instead of the drawn ones (the uniforms are drawn all the same); with ``hits_mask`` [B, 9]
-    (bool) only the cells where it is True are given, the others drawn. ``feedback="consistent"``
-    zeroes velocity and offset where there is no hit. The result is both what is returned and
-    what is fed back.
+    prior's per-class shift of the hit logits; None = 0): hit where ``uniform`` [B, 9] is below
+    that probability. Velocity = sigmoid and offset = tanh of their logits (the means;
+    temperature touches only hits); a "gaussian" decoder's 45 outputs play them as
+    :func:`play_expression` with ``normal`` [B, 18] and ``spread``. Given ``hits`` [B, 9] (0/1)
+    are played instead of the drawn ones; with ``hits_mask`` [B, 9] (bool) only the cells where
+    it is True are given, the others drawn. ``feedback="consistent"`` zeroes velocity and offset
+    where there is no hit. The result is both what is returned and what is fed back.
     """
     logits = logits.float()
-    hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+    hit_logits = logits[:, :NUM_CLASSES]
     if hit_bias is not None:
         hit_logits = hit_logits + hit_bias
     probs = torch.sigmoid(hit_logits / temperature)
-    uniform = draw_uniforms(generator, (), probs.shape[0], probs.shape[1], probs.device)
     drawn = (uniform < probs).to(logits.dtype)
     if hits is None:
         hits = drawn
@@ -113,12 +155,14 @@ def draw_groove_step(
         hits = hits.to(logits.dtype)
     else:
         hits = torch.where(hits_mask, hits.to(logits.dtype), drawn)
-    velocities = torch.sigmoid(vel_logits)
-    offsets = torch.tanh(off_logits)
+    batch = logits.shape[0]
+    means = torch.stack(activate_outputs(logits)[1:], dim=1)  # [B, 2, 9]
+    scales = expression_scales(logits).view(batch, 2, NUM_CLASSES) if logits.shape[-1] > GROOVE_DEPTH else None
+    if scales is not None and normal is not None:
+        means = play_expression(means, scales, normal.view(batch, 2, NUM_CLASSES), spread)
     if feedback == "consistent":
-        velocities = velocities * hits
-        offsets = offsets * hits
-    return torch.cat([hits, velocities, offsets], dim=-1)
+        means = means * hits.unsqueeze(1)
+    return torch.cat([hits, means.flatten(1)], dim=-1)
 
 
 def split_lstm_state(flat_state: torch.Tensor, hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,8 +182,13 @@ class GrooveLstmDecoder(nn.Module):
         control_depth: int,
         keep_prob: float,
         feel_prior: bool = False,
+        expression: str = "mean",
     ):
         super().__init__()
+        if expression not in ("mean", "gaussian"):
+            raise ValueError(f"expression must be 'mean' or 'gaussian', got {expression!r}")
+        if expression != "mean" and feel_prior:
+            raise ValueError("a feel-controlled decoder predicts means only")
         if len(set(layer_sizes)) != 1:
             # A single fused nn.LSTM needs equal layer widths (all magenta drum configs have them).
             raise ValueError(f"decoder layers must all have the same size, got {layer_sizes}")
@@ -155,6 +204,8 @@ class GrooveLstmDecoder(nn.Module):
         # validation pairs its velocity and timing errors rose above the untrained start's while
         # the teacher-forced ones fell (docs/RESULTS.md §6).
         self.feel_prior = feel_prior
+        # expression "gaussian": 18 more outputs, the std of each velocity and offset (input stays 27)
+        self.expression = expression
         self.z_to_initial_state = nn.Linear(z_size, 2 * sum(layer_sizes))
         # nn.LSTM's own `dropout` acts on the outputs of every layer but the last, i.e. on the
         # inputs of layers 1.., elementwise over [B, T, H]: a fresh mask per step, as TF's
@@ -166,7 +217,8 @@ class GrooveLstmDecoder(nn.Module):
             batch_first=True,
             dropout=(1.0 - keep_prob) if self.num_layers > 1 else 0.0,
         )
-        self.output_projection = nn.Linear(self.hidden_size, output_depth)
+        extra = 2 * NUM_CLASSES if expression == "gaussian" else 0
+        self.output_projection = nn.Linear(self.hidden_size, output_depth + extra)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -211,7 +263,7 @@ class GrooveLstmDecoder(nn.Module):
         self, inputs_tm: torch.Tensor, state, controls_tm: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple]:
         """LSTM + output projection (+ the feel prior of ``controls_tm``) on time-major inputs;
-        returns (logits [T,B,27], state)."""
+        returns (logits [T,B,27] (45 for a "gaussian" decoder), state)."""
         outputs, state = self.lstm(inputs_tm.transpose(0, 1), state)
         # outputs is a batch-first view of time-major memory: project it time-major (no copy).
         logits = self.output_projection(outputs.transpose(0, 1))
@@ -222,7 +274,8 @@ class GrooveLstmDecoder(nn.Module):
     def forward(
         self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Teacher-forced raw outputs [B, T, 27]: step t sees target t-1 (zeros at t = 0)."""
+        """Teacher-forced raw outputs [B, T, 27] ([B, T, 45] for a "gaussian" decoder): step t
+        sees target t-1 (zeros at t = 0)."""
         targets_tm = targets.transpose(0, 1)
         previous = F.pad(targets_tm[:-1], (0, 0, 0, 0, 1, 0))  # shift right in time, zeros at t=0
         if self.feel_prior:
@@ -250,6 +303,7 @@ class GrooveLstmDecoder(nn.Module):
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_bias: torch.Tensor | None = None,
+        spread: float = 0.0,
     ) -> torch.Tensor:
         """Autoregressive sampling, one step at a time with carried LSTM state -> [B, T, 27].
 
@@ -260,7 +314,10 @@ class GrooveLstmDecoder(nn.Module):
         in training. Given ``hits`` [B, T, 9] (0/1), the decoder plays those hits instead of
         drawing its own and predicts only their velocities and offsets (humanizing a fixed score).
         ``hit_bias`` [9] is added to the hit logits before the temperature (a fitted prior's
-        calibration of how often each drum is drawn; None = 0).
+        calibration of how often each drum is drawn; None = 0). A "gaussian" decoder with
+        ``spread`` > 0 draws each velocity and offset from N(mean, (spread · std)²), clipped to
+        its range, and feeds the drawn values back; its normals are drawn after all the hit
+        uniforms, so ``spread`` 0 and a "mean" decoder draw the same hits from the same generator.
         Uniforms are drawn from ``generator`` (one for the batch, or one per row) on its own
         device and moved, so CPU generators give device-independent results. ``implementation="module"`` runs
         ``self.lstm`` for each step instead of the explicit cell (same math; slower on CPU; kept
@@ -269,7 +326,7 @@ class GrooveLstmDecoder(nn.Module):
         return self.sample_segments(
             z.unsqueeze(1), num_steps, temperature=temperature, generator=generator,
             controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
-            hit_bias=hit_bias,
+            hit_bias=hit_bias, spread=spread,
         )
 
     @torch.no_grad()
@@ -286,26 +343,33 @@ class GrooveLstmDecoder(nn.Module):
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_bias: torch.Tensor | None = None,
+        spread: float = 0.0,
     ) -> torch.Tensor:
         """Sample U·S steps [B, U·S, 27], restarting the LSTM state from embedding u [B, U, E]
         (in place of z) at the start of segment u; the fed-back previous output carries across
         segments. :meth:`sample` is the one-segment case; the hierarchical decoder passes its
         conductor's per-bar embeddings. Semantics as in :meth:`sample`."""
-        check_sampling_args(temperature, feedback, implementation)
+        check_sampling_args(temperature, feedback, implementation, spread)
         if not self.control_depth:
             controls = None  # a model without controls ignores any given
         elif controls is None:
             raise ValueError(f"this model needs controls of depth {self.control_depth}")
         batch, segments, _ = embeddings.shape
         dtype = embeddings.dtype
+        num_steps = segments * steps_per_segment
+        # all steps' hit uniforms first, then (a "gaussian" decoder playing a spread) the normals
+        uniforms = draw_uniforms(generator, (num_steps,), batch, NUM_CLASSES, embeddings.device)
+        normals = None
+        if self.expression == "gaussian" and spread > 0:
+            normals = draw_normals(generator, (num_steps,), batch, 2 * NUM_CLASSES, embeddings.device)
         if implementation == "cell":
             # inference mode skips autograd's bookkeeping on each of the loop's small ops (~6%);
             # the result is copied out of it below, so callers get an ordinary tensor
             with torch.inference_mode():
                 sampler = CellSampler(
-                    self, batch, segments * steps_per_segment, temperature=temperature, generator=generator,
-                    controls=controls, feedback=feedback, device=embeddings.device, dtype=dtype, hits=hits,
-                    hits_mask=hits_mask, hit_bias=hit_bias,
+                    self, batch, num_steps, temperature=temperature, uniforms=uniforms, controls=controls,
+                    feedback=feedback, device=embeddings.device, dtype=dtype, hits=hits, hits_mask=hits_mask,
+                    hit_bias=hit_bias, normals=normals, spread=spread,
                 )
                 for u in range(segments):
                     sampler.start(embeddings[:, u])
@@ -324,8 +388,8 @@ class GrooveLstmDecoder(nn.Module):
                 hits_t = hits[:, t] if hits is not None else None
                 mask_t = hits_mask[:, t] if hits_mask is not None else None
                 step = draw_groove_step(
-                    logits[0], temperature=temperature, generator=generator, feedback=feedback, hits=hits_t,
-                    hits_mask=mask_t, hit_bias=hit_bias,
+                    logits[0], temperature=temperature, uniform=uniforms[t], feedback=feedback, hits=hits_t,
+                    hits_mask=mask_t, hit_bias=hit_bias, normal=None if normals is None else normals[t], spread=spread,
                 )
                 steps.append(step)  # the returned sequence is what was fed back (its hits, for feel_prior)
                 previous = step.to(dtype)
@@ -334,7 +398,7 @@ class GrooveLstmDecoder(nn.Module):
         return torch.stack(steps, dim=1)
 
 
-def check_sampling_args(temperature: float, feedback: str, implementation: str = "cell") -> None:
+def check_sampling_args(temperature: float, feedback: str, implementation: str = "cell", spread: float = 0.0) -> None:
     """The argument checks shared by the decoders' samplers."""
     if feedback not in FEEDBACKS:
         raise ValueError(f"feedback must be 'magenta' or 'consistent', got {feedback!r}")
@@ -342,6 +406,8 @@ def check_sampling_args(temperature: float, feedback: str, implementation: str =
         raise ValueError(f"implementation must be 'cell' or 'module', got {implementation!r}")
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
+    if not spread >= 0:
+        raise ValueError("spread must be ≥ 0")
 
 
 def _packed_linear_ops():
@@ -466,7 +532,9 @@ class CellSampler:
     * given fixed ``hits`` [B, T, 9], step t plays ``hits[:, t]`` instead of the drawn ones
       (only where ``hits_mask`` [B, T, 9] is True, when given);
     * ``hit_bias`` [9] (a fitted prior's shift of the hit logits) is folded into the output
-      layer's bias once.
+      layer's bias once;
+    * a "gaussian" decoder's velocities and offsets are played by :func:`play_expression` from
+      the stds of its last 18 outputs and the step's ``normals`` (given when ``spread`` > 0).
 
     The math is nn.LSTM's, summed in a different order; the tests compare it with the per-step
     ``nn.LSTM`` path. Hit = uniform < sigmoid(logit / temperature); velocity and offset are the
@@ -481,7 +549,7 @@ class CellSampler:
         num_steps: int,
         *,
         temperature: float,
-        generator: Noise,
+        uniforms: torch.Tensor,
         controls: torch.Tensor | None,
         feedback: str,
         device: torch.device,
@@ -489,7 +557,11 @@ class CellSampler:
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_bias: torch.Tensor | None = None,
+        normals: torch.Tensor | None = None,
+        spread: float = 0.0,
     ):
+        """``uniforms`` [T, B, 9]: each step's hit draws; ``normals`` [T, B, 18] (or None): a
+        "gaussian" decoder's velocity and offset draws, scaled by ``spread``."""
         n, hidden = NUM_CLASSES, decoder.hidden_size
         depth, width = decoder.output_depth, decoder.output_depth + decoder.control_depth
         self.decoder, self.temperature = decoder, temperature
@@ -517,11 +589,16 @@ class CellSampler:
         self.gates = [torch.empty(batch, 4 * hidden, **new) for _ in range(layers)]
         self.gate_views = [g.split(hidden, dim=1) for g in self.gates]  # i, f, o, σ(2g)
         self.sigmoid_2c = torch.empty(batch, hidden, **new)
-        self.logits = torch.empty(batch, depth, **new)
+        self.logits = torch.empty(batch, self.out_bias.shape[0], **new)
         self.hit_logits, self.sigmoid_part, self.offset_part = (
-            self.logits[:, :n], self.logits[:, : 2 * n], self.logits[:, 2 * n :]
+            self.logits[:, :n], self.logits[:, : 2 * n], self.logits[:, 2 * n : 3 * n]
         )
-        self.means = self.logits[:, n:].view(batch, 2, n)
+        self.means = self.logits[:, n : 3 * n].view(batch, 2, n)
+        self.spread = spread
+        self.normals = None
+        if normals is not None and spread > 0:
+            self.scale_logits = self.logits[:, 3 * n :].view(batch, 2, n)
+            self.normals = normals.to(dtype).view(num_steps, batch, 2, n).unbind(0)
         self.hit_drawn = torch.empty(batch, n, device=device, dtype=torch.bool)
         self.output = torch.empty(num_steps, batch, depth, **new)
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
@@ -534,7 +611,6 @@ class CellSampler:
         self.hit_masks = None
         if hits is not None and hits_mask is not None:
             self.hit_masks = hits_mask.to(torch.bool).transpose(0, 1).unbind(0)
-        uniforms = draw_uniforms(generator, (num_steps,), batch, n, device)
         self.uniforms = uniforms.to(dtype).unbind(0)
 
     def start(self, z: torch.Tensor) -> None:
@@ -567,6 +643,9 @@ class CellSampler:
             self.hit_logits.div_(self.temperature)
         self.sigmoid_part.sigmoid_()
         self.offset_part.tanh_()
+        if self.normals is not None:
+            scales = F.softplus(self.scale_logits).add_(MIN_SCALE)
+            play_expression(self.means, scales, self.normals[t], self.spread)
         if self.fixed_hits is None:
             torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
             self.previous_hits.copy_(self.hit_drawn)

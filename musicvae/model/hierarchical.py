@@ -59,6 +59,7 @@ class HierarchicalDecoder(nn.Module):
         control_depth: int,
         keep_prob: float,
         steps_per_segment: int = 16,
+        expression: str = "mean",
     ):
         super().__init__()
         if len(set(conductor_sizes)) != 1:
@@ -82,7 +83,10 @@ class HierarchicalDecoder(nn.Module):
             batch_first=True,
             dropout=(1.0 - keep_prob) if self.conductor_layers > 1 else 0.0,
         )
-        self.core = GrooveLstmDecoder(output_depth, self.conductor_size, layer_sizes, control_depth, keep_prob)
+        self.core = GrooveLstmDecoder(
+            output_depth, self.conductor_size, layer_sizes, control_depth, keep_prob, expression=expression
+        )
+        self.expression = expression
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -167,15 +171,16 @@ class HierarchicalDecoder(nn.Module):
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_bias: torch.Tensor | None = None,
+        spread: float = 0.0,
     ) -> torch.Tensor:
         """Autoregressive sampling -> [B, T, 27], segment by segment, step by step.
 
         Same semantics as :meth:`GrooveLstmDecoder.sample` (temperature on hits only, ``feedback``
         "magenta" or "consistent", uniforms from ``generator``, fixed ``hits`` where ``hits_mask``,
-        ``hit_bias`` on the hit logits); the bottom state restarts from
+        ``hit_bias`` on the hit logits, ``spread`` for a "gaussian" decoder); the bottom state restarts from
         each segment's embedding, the fed-back previous output carries across. Call in eval mode.
         """
-        check_sampling_args(temperature, feedback, implementation)
+        check_sampling_args(temperature, feedback, implementation, spread)
         embeddings = self.conductor_embeddings(z, self.num_segments(num_steps))
         return self.sample_from_embeddings(
             embeddings,
@@ -187,6 +192,7 @@ class HierarchicalDecoder(nn.Module):
             hits=hits,
             hits_mask=hits_mask,
             hit_bias=hit_bias,
+            spread=spread,
         )
 
     @torch.no_grad()
@@ -202,6 +208,7 @@ class HierarchicalDecoder(nn.Module):
         hits: torch.Tensor | None = None,
         hits_mask: torch.Tensor | None = None,
         hit_bias: torch.Tensor | None = None,
+        spread: float = 0.0,
     ) -> torch.Tensor:
         """Sample U·S steps from given segment embeddings [B, U, C] (see :meth:`sample`).
 
@@ -211,5 +218,5 @@ class HierarchicalDecoder(nn.Module):
         return self.core.sample_segments(
             embeddings, self.steps_per_segment, temperature=temperature, generator=generator,
             controls=controls, feedback=feedback, implementation=implementation, hits=hits, hits_mask=hits_mask,
-            hit_bias=hit_bias,
+            hit_bias=hit_bias, spread=spread,
         )

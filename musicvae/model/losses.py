@@ -6,6 +6,10 @@
   velocities (target - sigmoid(out))², offsets (target - tanh(out))²; summed over the 9 classes
   and all steps, weighted equally. No masking by hit unless ``mask_by_hits`` is set; the
   velocity and offset terms count ``expression_weight`` times (1, as magenta, unless set).
+* A "gaussian" decoder (``model.expression``; not magenta's) adds ``scales_loss``: per hit cell,
+  the negative log-likelihood ((target - mean)/std)²/2 + ln std (the constant ln √2π dropped) of
+  the played velocity and offset under its predicted std, with the mean detached, so the means
+  learn exactly as above and the stds learn how far the played values fall from them.
 * KL(q(z|x) ‖ N(0, I)) per example in nats; free bits are applied to each example's *total* KL;
   beta = (1 - beta_rate**step)·max_beta; loss = mean(r_loss) + beta·mean(kl_cost).
 * Learning rate (lr - min_lr)·decay**step + min_lr, global-norm clipping with a zero-out
@@ -22,6 +26,7 @@ from typing import Iterable
 import torch
 
 from musicvae.configs import LossConfig, TrainConfig
+from musicvae.model.decoder import GROOVE_DEPTH, expression_scales
 
 NUM_CLASSES = 9
 LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss default, added inside both logarithms
@@ -30,13 +35,16 @@ LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss default, added inside both logarit
 def reconstruction_loss(
     logits: torch.Tensor, targets: torch.Tensor, *, mask_by_hits: bool = False, expression_weight: float = 1.0
 ) -> dict[str, torch.Tensor]:
-    """Per-example loss terms, each [B], from raw outputs and targets [B, T, 27].
+    """Per-example loss terms, each [B], from raw outputs [B, T, 27] (or [B, T, 45], a "gaussian"
+    decoder's) and targets [B, T, 27].
 
     Returns ``hits_loss``, ``velocities_loss``, ``offsets_loss`` and ``r_loss`` = hits_loss +
-    ``expression_weight`` · (velocities_loss + offsets_loss)."""
+    ``expression_weight`` · (velocities_loss + offsets_loss); for 45 outputs also
+    ``scales_loss``, the stds' log-likelihood term (module doc), which :func:`elbo` adds to the
+    loss but not to ``r_loss`` (so reconstruction losses compare across decoders)."""
     logits = logits.float()
     targets = targets.float()
-    hit_logits, vel_logits, off_logits = logits.split(NUM_CLASSES, dim=-1)
+    hit_logits, vel_logits, off_logits = logits[..., :GROOVE_DEPTH].split(NUM_CLASSES, dim=-1)
     hit_targets, vel_targets, off_targets = targets.split(NUM_CLASSES, dim=-1)
 
     p = torch.sigmoid(hit_logits)
@@ -54,12 +62,18 @@ def reconstruction_loss(
     hits_loss = hits.sum(dim=(1, 2))
     velocities_loss = velocities.sum(dim=(1, 2))
     offsets_loss = offsets.sum(dim=(1, 2))
-    return {
+    terms = {
         "hits_loss": hits_loss,
         "velocities_loss": velocities_loss,
         "offsets_loss": offsets_loss,
         "r_loss": hits_loss + expression_weight * (velocities_loss + offsets_loss),
     }
+    if logits.shape[-1] > GROOVE_DEPTH:
+        means = torch.cat([torch.sigmoid(vel_logits), torch.tanh(off_logits)], dim=-1).detach()
+        scales = expression_scales(logits)
+        nll = 0.5 * ((targets[..., NUM_CLASSES:] - means) / scales).square() + torch.log(scales)
+        terms["scales_loss"] = (nll * hit_targets.repeat(1, 1, 2)).sum(dim=(1, 2))
+    return terms
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -82,22 +96,24 @@ def kl_beta(step: int, loss_cfg: LossConfig) -> float:
 
 def elbo(terms: dict[str, torch.Tensor], step: int, loss_cfg: LossConfig) -> dict[str, torch.Tensor]:
     """Batch scalars from per-example ``terms`` (``r_loss``, ``kl`` [B], as returned by
-    ``MusicVAE.forward``): ``loss`` (to minimise), ``r_loss``, ``kl_loss`` (mean cost after free
-    bits), ``kl_bits`` (mean KL before free bits, in bits), ``kl_beta`` and the three
-    reconstruction terms (batch means, summed over steps)."""
+    ``MusicVAE.forward``): ``loss`` (to minimise: r_loss + beta · kl_loss, + scales_loss for a
+    "gaussian" decoder), ``r_loss``, ``kl_loss`` (mean cost after free bits), ``kl_bits`` (mean
+    KL before free bits, in bits), ``kl_beta`` and the reconstruction terms (batch means, summed
+    over steps)."""
     kl = terms["kl"]
     kl_cost = torch.clamp(kl - free_nats(loss_cfg), min=0.0)
     beta = kl_beta(step, loss_cfg)
     r_loss = terms["r_loss"].mean()
     kl_loss = kl_cost.mean()
+    scales_loss = terms["scales_loss"].mean() if "scales_loss" in terms else 0.0
     out = {
-        "loss": r_loss + beta * kl_loss,
+        "loss": r_loss + beta * kl_loss + scales_loss,
         "r_loss": r_loss,
         "kl_loss": kl_loss,
         "kl_bits": kl.mean() / math.log(2.0),
         "kl_beta": torch.tensor(beta),
     }
-    for name in ("hits_loss", "velocities_loss", "offsets_loss"):
+    for name in ("hits_loss", "velocities_loss", "offsets_loss", "scales_loss"):
         if name in terms:
             out[name] = terms[name].mean()
     return out

@@ -455,7 +455,8 @@ def fit_prior(
 ) -> FittedPrior:
     """Fit the sampling distribution of ``model`` on ``windows`` (its training split): the latent
     mixture on one z = μ + σ·ε per window (the aggregate posterior; ε seeded with ``seed``), and
-    the output residuals of its teacher-forced reconstructions. ``max_windows`` fits on that many
+    (unless its decoder predicts the stds of velocity and timing itself) the output residuals of
+    its teacher-forced reconstructions. ``max_windows`` fits on that many
     windows drawn without replacement (seeded) instead of all. ``progress`` gets one line per
     stage (None for silence)."""
     say = progress or (lambda *_: None)
@@ -467,12 +468,16 @@ def fit_prior(
     say(f"fitting a {components}-component Gaussian mixture to {len(codes)} codes …")
     latent = fit_gaussian_mixture(codes, components, seed=seed)
     latent.settings.update(codes="one z = mu + sigma*eps per training window", windows=len(windows))
-    say("fitting velocity / offset residuals on teacher-forced reconstructions …")
-    prior = FittedPrior(latent, fit_residuals(model, windows, batch_size=batch_size))
+    # a decoder that predicts the stds of velocity and timing draws them itself: no residuals
+    gaussian = model.config.model.expression == "gaussian"
+    if not gaussian:
+        say("fitting velocity / offset residuals on teacher-forced reconstructions …")
+    prior = FittedPrior(latent, None if gaussian else fit_residuals(model, windows, batch_size=batch_size))
     say(f"comparing the sampled hits with the played ones ({min(len(windows), MAP_SAMPLES)} samples) …")
     prior.hit_bias = fit_hit_bias(model, prior, windows, seed=seed, progress=say)
-    say(f"mapping drawn velocities onto played ones ({min(len(windows), MAP_SAMPLES)} samples) …")
-    prior.residuals.velocity_quantiles = fit_velocity_quantiles(model, prior, windows, seed=seed)
+    if not gaussian:
+        say(f"mapping drawn velocities onto played ones ({min(len(windows), MAP_SAMPLES)} samples) …")
+        prior.residuals.velocity_quantiles = fit_velocity_quantiles(model, prior, windows, seed=seed)
     return prior
 
 

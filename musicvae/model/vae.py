@@ -69,11 +69,12 @@ class MusicVAE(nn.Module):
                 self.control_depth,
                 m.dropout_keep_prob,
                 m.steps_per_segment,
+                expression=m.expression,
             )
         elif m.decoder == "flat":
             self.decoder = GrooveLstmDecoder(
                 m.output_depth, m.z_size, m.dec_rnn_size, self.control_depth, m.dropout_keep_prob,
-                feel_prior=config.data.feel_as_controls,
+                feel_prior=config.data.feel_as_controls, expression=m.expression,
             )
         else:
             raise ValueError(f"unknown model.decoder {m.decoder!r}; use 'flat' or 'hierarchical'")
@@ -127,7 +128,8 @@ class MusicVAE(nn.Module):
     def decode_logits(
         self, z: torch.Tensor, targets: torch.Tensor, controls: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Teacher-forced raw decoder outputs [B, T, 27] (before activation), in eval mode."""
+        """Teacher-forced raw decoder outputs [B, T, 27] (before activation; [B, T, 45] with the
+        stds' raw outputs for a "gaussian" decoder), in eval mode."""
         _require_tensors("decode_logits", "musicvae.decode(model, z)", z=z, targets=targets, controls=controls)
         with _eval_mode(self):
             controls = self._check_controls(controls, targets.shape[0], targets.shape[1])
@@ -182,6 +184,7 @@ class MusicVAE(nn.Module):
         hits_mask: torch.Tensor | None = None,
         hit_threshold: float | Sequence[float] | None = None,
         hit_bias: torch.Tensor | None = None,
+        spread: float = 0.0,
     ) -> torch.Tensor:
         """Decode ``n`` sequences of ``config.max_seq_len`` steps -> [n, T, 27].
 
@@ -199,7 +202,9 @@ class MusicVAE(nn.Module):
         drum class (9), draws no hits: a cell is hit where sigmoid(logit / temperature) > p (the
         likeliest drums rather than a random draw; z is still drawn as above). ``hit_bias`` [9]
         shifts each drum class's hit logits before the temperature (a fitted prior's calibration,
-        :func:`musicvae.model.prior.fit_hit_bias`; None = 0). See :meth:`GrooveLstmDecoder.sample` for
+        :func:`musicvae.model.prior.fit_hit_bias`; None = 0). A "gaussian" decoder
+        (``model.expression``) draws velocities and offsets around its means with its predicted
+        stds times ``spread`` (0 = the means; a "mean" decoder ignores it). See :meth:`GrooveLstmDecoder.sample` for
         ``feedback`` (the hierarchical decoder's sampler has the same semantics).
         """
         _require_tensors("sample", "musicvae.sample / musicvae.decode", z=z, sigma=sigma, controls=controls, hits=hits, hit_bias=hit_bias)
@@ -241,6 +246,7 @@ class MusicVAE(nn.Module):
                 hits=hits,
                 hits_mask=hits_mask,
                 hit_bias=hit_bias,
+                spread=spread,
             )
 
 

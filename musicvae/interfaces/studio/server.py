@@ -59,7 +59,7 @@ MAX_INTERPOLATION_STEPS = 16
 MAX_STEPS = 32 * STEPS_PER_BAR  # longest groove accepted or returned: 32 bars of 16th notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' own std)
+MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' or the decoder's own std)
 
 
 class ApiError(Exception):
