@@ -491,12 +491,15 @@ HIT_BIAS_ROUNDS = 2  # logit corrections; the second takes up what the first's f
 
 def _decoded_means(model, prior: FittedPrior, n: int, seed: int, controls: np.ndarray | None) -> np.ndarray:
     """``n`` grooves [n, T, 27] that ``model`` draws from ``prior`` (seeded), with the decoded
-    velocity and offset means (spread 0): what the prior's later terms are fitted on."""
-    from musicvae.generate import sample  # the sampler exactly as users call it
+    velocity and offset means (spread 0): what the prior's later terms are fitted on. A decoder
+    that draws its own velocities and offsets is fed them back, which moves its hits, so its
+    grooves are drawn as it plays them by default (spread 1)."""
+    from musicvae.generate import sample, samples_expression  # the sampler exactly as users call it
 
     kept, model.prior = model.prior, prior
     try:
-        return sample(model, n, seed=seed, prior="fitted", spread=0.0, controls=controls)
+        spread = 1.0 if samples_expression(model) else 0.0
+        return sample(model, n, seed=seed, prior="fitted", spread=spread, controls=controls)
     finally:
         model.prior = kept
 
