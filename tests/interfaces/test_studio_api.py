@@ -165,6 +165,39 @@ def test_sample_prior_and_spread_are_chosen_recorded_and_reproducible(fitted_cli
     assert grooves(spread=1.5) == wide  # same request, same bytes
 
 
+def test_a_decoder_that_samples_its_own_feel_spreads_without_a_fitted_prior(tmp_path, tiny_checkpoints):
+    """A model trained with model.expression=gaussian: the page is told its spread is 1 (the
+    field shows) though it has no fitted prior, and /api/sample draws velocity and timing from
+    the decoder's stds at the spread asked for, the same bytes for the same request."""
+    import torch
+
+    from musicvae.checkpoints.native import save_model
+    from musicvae.configs import get_config
+    from musicvae.model import MusicVAE
+
+    torch.manual_seed(0)
+    config = get_config("groovae_4bar_grid_masked").with_overrides(
+        ["model.z_size=8", "model.enc_rnn_size=16", "model.dec_rnn_size=16,16", "model.expression=gaussian"]
+    )
+    model = MusicVAE(config)
+    with torch.no_grad():
+        model.decoder.output_projection.bias[:9] += 1.0
+    run = save_model(tmp_path / "gaussian", model)
+    devices = server.load_devices({**tiny_checkpoints, "generate": str(run)})
+    with server.serving(server.create_app(devices)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        info = http.get("/api/health").json()["models"]["generate"]
+        assert not info["fitted_prior"] and info["spread"] == 1.0
+
+        def grooves(**fields):
+            reply = http.post("/api/sample", json={"n": 2, "seed": 4, **fields})
+            assert reply.status_code == 200, reply.text
+            return reply.json()["grooves"]
+
+        default, means = grooves(), grooves(spread=0)
+        assert marker(default[0]).endswith("prior=normal spread=1") and marker(means[0]).endswith("spread=0")
+        assert default != means and grooves() == default
+
+
 @pytest.mark.parametrize("fields", [{}, {"prior": "normal", "spread": 0.5, "temperature": 0.8}, {"prior": "fitted", "spread": 0}])
 def test_cli_sample_regenerates_a_studio_groove_byte_for_byte(fitted_client, fitted_run, fields, tmp_path, monkeypatch):
     entry = fitted_client.post("/api/sample", json={"n": 3, "seed": 9, **fields}).json()["grooves"][2]
