@@ -8,8 +8,9 @@
   velocity and offset terms count ``expression_weight`` times (1, as magenta, unless set).
 * A "gaussian" decoder (``model.expression``; not magenta's) adds ``scales_loss``: per hit cell,
   the negative log-likelihood ((target - mean)/std)²/2 + ln std (the constant ln √2π dropped) of
-  the played velocity and offset under its predicted std, with the mean detached, so the means
-  learn exactly as above and the stds learn how far the played values fall from them.
+  the played velocity and offset under its predicted std, with the mean detached: the mean
+  outputs learn only from the squared errors above, the stds how far the played values fall from
+  them (the LSTM below both learns from both).
 * KL(q(z|x) ‖ N(0, I)) per example in nats; free bits are applied to each example's *total* KL;
   beta = (1 - beta_rate**step)·max_beta; loss = mean(r_loss) + beta·mean(kl_cost).
 * Learning rate (lr - min_lr)·decay**step + min_lr, global-norm clipping with a zero-out
