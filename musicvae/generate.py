@@ -131,19 +131,13 @@ def resolve_prior(model: MusicVAE, prior: str = "auto", spread: float | None = N
         prior = "fitted" if fitted is not None else "normal"
     if prior == "fitted" and fitted is None:
         raise ValueError("this model has no fitted prior (prior.safetensors); make one with `musicvae fit-prior`")
-    can_spread = samples_expression(model) or (fitted is not None and fitted.residuals is not None)
+    can_spread = model.draws_expression or (fitted is not None and fitted.residuals is not None)
     spread = (1.0 if can_spread else 0.0) if spread is None else float(spread)
     if not (spread >= 0 and math.isfinite(spread)):
         raise ValueError("spread must be a number ≥ 0")
     if spread > 0 and not can_spread:
         raise ValueError("spread > 0 needs a fitted prior with output residuals; make one with `musicvae fit-prior`")
     return prior, spread
-
-
-def samples_expression(model: MusicVAE) -> bool:
-    """Whether the model's decoder draws velocities and offsets itself (``model.expression``
-    "gaussian"): ``spread`` then scales its predicted stds, and no residual is drawn after it."""
-    return model.config.model.expression == "gaussian"
 
 
 def draw_latents(model: MusicVAE, indices: range, *, seed: int = 0, prior: str = "auto", same_z: bool = False) -> np.ndarray | None:
@@ -187,7 +181,7 @@ def sample(
     ``spread`` > 0 each hit's velocity and offset are drawn around the decoded means from the
     fitted output residuals, their std scaled by ``spread`` (the velocity/timing temperature;
     0 = the decoded means, as magenta; None = 1 when the model has residuals, else 0); a model
-    whose decoder predicts their stds (:func:`samples_expression`) draws them from those instead,
+    whose decoder predicts their stds (``model.draws_expression``) draws them from those instead,
     while decoding, and feeds the drawn values back.
     ``bpm`` is the tempo the grooves will be played at, in quarter notes per minute (one, or
     [n], one per groove): a fitted prior with a tempo term sizes the timing spread by it (a
@@ -221,7 +215,7 @@ def sample(
             SAMPLE_BLOCK, temperature, seed, start_index=block, z=_tensor(model, z), controls=_tensor(model, block_controls),
             feedback=feedback, same_z=same_z, hit_bias=hit_bias, spread=spread,
         ).cpu().numpy()  # fmt: skip
-        if spread > 0 and not samples_expression(model):
+        if spread > 0 and not model.draws_expression:  # its decoder drew them already
             block_bpm = None if bpm is None else bpm[block - first : block - first + SAMPLE_BLOCK]
             out = model.prior.residuals.apply(out, spread, seed, first_index=block, bpm=block_bpm)
         parts.append(out)

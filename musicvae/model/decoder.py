@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from musicvae.configs import EXPRESSIONS, GROOVE_DEPTH
 from musicvae.model.encoder import (
     init_dense_glorot,
     init_dense_small_normal,
@@ -29,7 +30,6 @@ from musicvae.model.encoder import (
 )
 
 NUM_CLASSES = 9  # drum classes; the 27-vector is 3 groups of 9
-GROOVE_DEPTH = 3 * NUM_CLASSES
 # The smallest std a "gaussian" decoder predicts, in output units (velocity 0–1, offset −1..1 of
 # half a step): 1.3 MIDI velocity, 1/200 of a step. It keeps the log-likelihood bounded on the
 # many hits a drummer plays at exactly the same velocity.
@@ -104,15 +104,13 @@ def activate_outputs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
 def expression_scales(logits: torch.Tensor) -> torch.Tensor:
     """The stds [..., 18] (velocities 9 | offsets 9, output units) a "gaussian" decoder's raw
     outputs [..., 45] predict: softplus of the last 18, plus :data:`MIN_SCALE`."""
-    return F.softplus(logits[..., GROOVE_DEPTH:].float()) + MIN_SCALE
+    return F.softplus(logits[..., GROOVE_DEPTH:]) + MIN_SCALE
 
 
-def play_expression(means: torch.Tensor, scales: torch.Tensor | None, normal: torch.Tensor | None, spread: float) -> torch.Tensor:
-    """Velocities and offsets [..., 2, 9] played from their means [..., 2, 9]: mean + spread ·
-    std · normal, clipped to their ranges (velocity 0–1, offset −1..1), when the decoder predicts
-    stds (``scales``) and ``spread`` > 0; else the means. Writes into ``means``."""
-    if scales is None or spread == 0:
-        return means
+def play_expression(means: torch.Tensor, scales: torch.Tensor, normal: torch.Tensor, spread: float) -> torch.Tensor:
+    """Velocities and offsets [..., 2, 9] played from their means [..., 2, 9] and stds
+    (``scales``, same shape): mean + spread · std · normal, clipped to their ranges (velocity
+    0–1, offset −1..1). Writes into ``means``."""
     means.addcmul_(scales, normal, value=spread)
     means[..., 0, :].clamp_(0.0, 1.0)
     means[..., 1, :].clamp_(-1.0, 1.0)
@@ -157,8 +155,8 @@ def draw_groove_step(
         hits = torch.where(hits_mask, hits.to(logits.dtype), drawn)
     batch = logits.shape[0]
     means = torch.stack(activate_outputs(logits)[1:], dim=1)  # [B, 2, 9]
-    scales = expression_scales(logits).view(batch, 2, NUM_CLASSES) if logits.shape[-1] > GROOVE_DEPTH else None
-    if scales is not None and normal is not None:
+    if normal is not None:  # given only to a "gaussian" decoder playing a spread
+        scales = expression_scales(logits).view(batch, 2, NUM_CLASSES)
         means = play_expression(means, scales, normal.view(batch, 2, NUM_CLASSES), spread)
     if feedback == "consistent":
         means = means * hits.unsqueeze(1)
@@ -185,8 +183,8 @@ class GrooveLstmDecoder(nn.Module):
         expression: str = "mean",
     ):
         super().__init__()
-        if expression not in ("mean", "gaussian"):
-            raise ValueError(f"expression must be 'mean' or 'gaussian', got {expression!r}")
+        if expression not in EXPRESSIONS:
+            raise ValueError(f"expression must be one of {', '.join(EXPRESSIONS)}, got {expression!r}")
         if expression != "mean" and feel_prior:
             raise ValueError("a feel-controlled decoder predicts means only")
         if len(set(layer_sizes)) != 1:
@@ -595,10 +593,7 @@ class CellSampler:
         )
         self.means = self.logits[:, n : 3 * n].view(batch, 2, n)
         self.spread = spread
-        self.normals = None
-        if normals is not None and spread > 0:
-            self.scale_logits = self.logits[:, 3 * n :].view(batch, 2, n)
-            self.normals = normals.to(dtype).view(num_steps, batch, 2, n).unbind(0)
+        self.normals = None if normals is None else normals.to(dtype).view(num_steps, batch, 2, n).unbind(0)
         self.hit_drawn = torch.empty(batch, n, device=device, dtype=torch.bool)
         self.output = torch.empty(num_steps, batch, depth, **new)
         self.output_steps = self.output.unbind(0)  # per-step views, made in one call
@@ -644,8 +639,7 @@ class CellSampler:
         self.sigmoid_part.sigmoid_()
         self.offset_part.tanh_()
         if self.normals is not None:
-            scales = F.softplus(self.scale_logits).add_(MIN_SCALE)
-            play_expression(self.means, scales, self.normals[t], self.spread)
+            play_expression(self.means, expression_scales(self.logits).view_as(self.means), self.normals[t], self.spread)
         if self.fixed_hits is None:
             torch.lt(self.uniforms[t], self.hit_logits, out=self.hit_drawn)
             self.previous_hits.copy_(self.hit_drawn)

@@ -86,7 +86,6 @@ class HierarchicalDecoder(nn.Module):
         self.core = GrooveLstmDecoder(
             output_depth, self.conductor_size, layer_sizes, control_depth, keep_prob, expression=expression
         )
-        self.expression = expression
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

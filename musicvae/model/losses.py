@@ -26,8 +26,8 @@ from typing import Iterable
 
 import torch
 
-from musicvae.configs import LossConfig, TrainConfig
-from musicvae.model.decoder import GROOVE_DEPTH, expression_scales
+from musicvae.configs import GROOVE_DEPTH, LossConfig, TrainConfig
+from musicvae.model.decoder import expression_scales
 
 NUM_CLASSES = 9
 LOG_LOSS_EPSILON = 1e-7  # tf.losses.log_loss default, added inside both logarithms

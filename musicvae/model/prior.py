@@ -469,7 +469,7 @@ def fit_prior(
     latent = fit_gaussian_mixture(codes, components, seed=seed)
     latent.settings.update(codes="one z = mu + sigma*eps per training window", windows=len(windows))
     # a decoder that predicts the stds of velocity and timing draws them itself: no residuals
-    gaussian = model.config.model.expression == "gaussian"
+    gaussian = model.draws_expression
     if not gaussian:
         say("fitting velocity / offset residuals on teacher-forced reconstructions …")
     prior = FittedPrior(latent, None if gaussian else fit_residuals(model, windows, batch_size=batch_size))
@@ -494,11 +494,11 @@ def _decoded_means(model, prior: FittedPrior, n: int, seed: int, controls: np.nd
     velocity and offset means (spread 0): what the prior's later terms are fitted on. A decoder
     that draws its own velocities and offsets is fed them back, which moves its hits, so its
     grooves are drawn as it plays them by default (spread 1)."""
-    from musicvae.generate import sample, samples_expression  # the sampler exactly as users call it
+    from musicvae.generate import sample  # the sampler exactly as users call it
 
     kept, model.prior = model.prior, prior
     try:
-        spread = 1.0 if samples_expression(model) else 0.0
+        spread = 1.0 if model.draws_expression else 0.0
         return sample(model, n, seed=seed, prior="fitted", spread=spread, controls=controls)
     finally:
         model.prior = kept

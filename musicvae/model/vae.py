@@ -88,6 +88,12 @@ class MusicVAE(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     @property
+    def draws_expression(self) -> bool:
+        """Whether the decoder predicts a std for each velocity and offset and draws them itself
+        (``model.expression`` "gaussian"): sampling's ``spread`` then scales those stds."""
+        return self.config.model.expression == "gaussian"
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
