@@ -1,0 +1,86 @@
+"""How the GMD's splits differ as data, before any model: the realism features that issue 17's
+targets are judged by (instruments per groove, swing, step density), per split, per drummer, and
+for the training windows reweighted to the test split's mix of drummers or of styles.
+
+    python bench/split_composition.py [--data GMD] [--checkpoint groovae_4bar] [--split test]
+
+The windows are cut with the checkpoint's data settings, as ``bench/realism.py`` cuts them.
+
+Why: a model fitted to the training windows can at best play like them. Reweighting the training
+windows to the held-out split's drummers (or styles) gives what a model would play if it matched
+the training data within each drummer and only the mix of drummers differed; what is left between
+that and the held-out split is how the same drummers played differently there. Prints
+``name=value`` lines; the headline, that within-drummer gap in instruments per groove, is last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from musicvae.checkpoints.native import load
+from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.evaluation.features import pattern_features
+
+FEATURES = ("instruments", "swing", "step_density")
+
+
+def feature_table(windows: GrooveWindows) -> dict[str, np.ndarray]:
+    """The features of FEATURES for every window ([N] each; swing is NaN without off-beat hits)."""
+    every = pattern_features(windows.outputs, windows.bpm)
+    return {name: every[name] for name in FEATURES}
+
+
+def reweighted_mean(values: np.ndarray, groups: np.ndarray, target_groups: np.ndarray) -> float:
+    """Mean of ``values`` with each group weighted by its share of ``target_groups`` (groups of the
+    target that the source lacks are left out, and the remaining shares renormalised)."""
+    total, weight = 0.0, 0.0
+    names, counts = np.unique(target_groups, return_counts=True)
+    for name, count in zip(names, counts):
+        mine = values[(groups == name) & np.isfinite(values)]
+        if mine.size:
+            total += count * mine.mean()
+            weight += count
+    return total / weight
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
+    parser.add_argument("--checkpoint", default="groovae_4bar")
+    parser.add_argument("--split", default="test", help="held-out split to compare with train")
+    args = parser.parse_args()
+    if not args.data:
+        parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
+    np.seterr(all="ignore")
+    everything = load_windows(args.data, load(args.checkpoint).config.data)
+    train, held = everything.of_split("train"), everything.of_split(args.split)
+    for split in ("train", "validation", "test"):
+        part = everything.of_split(split)
+        table = feature_table(part)
+        print(f"{split}_windows={len(part)}\n{split}_files={len(np.unique(part.source))}")
+        for name in FEATURES:
+            print(f"{split}_{name}={np.nanmean(table[name]):.4f}")
+    train_table, held_table = feature_table(train), feature_table(held)
+    styles = {"train": np.array([s.split("/")[0] for s in train.style]),
+              "held": np.array([s.split("/")[0] for s in held.style])}  # fmt: skip
+    for drummer in np.unique(held.drummer):
+        mine, theirs = train.drummer == drummer, held.drummer == drummer
+        print(
+            f"instruments_{drummer}_train={train_table['instruments'][mine].mean():.3f}"
+            f"\ninstruments_{drummer}_{args.split}={held_table['instruments'][theirs].mean():.3f}"
+            f"\nwindows_{drummer}_{args.split}={int(theirs.sum())}"
+        )
+    for name in FEATURES:
+        by_drummer = reweighted_mean(train_table[name], train.drummer, held.drummer)
+        by_style = reweighted_mean(train_table[name], styles["train"], styles["held"])
+        print(f"{name}_train_reweighted_to_{args.split}_drummers={by_drummer:.4f}")
+        print(f"{name}_train_reweighted_to_{args.split}_styles={by_style:.4f}")
+    gap = held_table["instruments"].mean() - reweighted_mean(train_table["instruments"], train.drummer, held.drummer)
+    print(f"instruments_{args.split}_minus_train_same_drummers={gap:.4f}")
+
+
+if __name__ == "__main__":
+    main()
