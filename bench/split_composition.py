@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
     parser.add_argument("--checkpoint", default="groovae_4bar")
-    parser.add_argument("--split", default="test", help="held-out split to compare with train")
+    parser.add_argument("--split", default="test", choices=("validation", "test"), help="held-out split to compare with train")
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
