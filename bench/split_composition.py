@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.errors import UserError
 from musicvae.evaluation.features import pattern_features
 
 FEATURES = ("instruments", "swing", "step_density")
@@ -55,7 +57,10 @@ def main() -> None:
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
     np.seterr(all="ignore")
-    everything = load_windows(args.data, load(args.checkpoint).config.data)
+    try:
+        everything = load_windows(args.data, load(args.checkpoint).config.data)
+    except UserError as err:
+        sys.exit(f"error: {err}")
     train, held = everything.of_split("train"), everything.of_split(args.split)
     for split in ("train", "validation", "test"):
         part = everything.of_split(split)
