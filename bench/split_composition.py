@@ -23,6 +23,7 @@ import numpy as np
 
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.data.gmd import SPLITS
 from musicvae.errors import UserError
 from musicvae.evaluation.features import pattern_features
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
     parser.add_argument("--checkpoint", default="groovae_4bar")
-    parser.add_argument("--split", default="test", choices=("validation", "test"), help="held-out split to compare with train")
+    parser.add_argument("--split", default="test", choices=SPLITS[1:], help="held-out split to compare with train")
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
@@ -61,16 +62,14 @@ def main() -> None:
         everything = load_windows(args.data, load(args.checkpoint).config.data)
     except UserError as err:
         sys.exit(f"error: {err}")
-    train, held = everything.of_split("train"), everything.of_split(args.split)
-    for split in ("train", "validation", "test"):
-        part = everything.of_split(split)
-        table = feature_table(part)
+    parts = {split: everything.of_split(split) for split in SPLITS}
+    tables = {split: feature_table(part) for split, part in parts.items()}
+    for split, part in parts.items():
         print(f"{split}_windows={len(part)}\n{split}_files={len(np.unique(part.source))}")
         for name in FEATURES:
-            print(f"{split}_{name}={np.nanmean(table[name]):.4f}")
-    train_table, held_table = feature_table(train), feature_table(held)
-    styles = {"train": np.array([s.split("/")[0] for s in train.style]),
-              "held": np.array([s.split("/")[0] for s in held.style])}  # fmt: skip
+            print(f"{split}_{name}={np.nanmean(tables[split][name]):.4f}")
+    train, held = parts["train"], parts[args.split]
+    train_table, held_table = tables["train"], tables[args.split]
     for drummer in np.unique(held.drummer):
         mine, theirs = train.drummer == drummer, held.drummer == drummer
         print(
@@ -78,14 +77,15 @@ def main() -> None:
             f"\ninstruments_{drummer}_{args.split}={held_table['instruments'][theirs].mean():.3f}"
             f"\nwindows_{drummer}_{args.split}={int(theirs.sum())}"
         )
+    genre = lambda windows: np.array([s.split("/")[0] for s in windows.style])  # noqa: E731
+    by_drummer = {}
     for name in FEATURES:
-        by_drummer = reweighted_mean(train_table[name], train.drummer, held.drummer)
-        by_style = reweighted_mean(train_table[name], styles["train"], styles["held"])
-        print(f"{name}_train_reweighted_to_{args.split}_drummers={by_drummer:.4f}")
+        by_drummer[name] = reweighted_mean(train_table[name], train.drummer, held.drummer)
+        by_style = reweighted_mean(train_table[name], genre(train), genre(held))
+        print(f"{name}_train_reweighted_to_{args.split}_drummers={by_drummer[name]:.4f}")
         print(f"{name}_train_reweighted_to_{args.split}_styles={by_style:.4f}")
-    gap = held_table["instruments"].mean() - reweighted_mean(train_table["instruments"], train.drummer, held.drummer)
+    gap = held_table["instruments"].mean() - by_drummer["instruments"]
     print(f"instruments_{args.split}_minus_train_same_drummers={gap:.4f}")
-
 
 if __name__ == "__main__":
     main()
