@@ -28,9 +28,12 @@ if TYPE_CHECKING:
 
 
 # typer's rich help prints a "<bool>" type beside on/off flags (--wav, --help …), which reads as if
-# they took a value; flags show no type, as in the plain help.
-_option_type = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
+# they took a value; flags show no type, as in the plain help. The hook is typer's internal API, absent
+# from some of the versions pyproject allows (e.g. a preinstalled typer on a GPU image): without it
+# the help keeps the type, and the CLI still runs.
+_option_type = getattr(typer.core.TyperOption, "display_type_rich", None)
+if _option_type is not None:
+    typer.core.TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _option_type(self, ctx)
 
 
 def _version(show: bool) -> None:

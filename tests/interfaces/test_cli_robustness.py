@@ -248,3 +248,22 @@ def test_a_mistyped_command_line_is_one_line(args, fragment, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
     assert "--help" in lines[0]
+
+
+def test_the_cli_runs_with_a_typer_that_lacks_the_help_hook():
+    # Some typer versions that pyproject allows (e.g. one preinstalled on a GPU image) have no
+    # TyperOption.display_type_rich; the CLI must still import and run there.
+    import subprocess
+    import sys
+
+    code = (
+        "import typer.core\n"
+        "for cls in typer.core.TyperOption.__mro__:\n"
+        "    if 'display_type_rich' in vars(cls):\n"
+        "        delattr(cls, 'display_type_rich')\n"
+        "from musicvae.interfaces.cli import main\n"
+        "main(['--version'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("musicvae ")
