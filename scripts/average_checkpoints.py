@@ -10,34 +10,46 @@ run; OUT itself is a loadable model too. Used in docs/RESULTS.md §7, an eighth 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
+from musicvae.atomic import check_output_folder
 from musicvae.checkpoints.native import load_model, save_model
-from musicvae.errors import USER_ERRORS
+from musicvae.errors import USER_ERRORS, UserError
 from musicvae.train import CHECKPOINTS
 
 
 def average(run: Path, steps: list[int], out: Path) -> Path:
-    """Write the mean of checkpoints ``steps`` of ``run`` (float32) into the new folder ``out``."""
+    """Write the mean of checkpoints ``steps`` of ``run`` (float32) into the new folder ``out``,
+    which appears whole or not at all."""
+    out = check_output_folder(out)
     if out.exists():
-        raise SystemExit(f"error: {out} exists; give a new folder")
+        raise UserError(f"{out} exists; give a new folder")
     folders = [run / CHECKPOINTS / f"step-{s:06d}" for s in steps]
     missing = [str(f) for f in folders if not (f / "training_state.json").is_file()]
     if missing:
-        raise SystemExit(f"error: no complete checkpoint at {', '.join(missing)}")
+        raise UserError(f"no complete checkpoint at {', '.join(missing)}")
     models = [load_model(f) for f in folders]  # checks each one's keys, shapes and values
-    mean = {k: torch.stack([m.state_dict()[k].double() for m in models]).mean(0).float() for k in models[0].state_dict()}
+    states = [m.state_dict() for m in models]
     model = models[-1]
-    model.load_state_dict(mean)
-    last = out / CHECKPOINTS / folders[-1].name
-    save_model(out, model)
-    save_model(last, model)
-    shutil.copyfile(folders[-1] / "training_state.json", last / "training_state.json")
-    return last
+    model.load_state_dict({k: torch.stack([st[k].double() for st in states]).mean(0).float() for k in states[0]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        last = tmp / CHECKPOINTS / folders[-1].name
+        save_model(tmp, model)
+        save_model(last, model)
+        shutil.copyfile(folders[-1] / "training_state.json", last / "training_state.json")
+        tmp.chmod(0o755)  # mkdtemp makes an owner-only folder
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after the rename
+    return out / CHECKPOINTS / folders[-1].name
 
 
 def main() -> None:
@@ -46,11 +58,12 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="new folder for the averaged run")
     parser.add_argument("--step", type=int, action="append", required=True, help="a checkpoint to average (repeat)")
     args = parser.parse_args()
+    steps = sorted(set(args.step))
     try:
-        last = average(args.run, sorted(set(args.step)), args.out)
+        last = average(args.run, steps, args.out)
     except USER_ERRORS as exc:
         sys.exit(f"error: {exc}")
-    print(f"averaged steps {', '.join(map(str, sorted(set(args.step))))} into {last}")
+    print(f"averaged steps {', '.join(map(str, steps))} into {last}")
 
 
 if __name__ == "__main__":
