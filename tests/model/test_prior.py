@@ -19,7 +19,11 @@ from musicvae.model.prior import (
     OutputResiduals,
     fit_gaussian_mixture,
     fit_hit_bias,
+    fit_groove_accent_quantiles,
+    fit_groove_spread_quantiles,
     fit_prior,
+    groove_accents,
+    groove_spread,
     residuals_from_hits,
 )
 
@@ -153,6 +157,126 @@ def test_velocity_map_moves_the_drawn_distribution_onto_the_played_one():
     assert raw.min() < 0 and np.array_equal(np.clip(raw, 1 / 127, 1), plain[..., 9])  # the draw before the clip
 
 
+def test_groove_spread_leaves_out_the_swing():
+    hits = np.zeros((16, 9), bool)
+    hits[:, 2] = True  # a closed hi-hat on every 16th
+    velocity = np.where(np.arange(16) % 2 == 0, 0.8, 0.4)[:, None] * hits
+    centre, spread, count = groove_spread(velocity, hits, 0)
+    assert count == 16 and centre[hits] == pytest.approx(0.6) and spread == pytest.approx(0.2)
+    offset = np.where(np.isin(np.arange(16) % 4, [1, 3]), -0.3, 0.1)[:, None] * hits  # the "e" and "a" late
+    centre, spread, _ = groove_spread(offset, hits, 1)
+    assert spread == pytest.approx(0.0, abs=1e-12) and np.array_equal(centre[hits], offset[hits])  # all of it is swing
+    offset[0, 2] += 0.2  # one downbeat pushed
+    assert groove_spread(offset, hits, 1)[1] == pytest.approx(np.sqrt((0.175**2 + 7 * 0.025**2) / 16))
+    batch = groove_spread(np.stack([velocity, 0 * velocity]), np.stack([hits, hits]), 0)[1]
+    assert batch == pytest.approx([0.2, 0.0])  # one spread per groove of a batch
+
+
+def spread_table(factor: float) -> np.ndarray:
+    """groove_spread_quantiles mapping a drawn spread s (0…1) onto factor · s, velocity and offset."""
+    drawn = np.linspace(0, 1, 101)
+    return np.tile(np.stack([drawn, factor * drawn])[None], (2, 1, 1))
+
+
+def test_spread_map_scales_each_groove_to_the_played_spread_and_keeps_its_swing():
+    rng = np.random.default_rng(0)
+    grooves = np.zeros((20, 32, 27), np.float32)
+    grooves[:, :, 2] = 1.0
+    grooves[:, :, 11] = rng.uniform(0.45, 0.55, (20, 32))  # velocities near 0.5
+    plain = dataclasses.replace(
+        residuals(), velocity_bias=np.zeros(9), velocity_std=np.full(9, 0.03), offset_std=np.full(9, 0.05), offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.1])
+    )  # fmt: skip
+    mapped = dataclasses.replace(plain, groove_spread_quantiles=spread_table(2.0))
+    a, b = plain.apply(grooves, 1.0, 4), mapped.apply(grooves, 1.0, 4)
+    hits = grooves[..., :9] > 0.5
+    assert np.array_equal(a[..., :9], b[..., :9]) and np.array_equal(a[..., 1:2], grooves[..., 1:2])
+    for kind, columns in ((0, slice(9, 18)), (1, slice(18, 27))):
+        (_, before, _), (_, after, _) = (groove_spread(g[..., columns], hits, kind) for g in (a, b))
+        assert np.abs(b[..., columns][hits]).max() < 0.99 and b[..., 9:18][hits].min() > 0.01  # nothing clipped
+        assert after == pytest.approx(2 * before, rel=1e-4) and before.min() > 0.01
+    off_beat = np.isin(np.arange(32) % 4, [1, 3])
+    swing = [g[:, off_beat, 20].mean(1) - g[:, ~off_beat, 20].mean(1) for g in (a, b)]
+    assert swing[1] == pytest.approx(swing[0], abs=1e-5) and swing[0].std() > 0.05  # each groove's swing kept
+    assert np.array_equal(mapped.apply(grooves, 0.0, 4), plain.apply(grooves, 0.0, 4))  # spread 0: means + biases
+    assert np.array_equal(mapped.apply(grooves, 1.0, 4, raw_velocities=True), plain.apply(grooves, 1.0, 4, raw_velocities=True))
+    one = np.zeros((1, 32, 27), np.float32)
+    one[0, 5, 0], one[0, 5, 9] = 1.0, 0.5  # a single hit has no spread to map
+    assert np.array_equal(mapped.apply(one, 1.0, 4), plain.apply(one, 1.0, 4))
+
+
+def test_spread_map_is_fitted_from_the_draw_onto_the_windows():
+    rng = np.random.default_rng(1)
+    means = np.zeros((400, 16, 27), np.float32)
+    means[..., 0] = 1.0
+    evenness = rng.uniform(0.02, 0.1, (400, 1))  # the draw's grooves: velocity spread 0.02–0.1
+    means[..., 9] = 0.5 + evenness * rng.choice([-1.0, 1.0], (400, 16))
+    windows = synthetic_windows(400, 16)
+    windows.outputs[:] = means
+    windows.outputs[..., 9] = 0.5 + 3 * (means[..., 9] - 0.5)  # played three times as unevenly
+    windows.outputs[..., 18] = 0.2 * rng.standard_normal((400, 16))
+    still = dataclasses.replace(residuals(), velocity_std=np.zeros(9), velocity_bias=np.zeros(9), offset_std=np.zeros(9))
+    prior = FittedPrior(fit_gaussian_mixture(rng.normal(size=(50, 2)), 1, seed=0), still)
+    table = fit_groove_spread_quantiles(prior, windows, (means, None))
+    assert table.shape == (2, 2, 101) and np.all(np.diff(table, axis=-1) >= 0)
+    assert np.interp([0.03, 0.06, 0.09], *table[0]) == pytest.approx([0.09, 0.18, 0.27], rel=0.05)
+    assert table[1, 0] == pytest.approx(0.0, abs=1e-6) and table[1, 1, 50] == pytest.approx(0.2, rel=0.1)  # offsets: none drawn
+    few = synthetic_windows(20, 16)  # fewer grooves of 16 hits than a map needs: identity rows
+    assert np.array_equal(fit_groove_spread_quantiles(prior, few, (means[:20], None))[:, 0], np.linspace(0, 1, 101)[None].repeat(2, 0))
+
+
+def test_groove_accents_are_the_log_ratio_on_and_off_the_beat():
+    hits = np.zeros((2, 16, 9), bool)
+    hits[:, :, 2] = True  # closed hi-hat on every 16th
+    hits[0, 4, 0] = True  # a kick on a beat only: no accent to measure
+    velocity = np.where(np.arange(16) % 4 == 0, 0.8, 0.4)[None, :, None] * np.ones((2, 16, 9))
+    accent, on, off = groove_accents(velocity, hits)
+    assert accent[:, 2] == pytest.approx(np.log(2.0)) and on[0, 2] == 4 and off[0, 2] == 12
+    assert accent[0, 0] == 0 and on[0, 0] == 1 and off[0, 0] == 0 and accent[1, 0] == 0
+
+
+def accent_table(shift: float) -> np.ndarray:
+    """groove_accent_quantiles mapping every class's drawn accent a onto a + shift."""
+    drawn = np.linspace(-5, 5, 101)
+    return np.tile(np.stack([drawn, drawn + shift])[None], (9, 1, 1))
+
+
+def test_accent_map_moves_each_groove_onto_the_played_accent():
+    rng = np.random.default_rng(2)
+    grooves = np.zeros((10, 32, 27), np.float32)
+    grooves[:, :, 2] = 1.0
+    grooves[:, ::8, 0] = 1.0  # kicks on beats 1 and 3 only: nothing to accent
+    grooves[..., 9:18] = rng.uniform(0.3, 0.6, (10, 32, 9))
+    plain = dataclasses.replace(residuals(), velocity_std=np.full(9, 0.03), velocity_bias=np.zeros(9))
+    mapped = dataclasses.replace(plain, groove_accent_quantiles=accent_table(0.4))
+    a, b = plain.apply(grooves, 1.0, 7), mapped.apply(grooves, 1.0, 7)
+    hits = grooves[..., :9] > 0.5
+    assert np.array_equal(a[..., 18:], b[..., 18:]) and np.array_equal(a[..., 9], b[..., 9])  # offsets, kick unchanged
+    (before, *_), (after, *_) = groove_accents(a[..., 9:18], hits), groove_accents(b[..., 9:18], hits)
+    assert after[:, 2] == pytest.approx(before[:, 2] + 0.4, abs=1e-5)
+    on = np.arange(32) % 4 == 0
+    mean_log = [np.log(g[:, on, 11].mean(1)) * 0.25 + np.log(g[:, ~on, 11].mean(1)) * 0.75 for g in (a, b)]
+    assert mean_log[1] == pytest.approx(mean_log[0], abs=1e-5)  # the weighted log means: the level is kept
+    assert np.array_equal(mapped.apply(grooves, 0.0, 7), plain.apply(grooves, 0.0, 7))
+
+
+def test_accent_map_is_fitted_from_the_draw_onto_the_windows():
+    rng = np.random.default_rng(3)
+    on = np.arange(16) % 4 == 0
+    means = np.zeros((300, 16, 27), np.float32)
+    means[..., 2] = 1.0
+    flat = rng.uniform(0.3, 0.5, (300, 1))
+    means[..., 11] = flat  # the draw plays the hi-hat flat …
+    windows = synthetic_windows(300, 16)
+    windows.outputs[:] = means
+    windows.outputs[:, on, 11] *= np.exp(rng.uniform(0.0, 0.8, (300, 1)))  # … the drummers accent the beat
+    still = dataclasses.replace(residuals(), velocity_std=np.zeros(9), velocity_bias=np.zeros(9), offset_std=np.zeros(9))
+    prior = FittedPrior(fit_gaussian_mixture(rng.normal(size=(50, 2)), 1, seed=0), still)
+    table = fit_groove_accent_quantiles(prior, windows, (means, None))
+    assert table.shape == (9, 2, 101) and np.all(np.diff(table, axis=-1) >= 0)
+    assert table[2, 0] == pytest.approx(0.0, abs=1e-6) and table[2, 1, [0, 50, 100]] == pytest.approx([0.0, 0.4, 0.8], abs=0.05)
+    assert np.array_equal(table[0, 0], table[0, 1]) and table[0, 0, -1] == pytest.approx(np.log(127))  # no kick: identity
+
+
 def test_swing_term_moves_only_the_off_beat_16ths_and_is_seeded():
     plain = residuals()
     swung = dataclasses.replace(plain, offset_beat_bias=np.zeros((4, 9)), swing_std=np.array([0.2]))
@@ -201,6 +325,18 @@ def test_prior_round_trip_without_pickle(tmp_path):
     save_file(tensors, str(tmp_path / PRIOR_FILE), metadata={"prior": "{not json"})
     with pytest.raises(CheckpointError, match="metadata"):
         load_prior(tmp_path)
+    spread = dataclasses.replace(swung.residuals, groove_spread_quantiles=spread_table(1.5))
+    save_prior(tmp_path, FittedPrior(prior.latent, spread))
+    assert load_model(tmp_path).prior.residuals.groove_spread_quantiles == pytest.approx(spread_table(1.5))
+    save_prior(tmp_path, FittedPrior(prior.latent, dataclasses.replace(spread, groove_spread_quantiles=spread_table(-1.0))))
+    with pytest.raises(CheckpointError, match="groove spread quantiles"):
+        load_prior(tmp_path)
+    accented = dataclasses.replace(spread, groove_accent_quantiles=accent_table(0.2))
+    save_prior(tmp_path, FittedPrior(prior.latent, accented))
+    assert load_model(tmp_path).prior.residuals.groove_accent_quantiles == pytest.approx(accent_table(0.2))
+    save_prior(tmp_path, FittedPrior(prior.latent, dataclasses.replace(accented, groove_accent_quantiles=accent_table(0.2)[..., ::-1])))
+    with pytest.raises(CheckpointError, match="groove accent quantiles"):
+        load_prior(tmp_path)
     bad = dataclasses.replace(swung.residuals, velocity_quantiles=np.zeros((2, 9, 101)))
     bad.velocity_quantiles[1, 3, 50] = 2.0  # a played velocity above 127, and the row no longer ascending
     save_prior(tmp_path, FittedPrior(prior.latent, bad))
@@ -233,6 +369,7 @@ def test_sampling_with_the_fitted_prior_is_seeded_and_switchable():
     assert np.array_equal(means[..., :9], a[..., :9]) and not np.array_equal(means[..., 9:], a[..., 9:])
     residuals = model.prior.residuals
     assert residuals.velocity_beat_bias.shape == (4, 9) and residuals.velocity_quantiles.shape == (2, 9, 101)
+    assert residuals.groove_spread_quantiles.shape == (2, 2, 101) and residuals.groove_accent_quantiles.shape == (9, 2, 101)
     assert residuals.offset_tempo is not None  # the synthetic windows have a tempo (one: exponent 0)
     model.prior.residuals = dataclasses.replace(residuals, offset_tempo=np.array([120.0, 1.0]))
     tempi = np.array([70.0, 120.0, 170.0])
