@@ -39,7 +39,7 @@ from musicvae.evaluation.selection import FitScore, best, score_checkpoints
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
+    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR", "../shared/data/groove"))
     parser.add_argument("--split", default="validation")
     parser.add_argument("--steps", type=int, nargs="*", help="only these checkpoints (default: all the run kept)")
     parser.add_argument("--samples", type=int, default=1024)

@@ -46,7 +46,7 @@ KEYS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="groovae_4bar")
-    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
+    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR", "../shared/data/groove"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--prior", default="auto")

@@ -49,7 +49,7 @@ def decode(model, z: np.ndarray, seed: int, hits: np.ndarray | None) -> np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="groovae_4bar")
-    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
+    parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR", "../shared/data/groove"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--n", type=int, default=1024)
     parser.add_argument("--draws", type=int, default=2)
