@@ -23,7 +23,10 @@ groove's hit-timing std in steps grows as bpm^0.7; the decoder never sees the te
 this term a sample at 180 bpm is as tight, in steps, as one at 80). Last, each drum's drawn
 velocities are mapped onto the played ones by quantile mapping: a Gaussian draw clipped to
 1–127 plays 3 % of its hits at velocity 1 or 2, which no drummer does, and too few at full force
-(7 % against the GMD's 13 % at 127). A model trained briefly also draws too many hits from its own
+(7 % against the GMD's 13 % at 127). Then each groove's evenness (the spread of its velocities and
+of its timing) and each drum's accent on the beat are mapped onto the training windows' the same
+way, groove by groove: the residual draw plays every groove about as evenly and as accented as
+every other. A model trained briefly also draws too many hits from its own
 codes; for one whose samples are off the data's step density, a per-drum shift of the hit logits
 (:func:`fit_hit_bias`) makes it play each drum as often as the training windows do.
 
@@ -35,7 +38,9 @@ give the same mixture. It is stored as ``prior.safetensors`` beside ``model.safe
 in files written since the swing term, ``residuals.offset_beat_bias`` [4, 9] and
 ``residuals.swing_std`` [1], and since the accent, tempo and velocity-map terms
 ``residuals.velocity_beat_bias`` [4, 9], ``residuals.offset_tempo`` [2] and
-``residuals.velocity_quantiles`` [2, 9, 101], and ``hits.logit_bias`` [9] when the model's
+``residuals.velocity_quantiles`` [2, 9, 101], and since the groove maps
+``residuals.groove_spread_quantiles`` [2, 2, 101] and ``residuals.groove_accent_quantiles``
+[9, 2, 101], and ``hits.logit_bias`` [9] when the model's
 sampled hits needed calibrating (:func:`fit_hit_bias`); the kind and settings as one JSON entry of the
 metadata) and is read back without pickle by :mod:`musicvae.checkpoints.native`. A file without the newer tensors loads without those terms,
 and samples as it did before.
@@ -253,7 +258,7 @@ class OutputResiduals:
     training windows play it. Each sampled groove's accent is mapped to the played one of the same
     rank by scaling its hits on the beat up and its others down (or the other way). Why: the
     drawn hi-hat accents are too alike from groove to groove (the on-beat / off-beat ratio of
-    the bundled model's samples spans 0.62–1.96 over its middle 90 %, the training windows'
+    the bundled model's samples spans 0.58–2.06 over its middle 90 %, the training windows'
     0.51–3.01), which is the feature the classifier then found best (0.62 alone on validation).
     """
 
