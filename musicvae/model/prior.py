@@ -377,7 +377,7 @@ class OutputResiduals:
         return out
 
 
-VELOCITY_QUANTILES = 101  # stored points of each class's velocity map, and of each spread map
+VELOCITY_QUANTILES = 101  # stored points of each class's velocity map, and of each groove map
 RESIDUAL_FIELDS = ("velocity_bias", "velocity_std", "offset_bias", "offset_std", "groove_std", "scale_logstd")
 # absent in older files
 OPTIONAL_RESIDUAL_SHAPES = {
@@ -702,12 +702,13 @@ def fit_groove_spread_quantiles(
     offset, the quantiles of the :func:`groove_spread` of the grooves drawn with ``prior``'s
     residuals (spread 1, as sampling plays them without this map) on the decoded ``draws``, and of
     the ``windows``' own (all of them), each over the grooves of at least ``min_hits`` hits (a
-    sparser groove's spread is mostly chance). Identity rows where either side has fewer than
-    :data:`MIN_MAP_HITS` such grooves."""
+    sparser groove's spread is mostly chance). The identity over 0–2 (every spread: offsets lie
+    within −1…1) where either side has fewer than :data:`MIN_MAP_HITS` such grooves."""
     means, bpm = draws
     grooves = prior.residuals.apply(means, 1.0, seed, bpm=bpm)
     probabilities = np.linspace(0, 1, VELOCITY_QUANTILES)
-    table = np.tile(np.stack([probabilities, probabilities])[None], (2, 1, 1))
+    identity = np.linspace(0.0, 2.0, VELOCITY_QUANTILES)
+    table = np.tile(np.stack([identity, identity])[None], (2, 1, 1))
     for kind, columns in ((0, slice(9, 18)), (1, slice(18, 27))):
         sets = []
         for g in (grooves, windows.outputs):
