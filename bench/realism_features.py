@@ -26,7 +26,7 @@ import torch
 
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import load_windows
-from musicvae.evaluation.evaluate import sample_grooves
+from musicvae.evaluation.evaluate import sample_grooves, sample_windows
 from musicvae.evaluation.features import pattern_features
 from musicvae.evaluation.realism import two_sample_accuracy
 
@@ -53,7 +53,7 @@ def main() -> None:
         scores.setdefault(key, []).append(two_sample_accuracy(real_kept, kept, seed=seed, real_groups=real.source)["accuracy"])
 
     for seed in args.seeds:
-        tempi = real.bpm[np.random.default_rng([seed, 7]).integers(0, len(real), args.n)]  # as evaluate_model
+        tempi = real.bpm[sample_windows(real, args.n, seed)]
         samples = pattern_features(sample_grooves(model, args.n, seed=seed, bpm=tempi), tempi)
         pick = np.random.default_rng([seed, 7]).choice(len(train), args.n, replace=False)
         floor = pattern_features(train.outputs[pick], train.bpm[pick])

@@ -26,7 +26,7 @@ import torch
 
 from musicvae.checkpoints.native import load
 from musicvae.data.dataset import load_windows
-from musicvae.evaluation.evaluate import sample_grooves
+from musicvae.evaluation.evaluate import sample_grooves, sample_windows
 from musicvae.evaluation.features import pattern_features
 from musicvae.evaluation.realism import two_sample_accuracy
 from musicvae.model.prior import posterior_codes
@@ -67,7 +67,7 @@ def main() -> None:
         pick = np.random.default_rng([draw, 7]).choice(len(train), args.n, replace=False)
         windows, tempi = train.outputs[pick], train.bpm[pick]
         z = posterior_codes(model, train.inputs[pick], None, draws=1, seed=draw)
-        tempo_of_sample = real.bpm[np.random.default_rng([draw, 7]).integers(0, len(real), args.n)]  # as evaluate_model
+        tempo_of_sample = real.bpm[sample_windows(real, args.n, draw)]
         sets = {
             "floor": (windows, tempi),
             "played": (model.prior.residuals.apply(decode(model, z, draw, windows[..., :9]), 1.0, draw, bpm=tempi), tempi),

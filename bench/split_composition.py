@@ -87,5 +87,6 @@ def main() -> None:
     gap = held_table["instruments"].mean() - by_drummer["instruments"]
     print(f"instruments_{args.split}_minus_train_same_drummers={gap:.4f}")
 
+
 if __name__ == "__main__":
     main()

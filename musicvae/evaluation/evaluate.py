@@ -190,6 +190,12 @@ def reconstruction_evaluation(
     }
 
 
+def sample_windows(windows: GrooveWindows, samples: int, seed: int) -> np.ndarray:
+    """Indices [samples] of the real windows (drawn with replacement, seeded) whose tempo (and
+    controls) each of ``samples`` generated grooves takes, as :func:`evaluate_model` draws them."""
+    return np.random.default_rng([int(seed), 7]).integers(0, len(windows), samples)
+
+
 def sample_grooves(
     model: MusicVAE,
     n: int,
@@ -332,8 +338,7 @@ def evaluate_model(
         raise ValueError(f"windows of {windows.outputs.shape[1]} steps, the model needs {model.config.max_seq_len}")
     prior, spread = resolve_prior(model, prior, spread)
     started = time.perf_counter()
-    rng = np.random.default_rng([int(seed), 7])
-    drawn = rng.integers(0, len(windows), samples)
+    drawn = sample_windows(windows, samples, seed)
     with _progress(progress) as bar:
         recon = None
         if reconstruction:
