@@ -139,6 +139,10 @@ class TrainConfig:
     # one of the drums it plays, whole (encoder input and decoder target alike), so the model
     # also learns the sparser grooves a drummer could have played; 0 = magenta's data.
     voice_dropout: float = 0.0
+    # Augmentation (ours): each served training window's velocities v (0–1) become v ** g with
+    # ln g uniform in [−velocity_curve, velocity_curve], as if played through another kit's
+    # velocity curve (encoder input and decoder target alike); 0 = magenta's data.
+    velocity_curve: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -270,9 +274,11 @@ class Config:
         _check_range("train.keep_checkpoints", t.keep_checkpoints, 1, MAX_STEPS)
         _check_range("train.seed", t.seed, 0, 2**63 - 1)
         _check_range("train.voice_dropout", t.voice_dropout, 0.0, 1.0)
-        if d.feel_as_controls and t.voice_dropout > 0:
-            # the encoder reads the feel, not the window a voice would be dropped from
-            raise ValueError("data.feel_as_controls excludes train.voice_dropout")
+        _check_range("train.velocity_curve", t.velocity_curve, 0.0, 1.0)
+        for name in ("voice_dropout", "velocity_curve"):
+            if d.feel_as_controls and getattr(t, name) > 0:
+                # the encoder reads the feel, not the window the augmentation would change
+                raise ValueError(f"data.feel_as_controls excludes train.{name}")
 
 
 # Caps of validate(): a 64-bar window is 1,024 steps (4× the largest preset's); 4,096 units is 8×

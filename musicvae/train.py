@@ -40,7 +40,7 @@ from musicvae.checkpoints.native import (
 )
 from musicvae.configs import DEFAULT_PRECISION, PRECISIONS, Config
 from musicvae.data.dataset import GrooveWindows, load_windows
-from musicvae.data.transforms import controls_for, drop_voice, encoder_inputs
+from musicvae.data.transforms import controls_for, drop_voice, encoder_inputs, velocity_curve
 from musicvae.evaluation.evaluate import reconstruction_metrics
 from musicvae.model import MusicVAE
 from musicvae.model.losses import clip_gradients, configure_cpu_allocator, elbo, learning_rate, make_optimizer
@@ -218,15 +218,20 @@ class Trainer:
         index = index[self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank]
         outputs = self.train_set.outputs[index]
         controls = None if self.train_set.controls is None else self.train_set.controls[index]
+        # Augmentations change target, input and controls alike: another groove a drummer could
+        # have played. Each has its own stream, drawn from the seed and the step (resume-exact).
+        augmented = cfg.train.voice_dropout > 0 or cfg.train.velocity_curve > 0
         if cfg.train.voice_dropout > 0:
-            # The dropped voice leaves target, input and controls alike: a sparser real groove.
             outputs = drop_voice(outputs, cfg.train.voice_dropout, np.random.default_rng([cfg.train.seed, step, self.dist.rank, 2]))
+        if cfg.train.velocity_curve > 0:
+            outputs = velocity_curve(outputs, cfg.train.velocity_curve, np.random.default_rng([cfg.train.seed, step, self.dist.rank, 3]))
+        if augmented:
             controls = controls_for(outputs, cfg.data)
         if cfg.data.max_note_dropout > 0:
             # Drawn afresh for every served example (magenta froze it after the first epoch).
             rng = np.random.default_rng([cfg.train.seed, step, self.dist.rank, 1])
             inputs = encoder_inputs(outputs, cfg.data, rng)
-        elif cfg.train.voice_dropout > 0:
+        elif augmented:
             inputs = encoder_inputs(outputs, cfg.data)
         else:
             inputs = self.train_set.inputs[index]

@@ -1,7 +1,8 @@
 """Encoder-input transforms of the GrooVAE presets (magenta's GrooveConverter flags).
 
 They act on copies of groove tensors ``[..., steps, 27]`` (hits | velocities 0–1 | offsets);
-decoder targets never change. Order, as in magenta: note dropout → tapify → humanize →
+decoder targets never change, except under the training augmentations (voice dropout, velocity
+curve), which change target and input alike. Order, as in magenta: note dropout → tapify → humanize →
 fixed velocities → add_instruments. Controls are the target hits (``hits_as_controls``), the
 taps (``taps_as_controls``), or the hits with the means of a feel (``feel_as_controls``).
 """
@@ -41,6 +42,19 @@ def drop_voice(grooves: np.ndarray, probability: float, rng: np.random.Generator
     keys = np.where(played, rng.random(played.shape), -1.0)
     for groove, cls in zip(np.flatnonzero(eligible), keys.argmax(axis=-1)[eligible]):
         out[groove, :, [cls, cls + NUM_CLASSES, cls + 2 * NUM_CLASSES]] = 0.0
+    return out
+
+
+def velocity_curve(grooves: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of grooves [N, steps, 27] whose velocities (0–1) pass through a power curve v ** g,
+    one g per groove with ln g drawn uniformly from [−spread, spread] (0 = unchanged).
+
+    The same playing through another kit's velocity curve: the groove gets louder or softer as
+    a whole and its accents keep their order, and no velocity leaves (0, 1], where a plain
+    scale would clip the loudest hits. Hits and offsets are untouched."""
+    out = grooves.copy()
+    gamma = np.exp(rng.uniform(-spread, spread, size=(grooves.shape[0], 1, 1)))
+    out[..., VELOCITIES] = np.power(grooves[..., VELOCITIES], gamma, dtype=grooves.dtype)
     return out
 
 

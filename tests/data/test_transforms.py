@@ -1,5 +1,5 @@
 """Groove transforms: the feel controls of groove transfer (per-sixteenth means of a feel, feel
-partners) and the voice dropout of training."""
+partners) and the augmentations of training (voice dropout, velocity curve)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from conftest import synthetic_windows
 
 from musicvae.configs import get_config
 from musicvae.data.dataset import GrooveWindows, derived_arrays, feel_partners
-from musicvae.data.transforms import controls_for, drop_voice, feel_controls, feel_means
+from musicvae.data.transforms import controls_for, drop_voice, feel_controls, feel_means, velocity_curve
 
 FEEL = get_config("groovae_2bar_groove_transfer")
 
@@ -97,7 +97,8 @@ def test_a_window_without_partner_gets_a_silent_feel():
     "settings, message",
     [(["data.hits_as_controls=true"], "excludes data.hits_as_controls"),
      (["data.max_note_dropout=0.5"], "excludes data.max_note_dropout"),
-     (["train.voice_dropout=0.5"], "excludes train.voice_dropout")],
+     (["train.voice_dropout=0.5"], "excludes train.voice_dropout"),
+     (["train.velocity_curve=0.3"], "excludes train.velocity_curve")],
 )  # fmt: skip
 def test_feel_controls_exclude_other_controls_and_dropouts(settings, message):
     assert FEEL.control_depth == 36
@@ -139,3 +140,29 @@ def test_drop_voice_probability_and_seed():
     # every played drum can be the one dropped
     dropped = played(grooves) & ~played(drop_voice(grooves, 1.0, np.random.default_rng(2)))
     np.testing.assert_array_equal(dropped.any(axis=0), played(grooves).any(axis=0))
+
+
+def test_velocity_curve_bends_each_groove_by_one_power_and_keeps_the_rest():
+    grooves = synthetic_windows(200, 32).outputs
+    grooves[0, :, 9:18] = np.where(grooves[0, :, :9] > 0.5, 1.0, 0.0)  # the loudest hits stay in range
+    out = velocity_curve(grooves, 0.4, np.random.default_rng(3))
+    np.testing.assert_array_equal(out[..., :9], grooves[..., :9])  # hits
+    np.testing.assert_array_equal(out[..., 18:], grooves[..., 18:])  # offsets
+    hit = grooves[..., :9] > 0.5
+    v, w = grooves[..., 9:18], out[..., 9:18]
+    assert ((w > 0) == (v > 0)).all()
+    np.testing.assert_array_equal(w[0][hit[0]], 1.0)  # nothing is clipped: the loudest stay loudest
+    # one exponent per groove, within e^±0.4, and each groove's accents keep their order
+    exponents = []
+    for g in range(1, len(grooves)):
+        soft = hit[g] & (v[g] < 0.95)
+        ratio = np.log(w[g][soft]) / np.log(v[g][soft])
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+        exponents.append(ratio[0])
+        order = np.argsort(v[g][hit[g]], kind="stable")
+        assert (np.diff(w[g][hit[g]][order]) >= 0).all()
+    assert np.exp(-0.4) - 1e-4 <= min(exponents) and max(exponents) <= np.exp(0.4) + 1e-4
+    assert min(exponents) < 0.8 and max(exponents) > 1.25  # the draw spans the range
+    np.testing.assert_array_equal(out, velocity_curve(grooves, 0.4, np.random.default_rng(3)))
+    np.testing.assert_array_equal(velocity_curve(grooves, 0.0, np.random.default_rng(3)), grooves)
+    assert out.dtype == grooves.dtype and not np.shares_memory(out, grooves)
