@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -86,6 +87,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)  # gone already after a successful replace
+
+
+@contextlib.contextmanager
+def new_folder(path: str | os.PathLike, *, hint: str = "give a new folder") -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``, which must not exist yet (OutputError "PATH
+    exists; ``hint``"); it becomes ``path`` only if the block succeeds, so ``path`` appears whole
+    or not at all. An OSError on the way becomes an OutputError naming ``path``."""
+    path = check_output_folder(path)
+    if path.exists():
+        raise OutputError(f"{path} exists; {hint}")
+    output_folder(path.parent)
+    tmp = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes an owner-only folder
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already after the rename
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

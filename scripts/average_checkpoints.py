@@ -10,15 +10,13 @@ run; OUT itself is a loadable model too. Used in docs/RESULTS.md §7, an eighth 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
-from musicvae.atomic import check_output_folder
+from musicvae.atomic import new_folder
 from musicvae.checkpoints.native import load_model, save_model
 from musicvae.errors import USER_ERRORS, UserError
 from musicvae.train import CHECKPOINTS
@@ -27,29 +25,20 @@ from musicvae.train import CHECKPOINTS
 def average(run: Path, steps: list[int], out: Path) -> Path:
     """Write the mean of checkpoints ``steps`` of ``run`` (float32) into the new folder ``out``,
     which appears whole or not at all."""
-    out = check_output_folder(out)
-    if out.exists():
-        raise UserError(f"{out} exists; give a new folder")
     folders = [run / CHECKPOINTS / f"step-{s:06d}" for s in steps]
-    missing = [str(f) for f in folders if not (f / "training_state.json").is_file()]
-    if missing:
-        raise UserError(f"no complete checkpoint at {', '.join(missing)}")
-    models = [load_model(f) for f in folders]  # checks each one's keys, shapes and values
-    states = [m.state_dict() for m in models]
-    model = models[-1]
-    model.load_state_dict({k: torch.stack([st[k].double() for st in states]).mean(0).float() for k in states[0]})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with new_folder(out) as tmp:
+        missing = [str(f) for f in folders if not (f / "training_state.json").is_file()]
+        if missing:
+            raise UserError(f"no complete checkpoint at {', '.join(missing)}")
+        models = [load_model(f) for f in folders]  # checks each one's keys, shapes and values
+        states = [m.state_dict() for m in models]
+        model = models[-1]
+        model.load_state_dict({k: torch.stack([st[k].double() for st in states]).mean(0).float() for k in states[0]})
         last = tmp / CHECKPOINTS / folders[-1].name
         save_model(tmp, model)
         save_model(last, model)
         shutil.copyfile(folders[-1] / "training_state.json", last / "training_state.json")
-        tmp.chmod(0o755)  # mkdtemp makes an owner-only folder
-        os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already after the rename
-    return out / CHECKPOINTS / folders[-1].name
+    return Path(out) / CHECKPOINTS / folders[-1].name
 
 
 def main() -> None:

@@ -11,16 +11,14 @@ and ``bench/checkpoint_realism.py`` print it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from musicvae.atomic import OutputError, check_output_folder
+from musicvae.atomic import new_folder
 from musicvae.checkpoints.native import load_model, read_config, save_prior
 from musicvae.data.dataset import load_windows
 from musicvae.errors import UserError
@@ -138,12 +136,7 @@ def write_choice(chosen: FitScore, out: str | Path, scores: Sequence[FitScore], 
     ``model.safetensors``, the chosen fit as ``prior.safetensors``, and ``choice.json`` (what was
     chosen, ``settings`` — how it was scored — and every score). ``out`` must not exist; it
     appears whole or not at all."""
-    out = check_output_folder(out)
-    if out.exists():
-        raise OutputError(f"{out} exists; give a new folder for the chosen model")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with new_folder(out, hint="give a new folder for the chosen model") as tmp:
         for name in ("config.json", "model.safetensors"):
             shutil.copyfile(chosen.folder / name, tmp / name)
         save_prior(tmp, chosen.prior)
@@ -157,10 +150,4 @@ def write_choice(chosen: FitScore, out: str | Path, scores: Sequence[FitScore], 
 
         choice = {"chosen": row(chosen), "settings": settings, "scores": [row(s) for s in scores]}
         (tmp / "choice.json").write_text(json.dumps(choice, indent=2) + "\n")
-        tmp.chmod(0o755)  # mkdtemp makes an owner-only folder
-        os.rename(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already after the rename
-    return out
+    return Path(out)
