@@ -243,6 +243,23 @@ def _target(name: str, real: float, value: float, passed: bool, rule: str) -> di
 # test split, with the default sampling settings.
 MIN_OA, MIN_MEAN_OA, MAX_TWO_SAMPLE_ACCURACY, COPY_MARGIN = 0.75, 0.90, 0.65, 0.02
 
+# The goal's items on one statistic of a set of grooves: (target, statistic, tolerance, relative).
+# The statistic is the mean over grooves of that per-groove feature, except the velocity, which is
+# pooled over all hits (POOLED); a relative tolerance is a fraction of the real value.
+FEATURE_TARGETS = (
+    ("mean hit velocity", "velocity_mean", 0.03, False),
+    ("hit timing std (steps)", "timing_std_steps", 0.15, True),
+    ("swing (steps)", "swing", 0.20, True),
+    ("step density", "step_density", 0.02, False),
+    ("instruments", "instruments", 0.25, False),
+)
+POOLED = frozenset({"velocity_mean"})
+
+
+def within_tolerance(real: float, value: float, tolerance: float, relative: bool) -> bool:
+    """Whether ``value`` is within ``tolerance`` of ``real`` (a fraction of |real| when ``relative``)."""
+    return abs(value - real) <= tolerance * (abs(real) if relative else 1.0)
+
 
 def check_targets(results: dict) -> list[dict]:
     """Pass / fail of the project's sample-realism targets for one evaluated model: mean hit
@@ -251,19 +268,14 @@ def check_targets(results: dict) -> list[dict]:
     mean number of instruments within 0.25; Yang & Lerch OA ≥ 0.75 for every feature and mean
     OA ≥ 0.90; classifier two-sample accuracy ≤ 0.65; copy fraction at most the real windows'
     + 0.02 (the last two only when ``results`` has ``realism``)."""
-    real, gen = results["features"]["real"], results["features"]["generated"]
-    pooled_real, pooled_gen = results["pooled"]["real"], results["pooled"]["generated"]
     out = []
-    r, g = pooled_real["velocity_mean"], pooled_gen["velocity_mean"]
-    out.append(_target("mean hit velocity", r, g, abs(g - r) <= 0.03, "|Δ| ≤ 0.03"))
-    r, g = real["timing_std_steps"]["mean"], gen["timing_std_steps"]["mean"]
-    out.append(_target("hit timing std (steps)", r, g, abs(g - r) <= 0.15 * abs(r), "|Δ| ≤ 15 % of real"))
-    r, g = real["swing"]["mean"], gen["swing"]["mean"]
-    out.append(_target("swing (steps)", r, g, abs(g - r) <= 0.2 * abs(r), "|Δ| ≤ 20 % of real"))
-    r, g = real["step_density"]["mean"], gen["step_density"]["mean"]
-    out.append(_target("step density", r, g, abs(g - r) <= 0.02, "|Δ| ≤ 0.02"))
-    r, g = real["instruments"]["mean"], gen["instruments"]["mean"]
-    out.append(_target("instruments", r, g, abs(g - r) <= 0.25, "|Δ| ≤ 0.25"))
+    for target, statistic, tolerance, relative in FEATURE_TARGETS:
+        if statistic in POOLED:
+            r, g = (results["pooled"][side][statistic] for side in ("real", "generated"))
+        else:
+            r, g = (results["features"][side][statistic]["mean"] for side in ("real", "generated"))
+        rule = f"|Δ| ≤ {round(tolerance * 100)} % of real" if relative else f"|Δ| ≤ {tolerance:g}"
+        out.append(_target(target, r, g, within_tolerance(r, g, tolerance, relative), rule))
     oas = {name: v["oa"] for name, v in results["relative"].items()}
     finite = [v for v in oas.values() if math.isfinite(v)]
     worst = min(oas, key=lambda k: oas[k] if math.isfinite(oas[k]) else -1.0)
