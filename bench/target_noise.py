@@ -12,8 +12,9 @@ judge the statistics of all training windows against them by the targets' own ru
 its training data exactly would score against a random split of that size from the same pool.
 
 Also printed: the held-out split's own statistics, their standard error over its performances
-(a bootstrap that redraws whole performances), and how many of the pseudo-splits' standard
-deviations the held-out split lies from the training windows. The windows are cut with the
+(a bootstrap that redraws whole performances), how many of the pseudo-splits' standard
+deviations the held-out split lies from the training windows (and the share of pseudo-splits
+as far), and the tolerance a perfect model would pass on 80 % of them. The windows are cut with the
 checkpoint's data settings, as ``bench/realism.py`` cuts them. Prints ``name=value`` lines; the
 headline, the rate at which all five pass at once, is last.
 """
@@ -93,12 +94,16 @@ def main() -> None:
         splits = np.array([statistic_of(train[statistic], picked) for picked in pseudo])
         passed = np.array([within_tolerance(real, model, tolerance, relative) for real in splits])
         every &= passed
+        misses = np.abs(model - splits) / (np.abs(splits) if relative else 1.0)  # in the rule's own unit
         value = statistic_of(held[statistic])
         se = np.std([statistic_of(held[statistic], picked) for picked in resampled])
         print(
             f"{statistic}_train={model:.4f}\n{statistic}_{args.split}={value:.4f}\n{statistic}_{args.split}_se={se:.4f}"
             f"\n{statistic}_pseudo_split_sd={splits.std():.4f}"
             f"\n{statistic}_{args.split}_minus_train_in_sds={(value - model) / splits.std():.2f}"
+            f"\n{statistic}_pseudo_splits_as_far_as_{args.split}={np.mean(np.abs(splits - model) >= abs(value - model)):.4f}"
+            f"\n{statistic}_tolerance={tolerance:g}{' of real' if relative else ''}"
+            f"\n{statistic}_tolerance_passing_80pct={np.quantile(misses, 0.8):.4f}"
             f"\n{statistic}_pass_rate={passed.mean():.3f}"
         )
     print(f"all_five_pass_rate={every.mean():.3f}")
