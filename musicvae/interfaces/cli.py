@@ -837,6 +837,10 @@ def fit_prior_command(
     components: int = typer.Option(8, "--components", help="Gaussians in the latent mixture."),
     seed: int = typer.Option(0, "--seed", help="Seed of the posterior draws and the mixture's initialisation."),
     max_windows: Optional[int] = typer.Option(None, "--max-windows", help="Fit on this many training windows (seeded draw; default: all)."),
+    per_performance: Optional[int] = typer.Option(
+        None, "--per-performance",
+        help="Fit on at most this many windows of each performance, evenly spaced, so long performances weigh no more than short ones (default: every window).",
+    ),
     windowing: Optional[str] = WindowingOption,
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
@@ -859,13 +863,18 @@ def fit_prior_command(
     train = load_windows(default_data(data), data_config).of_split("train")
     if max_windows is not None and max_windows < components:
         fail("--max-windows must be at least --components")
-    if len(train) < components:
-        fail(f"{len(train)} training windows, fewer than --components {components}")
+    if per_performance is not None and per_performance < 1:
+        fail("--per-performance must be at least 1")
+    usable = len(train) if per_performance is None else len(train.per_performance(per_performance))
+    if usable < components:
+        fail(f"{usable} training windows, fewer than --components {components}")
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    prior = fit_prior(model, train, components=components, seed=seed, max_windows=max_windows, progress=typer.echo)
+    prior = fit_prior(
+        model, train, components=components, seed=seed, max_windows=max_windows, per_performance=per_performance, progress=typer.echo
+    )
     path = save_prior(folder, prior)
     typer.echo(f"wrote {path} ({components} components, mean train log-likelihood {prior.latent.settings['train_log_likelihood_nats']:.1f} nats)")
 

@@ -568,15 +568,19 @@ def residuals_from_hits(
 
 
 def fit_prior(
-    model, windows, *, components: int = 8, seed: int = 0, max_windows: int | None = None, batch_size: int = 512, progress=print
+    model, windows, *, components: int = 8, seed: int = 0, max_windows: int | None = None, per_performance: int | None = None,
+    batch_size: int = 512, progress=print,
 ) -> FittedPrior:
     """Fit the sampling distribution of ``model`` on ``windows`` (its training split): the latent
     mixture on one z = μ + σ·ε per window (the aggregate posterior; ε seeded with ``seed``), and
     (unless its decoder predicts the stds of velocity and timing itself) the output residuals of
-    its teacher-forced reconstructions. ``max_windows`` fits on that many
-    windows drawn without replacement (seeded) instead of all. ``progress`` gets one line per
+    its teacher-forced reconstructions. ``per_performance`` first keeps at most that many windows
+    of each performance (:meth:`GrooveWindows.per_performance`); ``max_windows`` then fits on that
+    many windows drawn without replacement (seeded) instead of all. ``progress`` gets one line per
     stage (None for silence)."""
     say = progress or (lambda *_: None)
+    if per_performance is not None:
+        windows = windows.per_performance(per_performance)
     if max_windows is not None and max_windows < len(windows):
         keep = np.sort(np.random.default_rng([int(seed), 3]).choice(len(windows), max_windows, replace=False))
         windows = windows.subset(keep)
@@ -585,6 +589,8 @@ def fit_prior(
     say(f"fitting a {components}-component Gaussian mixture to {len(codes)} codes …")
     latent = fit_gaussian_mixture(codes, components, seed=seed)
     latent.settings.update(codes="one z = mu + sigma*eps per training window", windows=len(windows))
+    if per_performance is not None:
+        latent.settings.update(per_performance=per_performance)
     # a decoder that predicts the stds of velocity and timing draws them itself: no residuals
     gaussian = model.draws_expression
     if not gaussian:

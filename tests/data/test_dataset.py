@@ -151,3 +151,23 @@ def test_bad_files_in_a_folder_are_counted_skips(tmp_path):
         windows, report = build_windows(dataset, config)
         assert report.files_used == 1 and len(windows) > 0
         assert report.skipped == {"absurd tempo": 1, "too long: 100000 bars": 1}, report.skipped
+
+
+def test_per_performance_keeps_at_most_k_windows_of_each_spread_through_it():
+    """Performances of 1, 5 and 12 windows (stored out of time order) keep 1, 3 and 3: the first,
+    the middle and the last by start step, in their stored order; k beyond the longest keeps all."""
+    lengths = {"a.mid": 1, "b.mid": 5, "c.mid": 12}
+    source = np.array([name for name, n in lengths.items() for _ in range(n)])
+    start = np.concatenate([np.arange(n)[::-1] * 16 for n in lengths.values()])  # each performance reversed
+    windows = synthetic_windows(len(source), 16)
+    windows.source, windows.start_step = source, start
+    thinned = windows.per_performance(3)
+    assert [int((thinned.source == name).sum()) for name in lengths] == [1, 3, 3]
+    assert sorted(thinned.start_step[thinned.source == "b.mid"].tolist()) == [0, 32, 64]
+    assert sorted(thinned.start_step[thinned.source == "c.mid"].tolist()) == [0, 96, 176]
+    pairs = set(zip(thinned.source.tolist(), thinned.start_step.tolist()))
+    stored = [i for i, pair in enumerate(zip(source.tolist(), start.tolist())) if pair in pairs]
+    assert np.array_equal(thinned.outputs, windows.outputs[stored])  # the kept windows, in their stored order
+    assert len(windows.per_performance(12)) == len(windows)
+    with pytest.raises(ValueError, match="at least 1"):
+        windows.per_performance(0)

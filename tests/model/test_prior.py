@@ -445,3 +445,23 @@ def test_cli_fit_prior_then_sample(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["fit-prior", str(run), "--data", str(data), "--components", "0"])
     assert info.value.code == 1
+
+
+def test_cli_fit_prior_per_performance_fits_on_fewer_windows_and_records_it(tmp_path, capsys):
+    """--per-performance K thins each performance before the fit (18 training windows, 4 per
+    performance, become 5 with K = 1) and the prior file says so; bad K is a one-line error that
+    writes nothing."""
+    data = tmp_path / "tiny.npz"
+    synthetic_windows(24, 64, settings={"windowing": "grid"}).save(data)
+    run = save_model(tmp_path / "run", tiny_vae())
+    for bad, message in ((["--per-performance", "0"], "--per-performance must be at least 1"),
+                         (["--per-performance", "1", "--components", "8"], "5 training windows, fewer than --components 8")):  # fmt: skip
+        with pytest.raises(SystemExit) as info:
+            main(["fit-prior", str(run), "--data", str(data), "--threads", "1", *bad])
+        assert info.value.code == 1 and capsys.readouterr().err.strip() == f"error: {message}"
+        assert not (run / PRIOR_FILE).exists()
+    with pytest.raises(SystemExit) as info:
+        main(["fit-prior", str(run), "--data", str(data), "--components", "2", "--threads", "1", "--per-performance", "1"])
+    assert info.value.code == 0
+    settings = load_prior(run).latent.settings
+    assert settings["windows"] == 5 and settings["per_performance"] == 1
