@@ -8,7 +8,7 @@ split, and a split is a few dozen performances, each cut into many overlapping w
 as many training performances as the split holds (without replacement; a performance's windows
 stay together, as the GMD's splits keep them), take the five statistics of their windows, and
 judge the statistics of all training windows against them by the targets' own rules
-(``musicvae.evaluation.evaluate.FEATURE_TARGETS``). The pass rate is what a model that reproduced
+(``musicvae.evaluation.targets.FEATURE_TARGETS``). The pass rate is what a model that reproduced
 its training data exactly would score against a random split of that size from the same pool.
 
 Also printed: the held-out split's own statistics, their standard error over its performances
@@ -28,40 +28,11 @@ import sys
 import numpy as np
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import GrooveWindows, load_windows
-from musicvae.data.drums import NUM_CLASSES
+from musicvae.data.dataset import load_windows
 from musicvae.data.gmd import SPLITS
 from musicvae.errors import UserError
-from musicvae.evaluation.evaluate import FEATURE_TARGETS, POOLED, within_tolerance
 from musicvae.evaluation.features import pattern_features
-
-
-def performance_sums(windows: GrooveWindows) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The performances (source files) of ``windows`` [P], and per target statistic the sum and
-    count of its terms in each performance ([P] each): the hits' velocities (0–1) and hits for a
-    pooled statistic, else the per-window feature values and windows where it is defined."""
-    performances, which = np.unique(windows.source, return_inverse=True)
-    features = pattern_features(windows.outputs, windows.bpm)
-    hits = windows.outputs[..., :NUM_CLASSES] > 0.5
-    velocity = windows.outputs[..., NUM_CLASSES : 2 * NUM_CLASSES]
-    sums = {}
-    for _, statistic, _, _ in FEATURE_TARGETS:
-        if statistic in POOLED:
-            terms, counts = np.where(hits, velocity, 0.0).sum(axis=(1, 2)), hits.sum(axis=(1, 2))
-        else:
-            defined = np.isfinite(features[statistic])
-            terms, counts = np.where(defined, features[statistic], 0.0), defined
-        sums[statistic] = (
-            np.bincount(which, terms.astype(np.float64), minlength=len(performances)),
-            np.bincount(which, counts.astype(np.float64), minlength=len(performances)),
-        )
-    return performances, sums
-
-
-def statistic_of(sums: tuple[np.ndarray, np.ndarray], picked: np.ndarray | slice = slice(None)) -> float:
-    """The statistic over the ``picked`` performances (indices, repeats counting again)."""
-    total, count = sums
-    return float(total[picked].sum() / count[picked].sum())
+from musicvae.evaluation.targets import FEATURE_TARGETS, performance_sums, standard_errors, statistic_of, within_tolerance
 
 
 def main() -> None:
@@ -69,7 +40,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
     parser.add_argument("--checkpoint", default="groovae_4bar")
     parser.add_argument("--split", default="test", choices=SPLITS[1:], help="held-out split whose size and values are judged")
-    parser.add_argument("--draws", type=int, default=4000, help="pseudo-splits (and bootstrap draws) to take")
+    parser.add_argument("--draws", type=int, default=4000, help="pseudo-splits to draw")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not args.data:
@@ -81,13 +52,17 @@ def main() -> None:
         everything = load_windows(args.data, load(args.checkpoint).config.data)
     except UserError as err:
         sys.exit(f"error: {err}")
-    train_performances, train = performance_sums(everything.of_split("train"))
-    held_performances, held = performance_sums(everything.of_split(args.split))
+    features = {}
+    for split in ("train", args.split):
+        windows = everything.of_split(split)
+        features[split] = (pattern_features(windows.outputs, windows.bpm), windows.outputs, windows.source)
+    train_performances, train = performance_sums(*features["train"])
+    held_performances, held = performance_sums(*features[args.split])
+    errors = standard_errors(*features[args.split], seed=args.seed)
     size = len(held_performances)
     print(f"train_performances={len(train_performances)}\n{args.split}_performances={size}\ndraws={args.draws}")
     rng = np.random.default_rng([args.seed, 23])
     pseudo = [rng.choice(len(train_performances), size, replace=False) for _ in range(args.draws)]
-    resampled = [rng.integers(0, size, size) for _ in range(args.draws)]
     every = np.ones(args.draws, bool)
     for _, statistic, tolerance, relative in FEATURE_TARGETS:
         model = statistic_of(train[statistic])  # what a model playing exactly like its training data reaches
@@ -96,7 +71,7 @@ def main() -> None:
         every &= passed
         misses = np.abs(model - splits) / (np.abs(splits) if relative else 1.0)  # in the rule's own unit
         value = statistic_of(held[statistic])
-        se = np.std([statistic_of(held[statistic], picked) for picked in resampled])
+        se = errors[statistic]
         print(
             f"{statistic}_train={model:.4f}\n{statistic}_{args.split}={value:.4f}\n{statistic}_{args.split}_se={se:.4f}"
             f"\n{statistic}_pseudo_split_sd={splits.std():.4f}"

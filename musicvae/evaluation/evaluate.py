@@ -27,6 +27,7 @@ import torch
 from musicvae.data.dataset import GrooveWindows
 from musicvae.evaluation.hits import OFFSET_MS_TIMES_BPM, HitCounter, teacher_forced_errors
 from musicvae.evaluation.latent import collapse_diagnostics
+from musicvae.evaluation.targets import FEATURE_TARGETS, POOLED, standard_errors, within_tolerance
 from musicvae.generate import FEEDBACK_DEFAULT, decode, resolve_prior, sample
 from musicvae.model import MusicVAE
 from musicvae.model.losses import elbo, kl_divergence, reconstruction_loss
@@ -243,23 +244,6 @@ def _target(name: str, real: float, value: float, passed: bool, rule: str) -> di
 # test split, with the default sampling settings.
 MIN_OA, MIN_MEAN_OA, MAX_TWO_SAMPLE_ACCURACY, COPY_MARGIN = 0.75, 0.90, 0.65, 0.02
 
-# The goal's items on one statistic of a set of grooves: (target, statistic, tolerance, relative).
-# The statistic is the mean over grooves of that per-groove feature, except the velocity, which is
-# pooled over all hits (POOLED); a relative tolerance is a fraction of the real value.
-FEATURE_TARGETS = (
-    ("mean hit velocity", "velocity_mean", 0.03, False),
-    ("hit timing std (steps)", "timing_std_steps", 0.15, True),
-    ("swing (steps)", "swing", 0.20, True),
-    ("step density", "step_density", 0.02, False),
-    ("instruments", "instruments", 0.25, False),
-)
-POOLED = frozenset({"velocity_mean"})
-
-
-def within_tolerance(real: float, value: float, tolerance: float, relative: bool) -> bool:
-    """Whether ``value`` is within ``tolerance`` of ``real`` (a fraction of |real| when ``relative``)."""
-    return abs(value - real) <= tolerance * (abs(real) if relative else 1.0)
-
 
 def check_targets(results: dict) -> list[dict]:
     """Pass / fail of the project's sample-realism targets for one evaluated model: mean hit
@@ -267,7 +251,9 @@ def check_targets(results: dict) -> list[dict]:
     within 15 % and mean swing within 20 % of the real means; mean step density within 0.02;
     mean number of instruments within 0.25; Yang & Lerch OA ≥ 0.75 for every feature and mean
     OA ≥ 0.90; classifier two-sample accuracy ≤ 0.65; copy fraction at most the real windows'
-    + 0.02 (the last two only when ``results`` has ``realism``)."""
+    + 0.02 (the last two only when ``results`` has ``realism``). The first five
+    (:data:`musicvae.evaluation.targets.FEATURE_TARGETS`) also carry ``real_se``, the real value's
+    standard error over its performances (None when ``results`` has no ``real_se``)."""
     out = []
     for target, statistic, tolerance, relative in FEATURE_TARGETS:
         if statistic in POOLED:
@@ -275,7 +261,9 @@ def check_targets(results: dict) -> list[dict]:
         else:
             r, g = (results["features"][side][statistic]["mean"] for side in ("real", "generated"))
         rule = f"|Δ| ≤ {round(tolerance * 100)} % of real" if relative else f"|Δ| ≤ {tolerance:g}"
-        out.append(_target(target, r, g, within_tolerance(r, g, tolerance, relative), rule))
+        entry = _target(target, r, g, within_tolerance(r, g, tolerance, relative), rule)
+        entry["real_se"] = (results.get("real_se") or {}).get(statistic)
+        out.append(entry)
     oas = {name: v["oa"] for name, v in results["relative"].items()}
     finite = [v for v in oas.values() if math.isfinite(v)]
     worst = min(oas, key=lambda k: oas[k] if math.isfinite(oas[k]) else -1.0)
@@ -329,6 +317,8 @@ def evaluate_model(
       per-pattern features (mean, std, median, n, excluded);
     * ``pooled`` — ``real`` / ``generated``: :func:`musicvae.evaluation.features.pooled_statistics`;
     * ``relative`` — per feature KL / OA (:func:`musicvae.evaluation.features.relative_comparison`);
+    * ``real_se`` — the standard error of each feature target's real value over the windows'
+      performances (:func:`musicvae.evaluation.targets.standard_errors`; None for one performance);
     * ``realism`` — ``two_sample``: :func:`musicvae.evaluation.realism.two_sample_accuracy` of the
       samples against the real windows (split by source file); ``copying``:
       :func:`musicvae.evaluation.realism.copy_fraction` against ``train_windows`` (None without);
@@ -384,7 +374,7 @@ def evaluate_model(
         },
         "reconstruction": recon,
         "latent": collapse_diagnostics(model, windows, batch_size=batch_size, seed=seed) if reconstruction else None,
-        **{key: comparison[key] for key in ("features", "pooled", "relative", "realism", "targets")},
+        **{key: comparison[key] for key in ("features", "pooled", "relative", "real_se", "realism", "targets")},
     }
     results["runtime_s"] = time.perf_counter() - started
     results["arrays"] = {"generated": generated, "real": windows.outputs, **comparison["arrays"]}
@@ -396,7 +386,7 @@ def compare_grooves(
     train_windows: GrooveWindows | None = None,
 ) -> dict:
     """Score grooves [N, T, 27] played at tempi ``bpm`` [N] (beats per minute) against the real
-    ``windows``: the ``features``, ``pooled``, ``relative``, ``realism`` and ``targets`` entries
+    ``windows``: the ``features``, ``pooled``, ``relative``, ``real_se``, ``realism`` and ``targets`` entries
     of :func:`evaluate_model` (the copy fraction only with ``train_windows``), and ``arrays``
     (``real_features``, ``generated_features``). :func:`evaluate_model` scores its samples with
     it; scoring real training windows gives what a model that reproduced its training data
@@ -410,6 +400,7 @@ def compare_grooves(
         "features": {"real": summarize(real_features), "generated": summarize(generated_features)},
         "pooled": {"real": pooled_statistics(windows.outputs), "generated": pooled_statistics(grooves)},
         "relative": relative_comparison(real_features, generated_features, max_pairs=max_pairs, seed=seed),
+        "real_se": standard_errors(real_features, windows.outputs, windows.source, seed=seed),
         "realism": {
             "two_sample": two_sample_accuracy(real_features, generated_features, seed=seed, real_groups=windows.source),
             "copying": None if train_windows is None else copy_fraction(grooves, windows.outputs, train_windows.outputs),

@@ -92,7 +92,8 @@ def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluatio
     header = ["target", "rule", "real" if len(real_sets) == 1 else f"real ({names[0]})"] + names
     rows = []
     for i, t in enumerate(first["targets"]):
-        row = [t["target"], t["rule"].replace("|", "\\|"), format_number(t["real"])]
+        real = format_number(t["real"]) + (f" ± {format_number(t['real_se'])}" if t.get("real_se") is not None else "")
+        row = [t["target"], t["rule"].replace("|", "\\|"), real]
         for name in names:
             tt = results[name]["targets"][i]
             mark = "✅ pass" if tt["passed"] else "❌ fail"
@@ -100,6 +101,13 @@ def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluatio
             row.append(f"{format_number(tt['value'])} {mark}{extra}")
         rows.append(row)
     lines += _table(header, rows, "ll" + "r" * (len(header) - 2)) + [""]
+    if any(t.get("real_se") is not None for t in first["targets"]):
+        lines += [
+            "± : the real value's standard error over the split's performances (a bootstrap that redraws whole "
+            "performances): how precisely this split pins it. A miss by less than that says more about which "
+            "performances the split holds than about the model (`docs/metrics.md`).",
+            "",
+        ]
 
     # Realism: two-sample test and copying
     if all(results[n].get("realism") for n in names):
