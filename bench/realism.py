@@ -76,6 +76,8 @@ def main() -> None:
         key = KEYS.get(target["target"], "min_oa")
         real = "" if not math.isfinite(target["real"]) else f"{target['real']:.4f}"
         print(f"{key}={target['value']:.4f}" + (f"\n{key}_real={real}" if real else "") + f"\n{key}_pass={int(target['passed'])}")
+        if target.get("real_se") is not None:
+            print(f"{key}_real_se={target['real_se']:.4f}")
         if target.get("failing"):
             print(f"oa_below_{key}={','.join(target['failing'])}")
     oas = {k: v["oa"] for k, v in result["relative"].items()}
