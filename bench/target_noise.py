@@ -28,9 +28,10 @@ import sys
 import numpy as np
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import load_windows
+from musicvae.data.dataset import GrooveWindows, load_windows
 from musicvae.data.gmd import SPLITS
 from musicvae.errors import UserError
+from musicvae.evaluation.evaluate import compare_grooves
 from musicvae.evaluation.features import pattern_features
 from musicvae.evaluation.targets import FEATURE_TARGETS, performance_sums, standard_errors, statistic_of, within_tolerance
 
@@ -41,12 +42,18 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="groovae_4bar")
     parser.add_argument("--split", default="test", choices=SPLITS[1:], help="held-out split whose size and values are judged")
     parser.add_argument("--draws", type=int, default=4000, help="pseudo-splits to draw")
+    parser.add_argument(
+        "--two-sample-draws", type=int, default=0,
+        help="also score 1,024 training windows of other performances against this many pseudo-splits, and against the split itself",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
     if args.draws < 2:
         parser.error("--draws must be at least 2")
+    if args.two_sample_draws < 0:
+        parser.error("--two-sample-draws must be at least 0")
     np.seterr(all="ignore")
     try:
         everything = load_windows(args.data, load(args.checkpoint).config.data)
@@ -81,7 +88,36 @@ def main() -> None:
             f"\n{statistic}_tolerance_passing_80pct={np.quantile(misses, 0.8):.4f}"
             f"\n{statistic}_pass_rate={passed.mean():.3f}"
         )
+    if args.two_sample_draws:
+        distribution_targets(everything.of_split("train"), everything.of_split(args.split), pseudo[: args.two_sample_draws], args.split)
     print(f"all_five_pass_rate={every.mean():.3f}")
+
+
+def distribution_targets(train: GrooveWindows, held: GrooveWindows, pseudo: list[np.ndarray], split: str, samples: int = 1024) -> None:
+    """The targets that compare distributions (OA, mean OA, two-sample test), scored for real
+    training windows as if they were samples: against each pseudo-split (``pseudo``: indices into
+    the training performances), with the 1,024 windows drawn from the other training performances,
+    and against the held-out split, with 1,024 drawn from all of them (seeded by the draw's index)."""
+    performances, which = np.unique(train.source, return_inverse=True)
+    by_target = {}
+    for against in ("pseudo", split):
+        for k, picked in enumerate(pseudo):
+            if against == "pseudo":
+                inside = np.isin(which, picked)
+                real, pool = train.subset(inside), train.subset(~inside)
+            else:
+                real, pool = held, train
+            drawn = np.random.default_rng([k, 31]).choice(len(pool), samples, replace=False)
+            for target in compare_grooves(pool.outputs[drawn], pool.bpm[drawn], real, seed=k)["targets"]:
+                if target["target"] not in {t[0] for t in FEATURE_TARGETS}:
+                    by_target.setdefault((against, target["target"]), []).append((target["value"], target["passed"]))
+    for (against, name), scores in by_target.items():
+        key = {"mean OA": "mean_oa", "two-sample test accuracy": "two_sample"}.get(name, "min_oa")
+        values = np.array([value for value, _ in scores])
+        print(
+            f"{key}_training_windows_vs_{against}_mean={values.mean():.4f}\n{key}_training_windows_vs_{against}_sd={values.std():.4f}"
+            f"\n{key}_training_windows_vs_{against}_pass_rate={np.mean([passed for _, passed in scores]):.3f}"
+        )
 
 
 if __name__ == "__main__":
