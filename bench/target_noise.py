@@ -59,10 +59,8 @@ def main() -> None:
         everything = load_windows(args.data, load(args.checkpoint).config.data)
     except UserError as err:
         sys.exit(f"error: {err}")
-    features = {}
-    for split in ("train", args.split):
-        windows = everything.of_split(split)
-        features[split] = (pattern_features(windows.outputs, windows.bpm), windows.outputs, windows.source)
+    windows = {split: everything.of_split(split) for split in ("train", args.split)}
+    features = {split: (pattern_features(w.outputs, w.bpm), w.outputs, w.source) for split, w in windows.items()}
     train_performances, train = performance_sums(*features["train"])
     held_performances, held = performance_sums(*features[args.split])
     errors = standard_errors(*features[args.split], seed=args.seed)
@@ -89,7 +87,7 @@ def main() -> None:
             f"\n{statistic}_pass_rate={passed.mean():.3f}"
         )
     if args.two_sample_draws:
-        distribution_targets(everything.of_split("train"), everything.of_split(args.split), pseudo[: args.two_sample_draws], args.split)
+        distribution_targets(windows["train"], windows[args.split], pseudo[: args.two_sample_draws], args.split)
     print(f"all_five_pass_rate={every.mean():.3f}")
 
 
@@ -98,7 +96,8 @@ def distribution_targets(train: GrooveWindows, held: GrooveWindows, pseudo: list
     training windows as if they were samples: against each pseudo-split (``pseudo``: indices into
     the training performances), with the 1,024 windows drawn from the other training performances,
     and against the held-out split, with 1,024 drawn from all of them (seeded by the draw's index)."""
-    performances, which = np.unique(train.source, return_inverse=True)
+    which = np.unique(train.source, return_inverse=True)[1]
+    feature_targets = {target for target, _, _, _ in FEATURE_TARGETS}
     by_target = {}
     for against in ("pseudo", split):
         for k, picked in enumerate(pseudo):
@@ -109,7 +108,7 @@ def distribution_targets(train: GrooveWindows, held: GrooveWindows, pseudo: list
                 real, pool = held, train
             drawn = np.random.default_rng([k, 31]).choice(len(pool), samples, replace=False)
             for target in compare_grooves(pool.outputs[drawn], pool.bpm[drawn], real, seed=k)["targets"]:
-                if target["target"] not in {t[0] for t in FEATURE_TARGETS}:
+                if target["target"] not in feature_targets:
                     by_target.setdefault((against, target["target"]), []).append((target["value"], target["passed"]))
     for (against, name), scores in by_target.items():
         key = {"mean OA": "mean_oa", "two-sample test accuracy": "two_sample"}.get(name, "min_oa")

@@ -79,19 +79,22 @@ class GrooveWindows:
     def of_split(self, split: str) -> "GrooveWindows":
         return self.subset(self.split == split)
 
-    def per_performance(self, most: int) -> "GrooveWindows":
-        """At most ``most`` windows of each performance (``source``), evenly spaced through it by
-        start step and always including its first and last; the windows keep their order. A long
+    def per_performance_index(self, most: int) -> np.ndarray:
+        """Indices, ascending, of at most ``most`` windows of each performance (``source``), evenly
+        spaced through it by start step and always including its first and last. A long
         performance is cut into hundreds of overlapping windows and a short one into a few, so
-        this weighs performances more alike."""
+        keeping these weighs performances more alike."""
         if most < 1:
             raise ValueError("most must be at least 1")
-        keep = []
-        for performance in np.unique(self.source):
-            mine = np.flatnonzero(self.source == performance)
-            mine = mine[np.argsort(self.start_step[mine], kind="stable")]
-            keep.append(mine[np.unique(np.linspace(0, len(mine) - 1, min(most, len(mine))).round().astype(int))])
-        return self.subset(np.sort(np.concatenate(keep)) if keep else np.zeros(0, int))
+        order = np.lexsort((self.start_step, self.source))  # by performance, then start step (stable)
+        _, first, counts = np.unique(self.source[order], return_index=True, return_counts=True)
+        # for n ≥ most the points lie at least one window apart, so rounding keeps them distinct
+        keep = [order[f + np.linspace(0, n - 1, min(most, n)).round().astype(int)] for f, n in zip(first, counts)]
+        return np.sort(np.concatenate(keep)) if keep else np.zeros(0, int)
+
+    def per_performance(self, most: int) -> "GrooveWindows":
+        """The windows of :meth:`per_performance_index`, in their order."""
+        return self.subset(self.per_performance_index(most))
 
     def save(self, path: str | Path) -> None:
         """Write the compact .npz atomically (temporary file in the same folder, then rename).

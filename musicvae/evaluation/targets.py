@@ -56,10 +56,11 @@ def performance_sums(
     return names, sums
 
 
-def statistic_of(sums: tuple[np.ndarray, np.ndarray], picked: np.ndarray | slice = slice(None)) -> float:
-    """A statistic over the ``picked`` performances (indices; a repeated one counts again)."""
+def statistic_of(sums: tuple[np.ndarray, np.ndarray], picked: np.ndarray | slice = slice(None)) -> float | np.ndarray:
+    """A statistic over the ``picked`` performances (indices; a repeated one counts again); for
+    picks [D, P], one statistic per row [D]."""
     total, count = sums
-    return float(total[picked].sum() / count[picked].sum())
+    return total[picked].sum(-1) / count[picked].sum(-1)
 
 
 def standard_errors(
@@ -74,4 +75,4 @@ def standard_errors(
         return None
     rng = np.random.default_rng([int(seed), 29])
     picks = rng.integers(0, len(names), (draws, len(names)))
-    return {statistic: float(np.std([statistic_of(sums[statistic], p) for p in picks])) for statistic in sums}
+    return {statistic: float(np.std(statistic_of(sums[statistic], picks))) for statistic in sums}

@@ -865,7 +865,7 @@ def fit_prior_command(
         fail("--max-windows must be at least --components")
     if per_performance is not None and per_performance < 1:
         fail("--per-performance must be at least 1")
-    usable = len(train) if per_performance is None else len(train.per_performance(per_performance))
+    usable = len(train) if per_performance is None else len(train.per_performance_index(per_performance))
     if usable < components:
         fail(f"{usable} training windows, fewer than --components {components}")
     if threads is not None:
