@@ -4,7 +4,8 @@ split, without the reconstruction (which sampling settings do not change), so th
 
     python bench/realism.py [--checkpoint groovae_4bar] [--data GMD] [--split test] [--samples 1024]
                             [--prior auto|normal|fitted] [--spread S] [--temperature T] [--seed 0]
-    python bench/realism.py --training-windows [--split test] [--samples 1024] [--seed 0]
+                            [--sessions all|ordinary|eval]
+    python bench/realism.py --training-windows [--split test] [--sessions S] [--samples 1024] [--seed 0]
 
 Runs ``musicvae.evaluation.evaluate.evaluate_model(..., reconstruction=False)`` with the
 training split as the copy reference, exactly as ``musicvae evaluate`` scores samples. Prints
@@ -16,6 +17,10 @@ the evaluator's runs of the test, with ``two_sample_accuracy_sd`` their std), th
 their own tempi) in place of samples, without the copy fraction (they are the training set): what
 a model that reproduced its training data exactly would reach on ``--split``, the ceiling of
 every model trained on that split.
+
+``--sessions ordinary`` judges against the split without the GMD's evaluation session, ``eval``
+against that session alone (``GrooveWindows.of_sessions``; the session is a quarter of the test
+split's windows and absent from the other splits). The issue's goal is judged on ``all``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import numpy as np
 import torch
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import load_windows
+from musicvae.data.dataset import SESSIONS, load_windows
 from musicvae.evaluation.evaluate import compare_grooves, evaluate_model
 
 KEYS = {
@@ -53,13 +58,19 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=None)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sessions", default="all", choices=SESSIONS, help="judge against the split's ordinary sessions or its evaluation session only"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--training-windows", action="store_true", help="score real training windows in place of samples")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.checkpoint)
     everything = load_windows(args.data, model.config.data)
-    windows = everything.of_split(args.split)
+    windows = everything.of_split(args.split).of_sessions(args.sessions)
+    if not len(windows):
+        raise SystemExit(f"error: the {args.split} split has no windows of the {args.sessions!r} sessions")
+    print(f"sessions={args.sessions}\nwindows={len(windows)}")
     train = everything.of_split("train")
     if args.training_windows:
         pick = np.random.default_rng([args.seed, 7]).choice(len(train), args.samples, replace=False)

@@ -3,6 +3,7 @@ targets are judged by (instruments per groove, swing, step density), per split, 
 for the training windows reweighted to the test split's mix of drummers or of styles.
 
     python bench/split_composition.py [--data GMD] [--checkpoint groovae_4bar] [--split test]
+                                      [--sessions all|ordinary|eval]
 
 The windows are cut with the checkpoint's data settings, as ``bench/realism.py`` cuts them.
 
@@ -11,6 +12,10 @@ windows to the held-out split's drummers (or styles) gives what a model would pl
 the training data within each drummer and only the mix of drummers differed; what is left between
 that and the held-out split is how the same drummers played differently there. Prints
 ``name=value`` lines; the headline, that within-drummer gap in instruments per groove, is last.
+
+Each split's features are also printed for its ordinary sessions and for the GMD's evaluation
+session apart (``GrooveWindows.in_eval_session``: ten set grooves, all in the test split), and
+``--sessions ordinary`` compares train with the held-out split's ordinary sessions only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 import numpy as np
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.data.dataset import SESSIONS, GrooveWindows, load_windows
 from musicvae.data.gmd import SPLITS
 from musicvae.errors import UserError
 from musicvae.evaluation.features import pattern_features
@@ -54,6 +59,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("MUSICVAE_GMD_DIR"))
     parser.add_argument("--checkpoint", default="groovae_4bar")
     parser.add_argument("--split", default="test", choices=SPLITS[1:], help="held-out split to compare with train")
+    parser.add_argument("--sessions", default="all", choices=SESSIONS, help="the held-out split's sessions to compare")
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
@@ -68,8 +74,17 @@ def main() -> None:
         print(f"{split}_windows={len(part)}\n{split}_files={len(np.unique(part.source))}")
         for name in FEATURES:
             print(f"{split}_{name}={np.nanmean(tables[split][name]):.4f}")
-    train, held = parts["train"], parts[args.split]
-    train_table, held_table = tables["train"], tables[args.split]
+        evaluation = part.in_eval_session()
+        files = len(np.unique(part.source[evaluation]))
+        print(f"{split}_eval_session_windows={int(evaluation.sum())}\n{split}_eval_session_files={files}")
+        for sessions, mask in (("ordinary", ~evaluation), ("eval_session", evaluation)):
+            for name in FEATURES if mask.any() else ():
+                print(f"{split}_{sessions}_{name}={np.nanmean(tables[split][name][mask]):.4f}")
+    print(f"sessions={args.sessions}")
+    train, held = parts["train"], parts[args.split].of_sessions(args.sessions)
+    if not len(held):
+        sys.exit(f"error: the {args.split} split has no windows of the {args.sessions!r} sessions")
+    train_table, held_table = tables["train"], feature_table(held)
     for drummer in np.unique(held.drummer):
         mine, theirs = train.drummer == drummer, held.drummer == drummer
         print(

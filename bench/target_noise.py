@@ -2,6 +2,7 @@
 played exactly like its training data would pass them against a split of the same size.
 
     python bench/target_noise.py [--data GMD] [--checkpoint groovae_4bar] [--split test] [--draws 4000] [--seed 0]
+                                 [--sessions all|ordinary|eval] [--two-sample-draws N]
 
 Why: the targets (docs/metrics.md, "Targets") compare a model's samples with the windows of one
 split, and a split is a few dozen performances, each cut into many overlapping windows. So draw
@@ -17,6 +18,10 @@ deviations the held-out split lies from the training windows (and the share of p
 as far), and the tolerance a perfect model would pass on 80 % of them. The windows are cut with the
 checkpoint's data settings, as ``bench/realism.py`` cuts them. Prints ``name=value`` lines; the
 headline, the rate at which all five pass at once, is last.
+
+``--sessions ordinary`` judges the held-out split without the GMD's evaluation session (whose ten
+set grooves have no counterpart among the training performances the pseudo-splits are drawn
+from), and sizes the pseudo-splits to the performances left.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import sys
 import numpy as np
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import GrooveWindows, load_windows
+from musicvae.data.dataset import SESSIONS, GrooveWindows, load_windows
 from musicvae.data.gmd import SPLITS
 from musicvae.errors import UserError
 from musicvae.evaluation.evaluate import compare_grooves
 from musicvae.evaluation.features import pattern_features
+from musicvae.evaluation.realism import COPY_F1, nearest_hit_f1
 from musicvae.evaluation.targets import FEATURE_TARGETS, performance_sums, standard_errors, statistic_of, within_tolerance
 
 
@@ -44,9 +50,13 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=4000, help="pseudo-splits to draw")
     parser.add_argument(
         "--two-sample-draws", type=int, default=0,
-        help="also score 1,024 training windows of other performances against this many pseudo-splits, and against the split itself",
+        help=(
+            "also score 1,024 training windows of other performances against this many pseudo-splits and against the split "
+            "itself, and the copy target's base rate"
+        ),
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sessions", default="all", choices=SESSIONS, help="the held-out split's sessions to judge")
     args = parser.parse_args()
     if not args.data:
         parser.error("--data (or MUSICVAE_GMD_DIR) must name the GMD")
@@ -59,7 +69,10 @@ def main() -> None:
         everything = load_windows(args.data, load(args.checkpoint).config.data)
     except UserError as err:
         sys.exit(f"error: {err}")
-    windows = {split: everything.of_split(split) for split in ("train", args.split)}
+    windows = {"train": everything.of_split("train"), args.split: everything.of_split(args.split).of_sessions(args.sessions)}
+    if not len(windows[args.split]):
+        sys.exit(f"error: the {args.split} split has no windows of the {args.sessions!r} sessions")
+    print(f"sessions={args.sessions}")
     features = {split: (pattern_features(w.outputs, w.bpm), w.outputs, w.source) for split, w in windows.items()}
     train_performances, train = performance_sums(*features["train"])
     held_performances, held = performance_sums(*features[args.split])
@@ -95,7 +108,9 @@ def distribution_targets(train: GrooveWindows, held: GrooveWindows, pseudo: list
     """The targets that compare distributions (OA, mean OA, two-sample test), scored for real
     training windows as if they were samples: against each pseudo-split (``pseudo``: indices into
     the training performances), with the 1,024 windows drawn from the other training performances,
-    and against the held-out split, with 1,024 drawn from all of them (seeded by the draw's index)."""
+    and against the held-out split, with 1,024 drawn from all of them (seeded by the draw's index).
+    Also the copy target's base rate: the share of the real windows whose nearest window among
+    the other training performances has hit F1 ≥ COPY_F1, which a model's copy fraction is judged by."""
     which = np.unique(train.source, return_inverse=True)[1]
     feature_targets = {target for target, _, _, _ in FEATURE_TARGETS}
     by_target = {}
@@ -107,12 +122,19 @@ def distribution_targets(train: GrooveWindows, held: GrooveWindows, pseudo: list
             else:
                 real, pool = held, train
             drawn = np.random.default_rng([k, 31]).choice(len(pool), samples, replace=False)
+            if against == "pseudo" or k == 0:  # the held-out split's base rate does not depend on the draw
+                copies = np.mean(nearest_hit_f1(real.outputs, pool.outputs) >= COPY_F1)
+                by_target.setdefault((against, "copy fraction"), []).append((copies, True))
             for target in compare_grooves(pool.outputs[drawn], pool.bpm[drawn], real, seed=k)["targets"]:
                 if target["target"] not in feature_targets:
                     by_target.setdefault((against, target["target"]), []).append((target["value"], target["passed"]))
     for (against, name), scores in by_target.items():
-        key = {"mean OA": "mean_oa", "two-sample test accuracy": "two_sample"}.get(name, "min_oa")
         values = np.array([value for value, _ in scores])
+        if name == "copy fraction":
+            sd = f"\ncopy_fraction_real_{against}_sd={values.std():.4f}" if len(values) > 1 else ""
+            print(f"copy_fraction_real_{against}_mean={values.mean():.4f}{sd}")
+            continue
+        key = {"mean OA": "mean_oa", "two-sample test accuracy": "two_sample"}.get(name, "min_oa")
         print(
             f"{key}_training_windows_vs_{against}_mean={values.mean():.4f}\n{key}_training_windows_vs_{against}_sd={values.std():.4f}"
             f"\n{key}_training_windows_vs_{against}_pass_rate={np.mean([passed for _, passed in scores]):.3f}"

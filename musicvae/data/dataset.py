@@ -37,7 +37,7 @@ from musicvae.atomic import atomic_path, remove_stale_temporaries
 from musicvae.configs import DataConfig, data_config_from_dict
 from musicvae.data.cache import cache_dir
 from musicvae.data.drums import drum_map
-from musicvae.data.gmd import GrooveDataset, GrooveRow, open_dataset
+from musicvae.data.gmd import EVAL_SESSION, GrooveDataset, GrooveRow, open_dataset
 from musicvae.data.groove import HITS, MAX_VELOCITY, OFFSETS, VELOCITIES, check_convertible, performance_cells
 from musicvae.data.midi import MidiError, read_drums
 from musicvae.data.transforms import controls_for, encoder_inputs
@@ -45,6 +45,7 @@ from musicvae.data.windows import files_windows, grid_windows, tfds_windows
 
 FORMAT_VERSION = 2  # 1: dense float32 arrays; 2: packed hits, uint8 velocities (module docstring)
 META_FIELDS = ("source", "split", "start_step", "bpm", "drummer", "style", "beat_type")
+SESSIONS = ("all", "ordinary", "eval")  # GrooveWindows.of_sessions
 
 
 @dataclass
@@ -78,6 +79,21 @@ class GrooveWindows:
 
     def of_split(self, split: str) -> "GrooveWindows":
         return self.subset(self.split == split)
+
+    def in_eval_session(self) -> np.ndarray:
+        """[N] bool: the window was cut from the GMD's evaluation session (``drummerN/eval_session/``,
+        :data:`musicvae.data.gmd.EVAL_SESSION`). Its ten set grooves, played by four drummers, are
+        a quarter of the test split's 4-bar windows and have no counterpart in train or validation."""
+        return np.array([f"/{EVAL_SESSION}/" in str(source) for source in self.source], dtype=bool)
+
+    def of_sessions(self, sessions: str) -> "GrooveWindows":
+        """The windows of ``"all"`` sessions, the ``"ordinary"`` ones (without the evaluation
+        session) or only the ``"eval"`` session (:meth:`in_eval_session`)."""
+        if sessions not in SESSIONS:
+            raise ValueError(f"sessions must be one of {', '.join(SESSIONS)}, not {sessions!r}")
+        if sessions == "all":
+            return self
+        return self.subset(self.in_eval_session() == (sessions == "eval"))
 
     def per_performance_index(self, most: int) -> np.ndarray:
         """Indices, ascending, of at most ``most`` windows of each performance (``source``), evenly

@@ -51,6 +51,9 @@ COLUMNS = (
 )
 SPLITS = ("train", "validation", "test")
 BEAT_TYPES = ("beat", "fill")
+# The session folder of the GMD's evaluation session: ten set grooves (funk, soul, hip-hop, pop,
+# rock; one tempo each) that drummers 1, 5, 7 and 8 each played. All 40 files are in the test split.
+EVAL_SESSION = "eval_session"
 
 _CHUNK = 1 << 16  # bytes per read while downloading / hashing
 _TIMEOUT_S = 60.0  # socket timeout, seconds

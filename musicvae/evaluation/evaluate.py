@@ -309,7 +309,8 @@ def evaluate_model(
 
     * ``settings`` — samples, seed, temperature, feedback, batch_size, max_pairs, prior and
       spread (as resolved: ``prior="auto"`` becomes "fitted" or "normal");
-    * ``model`` — preset name and parameter count; ``data`` — windows, steps, windowing, splits;
+    * ``model`` — preset name and parameter count; ``data`` — windows, steps, windowing, splits,
+      how many windows are the GMD's evaluation session's (``GrooveWindows.in_eval_session``);
     * ``reconstruction`` — see :func:`reconstruction_evaluation`;
     * ``latent`` — posterior-collapse diagnostics: KL per dimension, active units and latent
       usage (:func:`musicvae.evaluation.latent.collapse_diagnostics`);
@@ -371,6 +372,7 @@ def evaluate_model(
             "steps": int(windows.outputs.shape[1]),
             "windowing": (windows.settings.get("data") or {}).get("windowing", "unknown"),
             "splits": sorted(set(np.asarray(windows.split).tolist())),
+            "eval_session_windows": int(windows.in_eval_session().sum()),
         },
         "reconstruction": recon,
         "latent": collapse_diagnostics(model, windows, batch_size=batch_size, seed=seed) if reconstruction else None,

@@ -45,7 +45,11 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
 
 def _data_key(result: dict) -> str:
     d = result["data"]
-    return f"{'/'.join(d['splits'])}, {d['windowing']}, {d['windows']} windows"
+    key = f"{'/'.join(d['splits'])}, {d['windowing']}, {d['windows']} windows"
+    evaluation = d.get("eval_session_windows", 0)  # absent from reports written before it was counted
+    if evaluation:
+        return key + f", {evaluation} of them the GMD's evaluation session"
+    return key + (", none of them the GMD's evaluation session" if "test" in d["splits"] else "")
 
 
 def report_markdown(results: dict[str, dict], *, title: str = "GrooVAE evaluation", source: str | None = None) -> str:

@@ -1027,6 +1027,10 @@ def evaluate(
     compare: bool = typer.Option(False, "--compare", help="Compare models: --compare RUN_A RUN_B (needs at least two)."),
     data: Optional[Path] = DataOption,
     split: str = typer.Option("test", "--split", help="train | validation | test"),
+    sessions: str = typer.Option(
+        "all", "--sessions",
+        help="all | ordinary (the split without the GMD's evaluation session: ten set grooves, all in the test split) | eval (that session alone)",
+    ),  # fmt: skip
     samples: int = typer.Option(1024, "--samples", "-n", help="Grooves sampled from the prior per model."),
     seed: int = typer.Option(
         0, "--seed", callback=check_seed, help=f"Seed of every random draw (samples, pair subsampling, figure; 0–{MAX_SEED})."
@@ -1044,7 +1048,7 @@ def evaluate(
     """Evaluate models on a GMD split: reconstruction, and groove statistics of prior samples vs the
     real windows (absolute and Yang & Lerch relative comparison); writes JSON, Markdown and a figure."""
     from musicvae.atomic import check_output_folder
-    from musicvae.data.dataset import load_windows
+    from musicvae.data.dataset import SESSIONS, load_windows
     from musicvae.evaluation.evaluate import evaluate_model
     from musicvae.evaluation.report import write_report
 
@@ -1055,6 +1059,8 @@ def evaluate(
         names = ["groovae_4bar"]
     if samples < 2:
         fail("--samples must be at least 2")
+    if sessions not in SESSIONS:
+        fail(f"--sessions must be one of {', '.join(SESSIONS)}")
     if feedback not in ("magenta", "consistent"):
         fail("--feedback must be magenta or consistent")
     if batch_size < 1:
@@ -1076,12 +1082,17 @@ def evaluate(
         if len(windows) == 0:
             have = ", ".join(sorted(set(loaded[key].split.tolist()))) or "none"
             fail(f"no windows in split {split!r} of {source} (splits present: {have})")
+        windows = windows.of_sessions(sessions)
+        if len(windows) == 0:
+            where = "only the test split holds the GMD's evaluation session"
+            fail(f"split {split!r} has no windows of the {sessions!r} sessions ({where})")
         label = Path(checkpoint).name or checkpoint
         while label in results:
             label += "'"
         train_windows = loaded[key].of_split("train") if split != "train" else None
         train_windows = train_windows if train_windows is not None and len(train_windows) else None
-        typer.echo(f"evaluating {label} on {len(windows)} {split} windows ({data_config.windowing} windowing) …")
+        which = "" if sessions == "all" else f" ({sessions} sessions)"
+        typer.echo(f"evaluating {label} on {len(windows)} {split} windows{which} ({data_config.windowing} windowing) …")
         import torch
 
         saved_threads = torch.get_num_threads()
@@ -1095,7 +1106,7 @@ def evaluate(
         finally:
             torch.set_num_threads(saved_threads)
     run_info = {
-        "checkpoints": names, "data": str(source), "split": split, "samples": samples, "seed": seed,
+        "checkpoints": names, "data": str(source), "split": split, "sessions": sessions, "samples": samples, "seed": seed,
         "temperature": temperature, "feedback": feedback, "windowing": windowing, "batch_size": batch_size,
         "prior": prior, "spread": spread,
     }  # fmt: skip

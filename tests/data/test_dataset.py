@@ -153,6 +153,23 @@ def test_bad_files_in_a_folder_are_counted_skips(tmp_path):
         assert report.skipped == {"absurd tempo": 1, "too long: 100000 bars": 1}, report.skipped
 
 
+def test_of_sessions_splits_off_the_gmd_evaluation_session():
+    """Only a window under an ``eval_session`` folder is the evaluation session's; a file whose
+    name merely contains the words is not."""
+    source = np.array(
+        ["drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid"] * 2
+        + ["drummer1/session1/5_eval_session_90_beat_4-4.mid", "drummer5/session2/3_rock_120_beat_4-4.mid"]
+    )  # fmt: skip
+    windows = synthetic_windows(len(source), 16)
+    windows.source = source
+    assert windows.in_eval_session().tolist() == [True, True, False, False]
+    assert windows.of_sessions("all") is windows
+    assert np.array_equal(windows.of_sessions("eval").outputs, windows.outputs[:2])
+    assert windows.of_sessions("ordinary").source.tolist() == source[2:].tolist()
+    with pytest.raises(ValueError, match="sessions must be one of all, ordinary, eval"):
+        windows.of_sessions("evaluation")
+
+
 def test_per_performance_keeps_at_most_k_windows_of_each_spread_through_it():
     """Performances of 1, 5 and 12 windows (stored out of time order) keep 1, 3 and 3: the first,
     the middle and the last by start step, in their stored order; k beyond the longest keeps all."""

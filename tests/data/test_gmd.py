@@ -16,6 +16,7 @@ import pytest
 
 from musicvae.data.gmd import (
     ENV_GMD_DIR,
+    EVAL_SESSION,
     GMD_DIR_NAME,
     GMD_ZIP_NAME,
     DatasetError,
@@ -59,6 +60,15 @@ def test_real_gmd_rows(gmd: GrooveDataset) -> None:
     assert first.midi_filename == "drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid"
     assert (first.bpm, first.numerator, first.denominator, first.genre) == (138, 4, 4, "funk")
     assert len({r.midi_filename for r in gmd.rows}) == 1150
+
+
+def test_real_gmd_eval_session_is_ten_set_grooves_by_four_drummers_all_in_test(gmd: GrooveDataset) -> None:
+    """The facts EVAL_SESSION's comment (and the realism results) rest on."""
+    evals = [r for r in gmd.rows if r.session.split("/")[-1] == EVAL_SESSION]
+    assert len(evals) == 40 and {r.split for r in evals} == {"test"}
+    assert Counter(r.drummer for r in evals) == {f"drummer{d}": 10 for d in (1, 5, 7, 8)}
+    assert len({(r.style, r.bpm) for r in evals}) == 10 and {r.beat_type for r in evals} == {"beat"}
+    assert all(f"/{EVAL_SESSION}/" in r.midi_filename for r in evals)
 
 
 def test_real_gmd_filter(gmd: GrooveDataset) -> None:

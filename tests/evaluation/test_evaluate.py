@@ -116,6 +116,7 @@ def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
     assert list(payload["models"]) == ["run_a", "run_b"] and payload["run"]["split"] == "test"
     result = payload["models"]["run_a"]
     assert result["data"]["windows"] == 12 and result["settings"]["samples"] == 32
+    assert result["data"]["eval_session_windows"] == 0 and payload["run"]["sessions"] == "all"
     assert set(result["reconstruction"]) == {"teacher_forced", "free_running", "elbo"}
     assert "hit_f1_kick" in result["reconstruction"]["free_running"]
     assert result["features"]["generated"]["step_density"]["n"] == 32
@@ -126,6 +127,7 @@ def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
     assert 0 <= latent["active_units"] <= 8 and len(latent["kl_per_dim"]) == 8
     assert set(latent["latent_usage"]) == {"posterior_mean", "other_mean", "prior"}
     report = (out / "report.md").read_text()
+    assert "split test, unknown, 12 windows, none of them the GMD's evaluation session (64 steps" in report.splitlines()[2]
     assert "## Latent usage (posterior collapse)" in report and "## Two-sample test and copying" in report
     assert "## Targets" in report and "| step_density |" in report and "KL" in report
     header = next(line for line in report.splitlines() if line.startswith("| target"))
@@ -133,6 +135,30 @@ def test_cli_evaluate_writes_json_report_and_figure(tiny_setup, capsys):
     instruments = next(line for line in report.splitlines() if line.startswith("| instruments |"))
     assert f"± {result['real_se']['instruments']:.3f}" in instruments and "± : the real value's standard error" in report
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_sessions_judges_the_split_with_or_without_the_evaluation_session(tmp_path, capsys):
+    """--sessions ordinary leaves out the windows under an eval_session folder, eval keeps only
+    them; the JSON and the report's data line say how many of the judged windows are that session's."""
+    data = windows(36)
+    data.source = np.array([f"drummer1/{'eval_session' if i >= 24 else 'session1'}/{i // 4}.mid" for i in range(36)])
+    data.save(tmp_path / "data.npz")
+    save_model(tmp_path / "run", tiny(0))
+    counts = {}
+    for sessions in ("ordinary", "eval"):  # "all", the default, is test_cli_evaluate_writes_json_report_and_figure's
+        out = tmp_path / sessions
+        args = ["evaluate", "--checkpoint", str(tmp_path / "run"), "--data", str(tmp_path / "data.npz"), "--sessions", sessions]
+        code, stdout, err = run(args + ["--samples", "16", "--out", str(out), "--no-progress", "--threads", "1"], capsys)
+        assert code == 0, err
+        payload = json.loads((out / "evaluation.json").read_text())
+        assert payload["run"]["sessions"] == sessions
+        d = payload["models"]["run"]["data"]
+        counts[sessions] = (d["windows"], d["eval_session_windows"])
+        data_line = (out / "report.md").read_text().splitlines()[2]
+        count = "none" if sessions == "ordinary" else d["eval_session_windows"]
+        expect = f"{count} of them the GMD's evaluation session"
+        assert expect in data_line, data_line
+    assert counts == {"ordinary": (6, 0), "eval": (12, 12)}  # of the 18 test windows
 
 
 def test_cli_evaluate_errors_are_one_line(tiny_setup, capsys):
@@ -143,6 +169,8 @@ def test_cli_evaluate_errors_are_one_line(tiny_setup, capsys):
         ["--checkpoint", str(tmp_path / "run_a"), "--split", "validation"],
         ["--checkpoint", str(tmp_path / "run_a"), "--samples", "1"],
         ["--checkpoint", str(tmp_path / "run_a"), "--feedback", "odd"],
+        ["--checkpoint", str(tmp_path / "run_a"), "--sessions", "evaluation"],
+        ["--checkpoint", str(tmp_path / "run_a"), "--sessions", "eval"],  # the tiny data has no evaluation session
         ["--checkpoint", str(tmp_path / "nothing_here")],
     ):
         code, _, err = run(base + extra, capsys)
