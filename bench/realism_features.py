@@ -3,7 +3,7 @@ run on one feature at a time, for a model's samples and for real training window
 the real windows of a split.
 
     python bench/realism_features.py [--checkpoint groovae_4bar] [--data GMD] [--split validation]
-                                     [--n 1024] [--seeds 0 1]
+                                     [--n 1024] [--seeds 0 1] [--sessions all|ordinary|eval]
 
 A feature whose samples score well above the training windows' (the floor: how far the splits
 differ on that feature alone) is one the model plays unlike its data, and the next thing to
@@ -13,7 +13,8 @@ default prior and spread, temperature 1, at the tempi of real windows); the trai
 ``--n`` drawn with each seed. Prints ``name=value`` lines: per feature ``samples_<feature>``,
 ``floor_<feature>`` and their ``excess_<feature>``, sorted by excess, then ``floor_all`` and the
 headline ``samples_all`` (every feature together, as the evaluator scores it). Each figure is
-the mean over ``--seeds``.
+the mean over ``--seeds``. ``--sessions`` judges against the split without the GMD's evaluation
+session, or against it alone (``GrooveWindows.of_sessions``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from musicvae.checkpoints.native import load
-from musicvae.data.dataset import load_windows
+from musicvae.data.dataset import SESSIONS, load_windows
 from musicvae.evaluation.evaluate import sample_grooves, sample_windows
 from musicvae.evaluation.features import pattern_features
 from musicvae.evaluation.realism import two_sample_accuracy
@@ -39,11 +40,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1024)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sessions", default="all", choices=SESSIONS, help="the split's sessions to judge against")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.checkpoint)
     everything = load_windows(args.data, model.config.data)
-    train, real = everything.of_split("train"), everything.of_split(args.split)
+    train, real = everything.of_split("train"), everything.of_split(args.split).of_sessions(args.sessions)
+    if not len(real):
+        raise SystemExit(f"error: the {args.split} split has no windows of the {args.sessions!r} sessions")
     real_features = pattern_features(real.outputs, real.bpm)
     names = list(real_features)
     scores: dict[str, list[float]] = {}
@@ -63,7 +67,7 @@ def main() -> None:
         score("floor_all", floor, names, seed)
         score("samples_all", samples, names, seed)
     mean = {key: float(np.mean(values)) for key, values in scores.items()}
-    print(f"split={args.split}\nn={args.n}\nseeds={' '.join(map(str, args.seeds))}")
+    print(f"split={args.split}\nsessions={args.sessions}\nn={args.n}\nseeds={' '.join(map(str, args.seeds))}")
     for name in sorted(names, key=lambda n: mean[f"floor_{n}"] - mean[f"samples_{n}"]):
         excess = mean[f"samples_{name}"] - mean[f"floor_{name}"]
         print(f"samples_{name}={mean[f'samples_{name}']:.4f}\nfloor_{name}={mean[f'floor_{name}']:.4f}\nexcess_{name}={excess:+.4f}")
