@@ -37,7 +37,7 @@ from musicvae.atomic import atomic_path, remove_stale_temporaries
 from musicvae.configs import DataConfig, data_config_from_dict
 from musicvae.data.cache import cache_dir
 from musicvae.data.drums import drum_map
-from musicvae.data.gmd import EVAL_SESSION, GrooveDataset, GrooveRow, open_dataset
+from musicvae.data.gmd import GrooveDataset, GrooveRow, is_eval_session_file, open_dataset
 from musicvae.data.groove import HITS, MAX_VELOCITY, OFFSETS, VELOCITIES, check_convertible, performance_cells
 from musicvae.data.midi import MidiError, read_drums
 from musicvae.data.transforms import controls_for, encoder_inputs
@@ -82,9 +82,9 @@ class GrooveWindows:
 
     def in_eval_session(self) -> np.ndarray:
         """[N] bool: the window was cut from the GMD's evaluation session (``drummerN/eval_session/``,
-        :data:`musicvae.data.gmd.EVAL_SESSION`). Its ten set grooves, played by four drummers, are
-        a quarter of the test split's 4-bar windows and have no counterpart in train or validation."""
-        return np.array([f"/{EVAL_SESSION}/" in str(source) for source in self.source], dtype=bool)
+        :func:`musicvae.data.gmd.is_eval_session_file`). Its ten set grooves, played by four drummers,
+        are a quarter of the test split's 4-bar windows and have no counterpart in train or validation."""
+        return np.array([is_eval_session_file(str(source)) for source in self.source], dtype=bool)
 
     def of_sessions(self, sessions: str) -> "GrooveWindows":
         """The windows of ``"all"`` sessions, the ``"ordinary"`` ones (without the evaluation

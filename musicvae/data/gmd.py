@@ -226,6 +226,12 @@ class GrooveDataset:
             raise DatasetError(f"cannot read {name} from {self.root}: {e}") from None
 
 
+def is_eval_session_file(midi_filename: str) -> bool:
+    """Whether a performance (its info.csv ``midi_filename``, e.g.
+    ``"drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid"``) is the evaluation session's."""
+    return f"/{EVAL_SESSION}/" in midi_filename
+
+
 def default_gmd_dir() -> Path | None:
     """The dataset location (folder or zip) from ``$MUSICVAE_GMD_DIR``; None if unset or empty."""
     value = os.environ.get(ENV_GMD_DIR, "").strip()
