@@ -11,6 +11,7 @@ GMD-style info.csv, standing in for the dataset). Training calls run at a tiny s
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import subprocess
@@ -127,7 +128,7 @@ def test_own_midi_folder_recipe_trains(reader_dir, with_info_csv):
 
 def test_first_screen_shows_what_it_is_how_to_set_up_and_what_to_try():
     first_screen = "\n".join(TEXT.splitlines()[:40])
-    for needed in ("](docs/sample.png)", "make demo", "musicvae sample", "musicvae humanize my_beat.mid", "musicvae studio"):
+    for needed in ("](docs/sample.png)", "make demo", "musicvae sample", "musicvae humanize examples/programmed_beat.mid", "musicvae studio"):
         assert needed in first_screen, f"{needed!r} is not in the README's first 40 lines"
 
 
@@ -145,3 +146,30 @@ def test_local_links_resolve():
     assert local
     missing = [t for t in local if not (REPO / t).exists()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+def test_example_beat_is_its_script_output():
+    """examples/programmed_beat.mid is what examples/programmed_beat.py writes, so its source is readable."""
+    spec = importlib.util.spec_from_file_location("programmed_beat", REPO / "examples" / "programmed_beat.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.programmed_beat() == (REPO / "examples" / "programmed_beat.mid").read_bytes()
+
+
+def test_try_it_humanize_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The "Try it" humanize line works from a fresh clone: the example is there and humanizes."""
+    import symusic
+
+    from musicvae.interfaces.cli import main
+
+    (line,) = [ln for ln in TEXT.splitlines() if ln.startswith("musicvae humanize examples/")]
+    args = shlex.split(line.split("#")[0])[1:]
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--out", str(tmp_path)])
+    assert info.value.code == 0, capsys.readouterr().err
+    played = symusic.Score.from_file(str(tmp_path / "programmed_beat_humanized.mid")).tracks[0].notes.numpy()
+    programmed = symusic.Score.from_file(str(REPO / "examples" / "programmed_beat.mid")).tracks[0].notes.numpy()
+    assert len(played["time"]) == len(programmed["time"])
+    assert len(set(played["velocity"].tolist())) > 5  # a drummer's dynamics, not the flat 100
+    assert (tmp_path / "programmed_beat_humanized.wav").stat().st_size > 0
