@@ -37,6 +37,7 @@ _METAL_HZ = np.array([205.3, 304.4, 369.6, 522.7, 540.0, 800.0])
 MAX_RENDER_SECONDS = 1800.0
 MAX_RENDER_NOTES = 30_000
 MAX_PANELS = 64  # grooves in one picture (each panel is 2.2 inches tall)
+MAX_STEP_LABELS = 32  # x-axis labels per panel: about 40 px each across the 12-inch picture
 TAIL_SECONDS = 1.0  # silence after the last onset, for its ring
 _WAV_BLOCK = 1 << 20  # samples converted to 16-bit PCM at a time
 
@@ -373,6 +374,16 @@ def plot_grooves(grooves: list[np.ndarray], path: str | os.PathLike, *,
     return write_bytes(path, groove_png(grooves, titles=titles, bpm=bpm))
 
 
+def step_ticks(steps: int) -> np.ndarray:
+    """Where a ``steps``-long drum grid is labelled (steps): every beat up to 4 bars, then every
+    bar, every 2 bars, 4 bars … so that at most :data:`MAX_STEP_LABELS` labels share the picture's
+    width (65 labels of 64 bars overlap into an unreadable smear)."""
+    spacing = 4 if steps <= 64 else 16
+    while steps // spacing > MAX_STEP_LABELS:
+        spacing *= 2
+    return np.arange(0, steps + 1, spacing)
+
+
 def groove_png(grooves: list[np.ndarray], *, titles: list[str] | None = None, bpm: float | None = None) -> bytes:
     """PNG bytes stacking one drum-grid panel per groove.
 
@@ -418,7 +429,7 @@ def groove_png(grooves: list[np.ndarray], *, titles: list[str] | None = None, bp
         ax.add_collection(PolyCollection(boxes, facecolors=cmap(vel), edgecolors="#3a1a0a", linewidths=0.4, zorder=2))
         ax.set_yticks(range(NUM_CLASSES), labels, fontsize=8)
         ax.set_ylim(-0.6, NUM_CLASSES - 0.4)
-        ax.set_xticks(range(0, steps + 1, 4 if steps <= 64 else 16))
+        ax.set_xticks(step_ticks(steps))
         ax.tick_params(axis="x", labelsize=8)
         ax.set_xlim(-0.7, steps + 0.7)
         title = titles[i] if titles is not None else f"groove {i + 1}"

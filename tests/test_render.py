@@ -283,3 +283,10 @@ def test_plot_grooves_rejects_bad_input(tmp_path):
         plot_grooves([np.zeros((16, 9))], tmp_path / "g.png")
     with pytest.raises(ValueError):
         plot_grooves([make_groove()], tmp_path / "g.png", titles=["a", "b"])
+
+
+@pytest.mark.parametrize("steps, spacing", [(32, 4), (64, 4), (128, 16), (512, 16), (1024, 32), (16384, 512)])
+def test_step_labels_stay_readable_on_long_grooves(steps, spacing):
+    ticks = render.step_ticks(steps)
+    assert ticks[0] == 0 and np.all(np.diff(ticks) == spacing)
+    assert len(ticks) <= render.MAX_STEP_LABELS + 1

@@ -308,7 +308,8 @@ def inspect(
         num, den = perf.time_signature
         typer.echo(
             f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} notes, map {kit.name} ({per_class}), "
-            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, {len(windows)} usable {bars}-bar windows"
+            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, "
+            f"{len(windows)} whole {bars}-bar training window{'' if len(windows) == 1 else 's'}"
         )
     raise typer.Exit(1 if failed else 0)
 
@@ -816,6 +817,10 @@ def render_command(
     outputs = [path for path in (wav, png) if path is not None]
     for path in outputs:
         check_output_file(path)
+    for path, option, suffix in ((wav, "--wav", ".wav"), (png, "--png", ".png")):
+        # A player or image viewer trusts the name: a WAV called song.mp3 is a broken mp3.
+        if path is not None and path.suffix.lower() != suffix:
+            fail(f"{option} writes a {suffix[1:].upper()} file: name it {path.with_suffix(suffix).name}, not {path.name}")
     if len(outputs) == 2 and wav.resolve() == png.resolve():
         fail("--wav and --png name the same file")
     audio = synthesize(*midi_drum_notes(source, drum_map)) if wav is not None else None

@@ -108,6 +108,13 @@ def test_render_wav_png_writes_nothing_when_the_picture_cannot_be_made(tmp_path,
     assert files_under(tmp_path) == ["waltz.mid"]
 
 
+@pytest.mark.parametrize("option, name, hint", [("--wav", "x.mp3", "name it x.wav"), ("--png", "x.jpg", "name it x.png"),
+                                                ("--wav", "x", "name it x.wav")])  # fmt: skip
+def test_render_refuses_a_file_name_of_another_format(groove, tmp_path, capsys, option, name, hint):
+    assert_user_error(["render", groove, option, tmp_path / name], capsys, hint)
+    assert files_under(tmp_path) == ["in", "in/groove.mid"]
+
+
 def test_render_writes_both_files(groove, tmp_path, capsys):
     code, out, _ = run(["render", groove, "--wav", tmp_path / "o" / "g.wav", "--png", tmp_path / "o" / "g.png"], capsys)
     assert code == 0 and out.count("wrote") == 2
