@@ -1029,7 +1029,7 @@ def evaluate(
     checkpoints: Optional[list[str]] = typer.Option(
         None, "--checkpoint", help="Run folder, bundled model name or magenta checkpoint (repeatable; default: groovae_4bar)."
     ),
-    compare: bool = typer.Option(False, "--compare", help="Compare models: --compare RUN_A RUN_B (needs at least two)."),
+    compare: bool = typer.Option(False, "--compare", help="A flag: compare two or more models side by side, given as RUN arguments or repeated --checkpoint (--compare RUN_A RUN_B)."),
     data: Optional[Path] = DataOption,
     split: str = typer.Option("test", "--split", help="train | validation | test"),
     sessions: str = typer.Option(
