@@ -42,11 +42,12 @@ def _version(show: bool) -> None:
         raise typer.Exit()
 
 
-APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
-
-The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
---out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
-keep earlier results."""
+# One line per paragraph: the help formatter wraps lines to the terminal but keeps their breaks.
+APP_HELP = (
+    "MusicVAE / GrooVAE drum grooves in PyTorch.\n\n"
+    "The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into --out, "
+    "by default the folder grooves/, and replace files of the same name there: pass --out DIR to keep earlier results."
+)
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
 
 
@@ -271,7 +272,7 @@ def preprocess(
 
 @app.command("inspect")
 def inspect(
-    files: list[Path] = typer.Argument(..., help="MIDI files to describe."),
+    files: list[Path] = typer.Argument(..., metavar="MIDI", help="MIDI files to describe."),
     drum_map: str = typer.Option(
         "reduced", "--drum-map", "--pitch-map", help="Drum map: a name from `musicvae drum-maps` or a .json map file."
     ),
@@ -316,7 +317,7 @@ def inspect(
 
 @app.command("drum-maps")
 def drum_maps_command(
-    show: Optional[str] = typer.Argument(None, help="Print this map as a JSON file to start your own from."),
+    show: Optional[str] = typer.Argument(None, metavar="MAP", help="Print this map as a JSON file to start your own from."),
 ) -> None:
     """List the built-in drum maps (name, output pitches, source), or print one as JSON."""
     from musicvae.data.drums import CLASS_NAMES, builtin_drum_maps, drum_map
@@ -406,7 +407,7 @@ def train_command(
 
 @app.command("import-magenta")
 def import_magenta(
-    src: Path = typer.Argument(..., help="magenta checkpoint: prefix (…/model.ckpt-200), run folder, or .tar."),
+    src: Path = typer.Argument(..., metavar="CHECKPOINT", help="magenta checkpoint: prefix (…/model.ckpt-200), run folder, or .tar."),
     config: str = typer.Option(..., "--config", "-c", help="The preset the checkpoint was trained with."),
     out: Path = typer.Option(..., "--out", "-o", help="musicvae checkpoint folder to write."),
 ) -> None:
@@ -661,7 +662,7 @@ def _add_regroove_command(
     ``keep_hits`` is its default for keeping what the device ``name`` promises to keep."""
 
     def command(
-        source: Path = typer.Argument(..., help=source_help),
+        source: Path = typer.Argument(..., metavar="MIDI", help=source_help),
         checkpoint: Optional[str] = checkpoint_option(default_model),
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
@@ -717,8 +718,8 @@ def groove_transfer_command(
 
 @app.command("interpolate")
 def interpolate_command(
-    start: Path = typer.Argument(..., help="First groove (MIDI)."),
-    end: Path = typer.Argument(..., help="Last groove (MIDI)."),
+    start: Path = typer.Argument(..., metavar="START", help="First groove (MIDI)."),
+    end: Path = typer.Argument(..., metavar="END", help="Last groove (MIDI)."),
     steps: int = typer.Option(
         5, "--steps", callback=check_interpolation_steps,
         help=f"Grooves in the interpolation, endpoints included (2–{MAX_PANELS}).",
@@ -801,7 +802,7 @@ def cut_bars(groove, span: tuple[int, int], path: Path):
 
 @app.command("render")
 def render_command(
-    source: Path = typer.Argument(..., help="MIDI file."),
+    source: Path = typer.Argument(..., metavar="MIDI", help="MIDI file."),
     wav: Optional[Path] = typer.Option(None, "--wav", help="WAV file to write (44.1 kHz, 16-bit)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Drum-grid picture to write."),
     drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption,
@@ -837,7 +838,7 @@ def render_command(
 
 @app.command("fit-prior")
 def fit_prior_command(
-    checkpoint: str = typer.Argument(..., help="Run folder of the model (prior.safetensors is written into it)."),
+    checkpoint: str = typer.Argument(..., metavar="RUN", help="Run folder of the model (prior.safetensors is written into it)."),
     data: Optional[Path] = DataOption,
     components: int = typer.Option(8, "--components", help="Gaussians in the latent mixture."),
     seed: int = typer.Option(0, "--seed", help="Seed of the posterior draws and the mixture's initialisation."),
@@ -886,7 +887,7 @@ def fit_prior_command(
 
 @app.command("fit-thresholds")
 def fit_thresholds_command(
-    checkpoint: str = typer.Argument(..., help="Run folder of a tap model (hit_thresholds.json is written into it)."),
+    checkpoint: str = typer.Argument(..., metavar="RUN", help="Run folder of a tap model (hit_thresholds.json is written into it)."),
     data: Optional[Path] = DataOption,
     seed: int = typer.Option(0, "--seed", callback=check_seed, help="Seed of drumify's posterior draws while fitting."),
 ) -> None:
