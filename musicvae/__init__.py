@@ -11,7 +11,7 @@ The public API — everything a script needs, on numpy arrays::
     strip = musicvae.interpolate(vae, grooves[0], grooves[1], 5)
     beat = musicvae.read_midi("my_beat.mid")            # .groove [steps, 27], .qpm, .skipped_pitches
     played = musicvae.humanize(beat.groove)             # bundled groovae_2bar_humanize, notes kept
-    musicvae.write_midi("played.mid", played, beat.qpm)
+    musicvae.write_midi("played.mid", played, beat.qpm, kept=beat.notes)  # the input's notes on their own pitches
     musicvae.render_groove(played, wav="played.wav", png="played.png", bpm=beat.qpm)
 
 A groove is float32 [steps, 27]: hits 0/1, velocities 0–1 (MIDI velocity / 127) and offsets

@@ -6,7 +6,8 @@ read with a drum map (default: the general ``reduced`` one) from its drum channe
 or where ``musicvae.data.channels`` finds the drums), cut into the model's window (4 or 2 bars,
 padded with silence at the end), processed window by window and joined — so an 8-bar input
 gives an 8-bar output. Written MIDI uses the tempo asked for (default: the input's, else 120
-qpm), the drum map's output pitches and channel 10 unless told otherwise.
+qpm), the drum map's output pitches — or, for the input notes a device kept (:func:`kept_notes`),
+their own — and channel 10 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import torch
 from musicvae.configs import DataConfig
 from musicvae.data.channels import DRUM_CHANNEL, move_drums, read_user_drums
 from musicvae.data.drums import CLOSED_HH, NUM_CLASSES, DrumMap
-from musicvae.data.groove import HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, groove_to_midi_bytes, performance_cells
+from musicvae.data.groove import (
+    HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells, groove_to_midi_bytes, note_cells, winning_cells,
+)
 from musicvae.data.midi import DEFAULT_QPM
 from musicvae.data.transforms import controls_for, encoder_inputs, feel_controls
 from musicvae.data.transforms import taps as tap_rhythm
@@ -43,13 +46,15 @@ PRIORS = ("auto", "normal", "fitted")
 @dataclass(frozen=True)
 class MidiGroove:
     """A user MIDI file as a groove: [steps, 27] (whole bars), its tempo, the notes whose pitch
-    the drum map skipped (pitch → count) and, when the drums were not on channel 10 as they
-    were, the one-line note saying where they were found."""
+    the drum map skipped (pitch → count), when the drums were not on channel 10 as they were,
+    the one-line note saying where they were found, and every drum note with its cell (what
+    :func:`midi_bytes` ``kept=`` writes back on the notes' own pitches)."""
 
     groove: np.ndarray
     qpm: float
     skipped_pitches: dict[int, int]
     channel_note: str | None = None
+    notes: NoteCells | None = None
 
 
 def read_groove(
@@ -66,8 +71,9 @@ def read_groove(
     """
     label = name or (str(path) if not isinstance(path, bytes) else "<bytes>")
     perf, note = read_user_drums(path, label, channel)
-    cells = performance_cells(perf, drum_map)
-    return MidiGroove(cells.to_tensor(dtype=np.float32), perf.qpm, cells.skipped_pitches, note)
+    notes = note_cells(perf, drum_map)
+    cells = winning_cells(perf, notes)
+    return MidiGroove(cells.to_tensor(dtype=np.float32), perf.qpm, cells.skipped_pitches, note, notes)
 
 
 def to_windows(groove: np.ndarray, window_steps: int) -> np.ndarray:
@@ -452,6 +458,24 @@ def groove_transfer(
     return out
 
 
+# Which input's notes each device plays when it keeps the hits: they are written back on their own
+# pitches (kept_notes). Drumify is absent: it keeps the taps' onsets, but the drums are the model's.
+NOTES_KEPT_FROM = {"humanize": "groove", "reconstruct": "groove", "infill-hihat": "groove", "groove-transfer": "score"}
+
+
+def kept_notes(device: str, source: MidiGroove, num_steps: int, window_steps: int) -> NoteCells:
+    """The notes of ``source`` (the input named by ``NOTES_KEPT_FROM[device]``) that ``device``,
+    keeping the hits, played into its output of ``num_steps`` steps decoded in windows of
+    ``window_steps``: infill-hihat's input hi-hats are left out (the model writes that part anew),
+    groove transfer's score is repeated or cut to the output's length as its hits are."""
+    notes = source.notes
+    if device == "infill-hihat":
+        return notes.select(notes.cls != CLOSED_HH)
+    if device == "groove-transfer":  # as paired_windows repeats the score's windows
+        return notes.repeated(window_steps * max(1, math.ceil(len(source.groove) / window_steps)), num_steps)
+    return notes
+
+
 # The function each regroove device runs (its command's and the studio's): groove-transfer takes
 # (score, feel, model), the others (groove, model).
 DEVICE_FUNCTIONS = {"humanize": humanize, "drumify": drumify, "infill-hihat": infill_hihat, "groove-transfer": groove_transfer}
@@ -507,12 +531,15 @@ def midi_bytes(
     drum_map: str | DrumMap = USER_DRUM_MAP,
     channel: int = DRUM_CHANNEL,
     tempo_changes: tuple[tuple[int, float], ...] = (),
+    kept: NoteCells | None = None,
 ) -> bytes:
     """MIDI file bytes of a groove at ``qpm`` (default 120) on MIDI ``channel`` (1–16, default
     the drum channel 10), with the drum map's output pitches and no negative times; ``meta`` is
     written as a marker text event (e.g. ``sample_meta``'s line); ``tempo_changes`` are (step,
-    qpm) pairs."""
-    data = groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, drum_map, meta=meta, tempo_changes=tempo_changes)
+    qpm) pairs. ``kept``: the input notes the groove's device kept the hits of (``read_midi(…)
+    .notes`` for humanize, :func:`kept_notes` for any device), written on their own pitches
+    with their cells' new velocity and timing (see ``musicvae.data.groove.keep_notes``)."""
+    data = groove_to_midi_bytes(groove, qpm or DEFAULT_QPM, drum_map, meta=meta, tempo_changes=tempo_changes, kept=kept)
     return move_drums(data, channel)
 
 
@@ -537,8 +564,10 @@ def meta_text(command: str, **fields) -> str:
     return f"musicvae {command} {values}"
 
 
-def write_midi(path: str | Path, groove: np.ndarray, qpm: float | None = None) -> Path:
-    """Write a groove [steps, 27] as a drum MIDI file at ``qpm`` (default 120), atomically."""
+def write_midi(path: str | Path, groove: np.ndarray, qpm: float | None = None, *, kept: NoteCells | None = None) -> Path:
+    """Write a groove [steps, 27] as a drum MIDI file at ``qpm`` (default 120), atomically;
+    ``kept``: the input notes whose hits the groove kept, written on their own pitches (see
+    :func:`midi_bytes`)."""
     from musicvae.atomic import write_bytes
 
-    return write_bytes(path, midi_bytes(groove, qpm))
+    return write_bytes(path, midi_bytes(groove, qpm, kept=kept))

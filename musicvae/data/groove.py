@@ -8,13 +8,15 @@ A step is a 16th note (4 steps per quarter, 16 per 4/4 bar). Each step holds 27 
   **positive means played early**, ±1 is half a step.
 
 When several notes of one class land in one step, the loudest wins; on a velocity tie the first in
-pretty_midi's note order wins (see ``musicvae.data.midi``). Class order and drum maps are in
-``musicvae.data.drums``.
+pretty_midi's note order wins (see ``musicvae.data.midi``). :class:`NoteCells` keeps every
+note with its cell, so that a device which keeps the input's hits can write each note back on its
+own pitch (:func:`keep_notes`). Class order and drum maps are in ``musicvae.data.drums``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, fields
 
 import numpy as np
 import symusic
@@ -86,10 +88,14 @@ def drum_notes_only(perf: DrumPerformance, label: str) -> DrumPerformance:
     return perf.select(perf.is_drum)
 
 
+def step_positions(seconds: np.ndarray, qpm: float) -> np.ndarray:
+    """Times in seconds as (fractional) 16th-note steps from the start, at ``qpm``."""
+    return seconds * (STEPS_PER_QUARTER * qpm / 60.0)
+
+
 def quantize_steps(seconds: np.ndarray, qpm: float) -> np.ndarray:
     """Nearest 16th-note step of each time in seconds; exact halves round up (note_seq)."""
-    steps_per_second = STEPS_PER_QUARTER * qpm / 60.0
-    return (seconds * steps_per_second + 0.5).astype(np.int64)
+    return (step_positions(seconds, qpm) + 0.5).astype(np.int64)
 
 
 def step_offsets(seconds: np.ndarray, steps: np.ndarray, qpm: float) -> np.ndarray:
@@ -111,27 +117,78 @@ def loudest_per_cell(cells: np.ndarray, velocity: np.ndarray) -> np.ndarray:
     return order[first]
 
 
+@dataclass(frozen=True)
+class NoteCells:
+    """Every note of a performance and the (step, class) cell it was quantised into.
+
+    ``position`` is the onset and ``length`` the duration, both in (fractional) 16th-note steps
+    from the file's start at its own tempo; ``pitch`` the MIDI pitch and ``velocity`` the MIDI
+    velocity (1–127); ``step`` the nearest step of the onset and ``cls`` the drum class (0–8), or
+    −1 where the drum map has no class for the pitch. Counting in steps lets the notes be written
+    at another tempo, as a groove is.
+    """
+
+    position: np.ndarray
+    length: np.ndarray
+    pitch: np.ndarray
+    velocity: np.ndarray
+    step: np.ndarray
+    cls: np.ndarray
+
+    def select(self, mask: np.ndarray) -> "NoteCells":
+        """The notes where ``mask`` is true."""
+        return NoteCells(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+    def skipped_pitches(self) -> dict[int, int]:
+        """Pitch → count of the notes whose pitch the drum map has no class for."""
+        values, counts = np.unique(self.pitch[self.cls < 0], return_counts=True)
+        return {int(v): int(n) for v, n in zip(values, counts)}
+
+    def on_output_pitches(self, drum_map_spec: str | DrumMap) -> "NoteCells":
+        """The notes with each one that has a class moved to that class's output pitch of the drum
+        map (the renderer knows a drum by its class); the others keep their pitch."""
+        pitch = np.where(self.cls >= 0, drum_map(drum_map_spec).output_pitches()[self.cls], self.pitch)
+        return dataclasses.replace(self, pitch=pitch)
+
+    def repeated(self, period_steps: int, num_steps: int) -> "NoteCells":
+        """The notes of steps 0…period_steps−1 repeated every ``period_steps`` steps and cut to
+        steps 0…num_steps−1 (groove transfer's score, repeated or cut to the feel's length)."""
+        notes = self.select(self.step < period_steps)
+        shifts = np.arange(0, num_steps, period_steps)
+        repeats = [dataclasses.replace(notes, position=notes.position + k, step=notes.step + k) for k in shifts]
+        joined = NoteCells(*(np.concatenate([getattr(n, f.name) for n in repeats]) for f in fields(self)))
+        return joined.select(joined.step < num_steps)
+
+
+def note_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -> NoteCells:
+    """The cell of every note of a performance: its nearest step and its class by the drum map
+    (a built-in name, a .json file or a DrumMap; −1 for a pitch the map lacks)."""
+    return NoteCells(
+        position=step_positions(perf.start, perf.qpm),
+        length=step_positions(perf.end - perf.start, perf.qpm),
+        pitch=perf.pitch.astype(np.int64),
+        velocity=perf.velocity.astype(np.int64),
+        step=quantize_steps(perf.start, perf.qpm),
+        cls=drum_map(drum_map_spec).lookup()[perf.pitch].astype(np.int64),
+    )
+
+
 def performance_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -> GrooveCells:
     """Quantize a performance into winning-note cells (no windowing, no checks); pitches go to
     classes by the drum map (a built-in name, a .json file or a DrumMap)."""
-    table = drum_map(drum_map_spec).lookup()
-    cls = table[perf.pitch].astype(np.int64)
-    known = cls >= 0
-    skipped = {}
-    if not known.all():
-        values, counts = np.unique(perf.pitch[~known], return_counts=True)
-        skipped = {int(v): int(n) for v, n in zip(values, counts)}
-    start = perf.start[known]
-    cls = cls[known]
-    velocity = perf.velocity[known]
-    steps = quantize_steps(start, perf.qpm)
-    win = loudest_per_cell(steps * NUM_CLASSES + cls, velocity)
+    return winning_cells(perf, note_cells(perf, drum_map_spec))
+
+
+def winning_cells(perf: DrumPerformance, notes: NoteCells) -> GrooveCells:
+    """The cells of ``notes`` (the :func:`note_cells` of ``perf``), each with its loudest note."""
+    known = np.flatnonzero(notes.cls >= 0)
+    win = known[loudest_per_cell(notes.step[known] * NUM_CLASSES + notes.cls[known], notes.velocity[known])]
     return GrooveCells(
-        step=steps[win],
-        cls=cls[win],
-        velocity=velocity[win] / MAX_VELOCITY,
-        offset=step_offsets(start[win], steps[win], perf.qpm),
-        skipped_pitches=skipped,
+        step=notes.step[win],
+        cls=notes.cls[win],
+        velocity=perf.velocity[win] / MAX_VELOCITY,
+        offset=step_offsets(perf.start[win], notes.step[win], perf.qpm),
+        skipped_pitches=notes.skipped_pitches(),
     )
 
 
@@ -155,10 +212,10 @@ def to_windows(tensor: np.ndarray, window_steps: int, hop_steps: int) -> tuple[n
 
 @dataclass(frozen=True)
 class DecodedNotes:
-    """Notes decoded from a groove: onset/offset times in seconds, MIDI pitch and velocity 0–127.
+    """Notes to write: onset/offset times in seconds, MIDI pitch and velocity 0–127.
 
-    Times are exactly magenta's ``from_tensors`` values (they can be slightly negative at step 0);
-    writers clamp them.
+    Decoded notes' times are exactly magenta's ``from_tensors`` values (they can be slightly
+    negative at step 0); writers clamp them.
     """
 
     start: np.ndarray
@@ -188,6 +245,45 @@ def decode_notes(groove: np.ndarray, qpm: float = DEFAULT_QPM, drum_map_spec: st
         end=start + step_length,
         pitch=drum_map(drum_map_spec).output_pitches()[classes],
         velocity=velocity,
+    )
+
+
+def keep_notes(
+    groove: np.ndarray, kept: NoteCells, qpm: float = DEFAULT_QPM, drum_map_spec: str | DrumMap = "roland"
+) -> DecodedNotes:
+    """The notes a device that kept the input's hits writes from a decoded groove [steps, 27]:
+    every note of ``kept`` on its own pitch, moved and re-weighted with its (step, class) cell,
+    and the groove's other hits (notes the device added) as :func:`decode_notes` writes them.
+
+    A cell's loudest note takes the cell's decoded velocity and timing, exactly as
+    :func:`decode_notes` gives them; a quieter note layered in the cell takes the decoded velocity
+    × its own velocity / the loudest one's (a ghost layer stays as much quieter) and the decoded
+    onset plus its own distance in steps from the loudest (a flam stays a flam), so a device that
+    copies a cell's input values (infill-hihat's other drums) writes its notes as played. Kept
+    velocities are clipped to 1–127: a kept note is never silenced (velocity 0 is a note-off).
+    Notes the drum map has no class for (``cls`` −1) are written as played. Every kept note keeps
+    its length; positions and lengths in steps become seconds at ``qpm``.
+    """
+    groove = np.asarray(groove, dtype=np.float64)
+    step_length = 60.0 / qpm / STEPS_PER_QUARTER
+    mapped, passed = kept.select(kept.cls >= 0), kept.select(kept.cls < 0)
+    s, c = mapped.step, mapped.cls
+    cells = s * NUM_CLASSES + c
+    winners = loudest_per_cell(cells, mapped.velocity)  # sorted by cell id, one per cell
+    loudest = winners[np.searchsorted(cells[winners], cells)]
+    offset = np.clip(groove[s, c + 18] / 2.0, -0.5, 0.5)
+    position = s - offset + (mapped.position - mapped.position[loudest])
+    ratio = mapped.velocity / mapped.velocity[loudest]
+    velocity = np.clip(np.round(groove[s, c + 9] * MAX_VELOCITY * ratio), 1, MAX_VELOCITY).astype(np.int64)
+    rest = groove.copy()
+    rest[s, c] = 0.0  # the kept cells are written from their notes; what remains the device added
+    added = decode_notes(rest, qpm, drum_map_spec)
+    start = np.concatenate([position, passed.position]) * step_length
+    return DecodedNotes(
+        start=np.concatenate([start, added.start]),
+        end=np.concatenate([start + np.concatenate([mapped.length, passed.length]) * step_length, added.end]),
+        pitch=np.concatenate([mapped.pitch, passed.pitch, added.pitch]),
+        velocity=np.concatenate([velocity, passed.velocity, added.velocity]),
     )
 
 
@@ -236,8 +332,11 @@ def groove_to_midi_bytes(
     ticks_per_quarter: int = 480,
     meta: str | None = None,
     tempo_changes: tuple[tuple[int, float], ...] = (),
+    kept: NoteCells | None = None,
 ) -> bytes:
     """Standard MIDI file bytes of a [steps, 27] groove at ``qpm`` quarter notes per minute, with
-    an optional marker text ``meta`` and (step, qpm) ``tempo_changes``."""
-    score = notes_to_score(decode_notes(groove, qpm, drum_map_spec), qpm, ticks_per_quarter, meta, tempo_changes)
+    an optional marker text ``meta`` and (step, qpm) ``tempo_changes``; given the input notes a
+    device ``kept``, those are written on their own pitches (:func:`keep_notes`)."""
+    notes = decode_notes(groove, qpm, drum_map_spec) if kept is None else keep_notes(groove, kept, qpm, drum_map_spec)
+    score = notes_to_score(notes, qpm, ticks_per_quarter, meta, tempo_changes)
     return score.dumps_midi()

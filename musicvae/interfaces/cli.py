@@ -493,22 +493,34 @@ def load_model(checkpoint: Optional[str], default: str):
     return load(checkpoint)
 
 
+def sound_midi(groove, tempo: float, tempo_changes: tuple[tuple[int, float], ...] = (), kept=None) -> bytes:
+    """The MIDI a groove's WAV is rendered from: the notes of its written file (with the input
+    notes ``kept``, a NoteCells or None) at ``tempo`` qpm, each drum on the pitch the renderer's
+    default (reduced) map names its class by, whatever the --drum-map."""
+    from musicvae.generate import USER_DRUM_MAP, midi_bytes
+
+    sound = None if kept is None else kept.on_output_pitches(USER_DRUM_MAP)
+    return midi_bytes(groove, tempo, tempo_changes=tempo_changes, kept=sound)
+
+
 def write_grooves(
     out: Path, names: list[str], grooves, qpm, wav: bool, png: bool, metas: list[str] | None = None,
-    midi: MidiOut = MidiOut(), tempo_changes: tuple[tuple[int, float], ...] = (),
+    midi: MidiOut = MidiOut(), tempo_changes: tuple[tuple[int, float], ...] = (), kept: list | None = None,
 ) -> None:  # fmt: skip
     """Write ``out/NAME.mid`` per groove (+ .wav / .png beside it) and report the paths; ``qpm`` is
-    one tempo or one per groove, ``metas`` the marker texts of the files. Every WAV is checked
-    to fit a render before the first file is written."""
+    one tempo or one per groove, ``metas`` the marker texts of the files, ``kept`` the input notes
+    (NoteCells) each groove kept the hits of, written on their own pitches. Every WAV is checked
+    to fit a render before the first file is written. The PNG draws the groove's cells."""
     from musicvae.atomic import output_folder, remove_stale_temporaries, write_bytes
     from musicvae.generate import midi_bytes
 
     tempos = [qpm[k] if isinstance(qpm, (list, tuple)) else qpm for k in range(len(names))]
+    kept = kept or [None] * len(names)
     if wav:
         from musicvae.render import check_midi_renders
 
-        for groove, tempo in zip(grooves, tempos):
-            check_midi_renders(midi_bytes(groove, tempo, tempo_changes=tempo_changes))
+        for groove, tempo, notes in zip(grooves, tempos, kept):
+            check_midi_renders(sound_midi(groove, tempo, tempo_changes, notes))
     output_folder(out)
     remove_stale_temporaries(out)  # left by a command killed mid-write (kill -9)
     written = [".mid"] + [".wav"] * wav + [".png"] * png
@@ -516,13 +528,14 @@ def write_grooves(
     for k, (name, groove) in enumerate(zip(names, grooves)):
         tempo = tempos[k]
         data = midi_bytes(
-            groove, tempo, metas[k] if metas else None, drum_map=midi.drum_map, channel=midi.channel, tempo_changes=tempo_changes
+            groove, tempo, metas[k] if metas else None, drum_map=midi.drum_map, channel=midi.channel, tempo_changes=tempo_changes,
+            kept=kept[k],
         )  # fmt: skip
         write_bytes(out / f"{name}.mid", data)
         if wav:
             from musicvae.render import render_midi_to_wav
 
-            render_midi_to_wav(midi_bytes(groove, tempo, tempo_changes=tempo_changes), out / f"{name}.wav")
+            render_midi_to_wav(sound_midi(groove, tempo, tempo_changes, kept[k]), out / f"{name}.wav")
         if png:
             from musicvae.render import plot_grooves
 
@@ -589,17 +602,22 @@ class MidiIn:
     channel: Optional[str]
 
 
-def read_input(path: Path, how: MidiIn):
+def read_input(path: Path, how: MidiIn, kept: bool = False):
     """A user MIDI file as a groove, saying in a `note:` line where its drums were found and which
-    pitches the map skipped."""
+    pitches the map skipped — or, when its notes are ``kept`` (written back by a device that keeps
+    the hits), how many notes outside the map are written back unchanged."""
     from musicvae.generate import read_groove
 
     midi = read_groove(path, drum_map=how.drum_map, channel=how.channel)
     if midi.channel_note:
         typer.echo(f"note: {path.name}: {midi.channel_note}")
     if midi.skipped_pitches:
-        skipped = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
-        typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {skipped}")
+        pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
+        if kept:
+            count = sum(midi.skipped_pitches.values())
+            typer.echo(f"note: {path.name}: {count} note(s) with pitches outside the drum map written back unchanged: {pitches}")
+        else:
+            typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {pitches}")
     return midi
 
 
@@ -613,8 +631,10 @@ def _regroove_command(
     from musicvae.atomic import check_output_folder
 
     check_output_folder(out)
-    midi = read_input(source, how)
-    score = read_input(control, how).groove if control is not None else None
+    kept_from = generate.NOTES_KEPT_FROM.get(command) if keep_hits else None
+    midi = read_input(source, how, kept=kept_from == "groove")
+    score_midi = read_input(control, how, kept=kept_from == "score") if control is not None else None
+    score = score_midi.groove if score_midi is not None else None
     if wav:
         from musicvae.render import check_render_length
 
@@ -635,23 +655,26 @@ def _regroove_command(
         z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
         hit_threshold=options.get("hit_threshold", generate.AUTO if command == "drumify" else None) or "off",
     )  # fmt: skip
-    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to)
+    kept = None
+    if kept_from is not None:  # the input's own notes, on their own pitches
+        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result), model.config.max_seq_len)
+    write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to, kept=[kept])
 
 
 BpmOption = typer.Option(
     None, "--bpm", callback=check_bpm, help=f"Output tempo, {MIN_BPM}–{MAX_BPM} qpm (default: the input's)."
 )
 KEEP_HITS_HELP = {
-    None: "--keep-hits plays the input's own notes, so only velocity and timing are decoded; --redraw-hits lets the "
-    "model draw the notes too, as magenta does.",
-    "humanize": "--keep-hits plays every note of the beat, so only velocity and timing are decoded; --redraw-hits lets "
-    "the model redraw the notes, as magenta does.",
+    None: "--keep-hits plays the input's own notes on their own pitches, so only velocity and timing are decoded; "
+    "--redraw-hits lets the model draw the notes too, on the drum map's pitches, as magenta does.",
+    "humanize": "--keep-hits plays every note of the beat on its own pitch, so only velocity and timing are decoded; "
+    "--redraw-hits lets the model redraw the notes, on the drum map's pitches, as magenta does.",
     "drumify": "--keep-hits puts every onset on a tap (the model picks the drums); --redraw-hits lets it add hits "
     "between the taps, as magenta does.",
-    "infill-hihat": "--keep-hits keeps every other drum exactly as played and writes only the closed hi-hat; "
+    "infill-hihat": "--keep-hits keeps every other drum's notes exactly as played and writes only the closed hi-hat; "
     "--redraw-hits lets the model redraw every drum, as magenta does.",
-    "groove-transfer": "--keep-hits plays exactly the score's hits; --redraw-hits lets the model change them, as "
-    "magenta does.",
+    "groove-transfer": "--keep-hits plays exactly the score's notes, on their own pitches; --redraw-hits lets the "
+    "model change them, as magenta does.",
 }
 
 

@@ -11,8 +11,11 @@ import symusic
 
 from musicvae.configs import get_config
 from musicvae.data.groove import (
+    NoteCells,
     decode_notes,
     groove_to_midi_bytes,
+    keep_notes,
+    note_cells,
     performance_cells,
     quantize_steps,
     to_windows,
@@ -154,3 +157,64 @@ def test_loudest_note_wins_and_ties_go_to_first_note_off():
     assert groove[0, 11] == pytest.approx(70 / 127)
     assert groove[0, 20] == pytest.approx(0.0)  # tick 0 note won the tie
     assert groove[0, 10] == pytest.approx(90 / 127)
+
+
+def _notes(rows) -> NoteCells:
+    """NoteCells from (position in steps, pitch, velocity, class) rows, each one step long."""
+    position, pitch, velocity, cls = (np.array(column) for column in zip(*rows))
+    step = (position + 0.5).astype(np.int64)
+    return NoteCells(position.astype(np.float64), np.ones(len(rows)), pitch, velocity, step, cls)
+
+
+def test_keep_notes_moves_every_kept_note_with_its_cell():
+    groove = np.zeros((16, 27))
+    groove[[0, 4], 0] = 1.0  # kick at steps 0 and 4
+    groove[0, 9], groove[0, 18] = 0.5, 0.4  # velocity 63.5 → 64 (half-even), 0.2 step early
+    groove[4, 9], groove[4, 18] = 0.02, -0.2
+    groove[8, 2], groove[8, 11], groove[8, 20] = 1.0, 0.75, 0.0  # a hi-hat the device added
+    kept = _notes([
+        (0.0, 36, 100, 0), (0.1, 35, 50, 0),  # a layered kick, the quiet layer 0.1 step late
+        (4.0, 36, 40, 0),  # 0.02 × 127 = 2.54 → 3
+        (4.0, 35, 10, 0),  # 3 × 10/40 = 0.6: clipped to 1, not silenced
+        (6.0, 39, 77, -1),  # outside the map: as played
+    ])  # fmt: skip
+    notes = keep_notes(groove, kept, qpm=120.0, drum_map_spec="reduced")
+    step = 0.125  # seconds at 120 qpm
+    decoded = decode_notes(groove[:1], 120.0, "reduced")
+    assert notes.start[0] == decoded.start[0] and notes.velocity[0] == decoded.velocity[0] == 64  # the loudest: as decoded
+    np.testing.assert_allclose(notes.start, [-0.2 * step, -0.1 * step, 4.1 * step, 4.1 * step, 6 * step, 8 * step])
+    np.testing.assert_allclose(notes.end - notes.start, step)
+    assert notes.pitch.tolist() == [36, 35, 36, 35, 39, 42]  # own pitches; the added hi-hat on the map's
+    assert notes.velocity.tolist() == [64, 32, 3, 1, 77, 95]
+
+
+def test_keep_notes_of_unchanged_cells_are_the_notes_as_played():
+    rows = [(0.0, 36, 100, 0), (0.0, 35, 51, 0), (2.2, 38, 90, 1), (2.0, 37, 30, 1)]  # a flam
+    kept = _notes(rows)
+    groove = np.zeros((16, 27))
+    for position, _, velocity, cls in rows[::2]:  # the loudest of each cell, as the reader makes it
+        step = int(position + 0.5)
+        groove[step, [cls, cls + 9, cls + 18]] = 1.0, velocity / 127, 2 * (step - position)
+    notes = keep_notes(groove.astype(np.float32), kept, 120.0, "reduced")
+    np.testing.assert_allclose(notes.start / 0.125, [0.0, 0.0, 2.2, 2.0], atol=1e-6)
+    assert notes.velocity.tolist() == [100, 51, 90, 30]
+
+
+def test_repeated_notes_follow_the_repeated_windows():
+    notes = _notes([(0.0, 36, 100, 0), (17.0, 38, 90, 1), (40.0, 39, 50, -1)]).repeated(32, 80)
+    assert notes.step.tolist() == [0, 17, 32, 49, 64]  # step 40 is past the 32-step period
+    np.testing.assert_array_equal(notes.position, notes.step)
+    assert notes.pitch.tolist() == [36, 38, 36, 38, 36]
+
+
+def test_note_cells_keep_every_note_with_its_cell():
+    played = _notes([(0.0, 36, 100, -1), (0.0, 35, 50, -1), (2.4, 54, 70, -1), (5.0, 56, 80, -1)])
+    data = groove_to_midi_bytes(np.zeros((16, 27)), 100.0, kept=played)  # notes without a class: as played
+    perf = read_drums(data)
+    notes = note_cells(perf, "gm")
+    order = np.lexsort((notes.pitch, notes.position))
+    assert notes.pitch[order].tolist() == [35, 36, 54, 56]
+    assert notes.cls[order].tolist() == [0, 0, -1, -1]  # gm has no tambourine or cowbell
+    assert notes.step[order].tolist() == [0, 0, 2, 5]
+    np.testing.assert_allclose(notes.position[order], [0.0, 0.0, 2.4, 5.0], atol=0.01)  # in steps at the file's 100 qpm
+    assert notes.skipped_pitches() == performance_cells(perf, "gm").skipped_pitches == {54: 1, 56: 1}
