@@ -14,13 +14,14 @@ Channels are numbered 1–16 as DAWs show them (a status byte's low nibble + 1).
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from musicvae.data.groove import check_convertible, drum_notes_only
 from musicvae.data.midi import DrumPerformance, MidiError, read_drums, read_midi_bytes
 from musicvae.data.midi import _read_vlq as read_vlq  # the reader's own variable-length decoding
+from musicvae.errors import plural
 
 DRUM_CHANNEL = 10
 CHANNELS = range(1, 17)
@@ -107,8 +108,9 @@ def parse_channel(text: str | int | None) -> int | str | None:
     return channel
 
 
-def _names(channels) -> str:
-    return ", ".join(str(c) for c in channels)
+def _channels(channels: Collection[int]) -> str:
+    """"channel 1" or "channels 1, 2" (channels 1–16)."""
+    return f"{plural('channel', len(channels))} {', '.join(str(c) for c in channels)}"
 
 
 def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = None) -> tuple[bytes, str | None]:
@@ -123,7 +125,7 @@ def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = Non
     if not use.notes:
         return data, None  # the reader reports the file as having no notes
     if channel == "all":
-        return remap_channels(data, {c: DRUM_CHANNEL for c in use.notes}), f"reading all notes (channels {_names(use.notes)}) as drums"
+        return remap_channels(data, {c: DRUM_CHANNEL for c in use.notes}), f"reading all notes ({_channels(use.notes)}) as drums"
     if channel is None:
         if DRUM_CHANNEL in use.notes:
             return data, None
@@ -131,16 +133,16 @@ def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = Non
             channel = next(iter(use.notes))
         elif use.tracks == 1:
             moved = remap_channels(data, {c: DRUM_CHANNEL for c in use.notes})
-            return moved, f"no channel-10 notes; reading channels {_names(use.notes)} of the one track as drums"
+            return moved, f"no channel-10 notes; reading {_channels(use.notes)} of the one track as drums"
         else:
             raise MidiError(
-                f"{label}: no notes on MIDI channel 10, and notes on channels {_names(use.notes)} in {use.tracks} "
+                f"{label}: no notes on MIDI channel 10, and notes on {_channels(use.notes)} in {use.tracks} "
                 "tracks; choose the drums with --channel N (or --channel all)"
             )
         note = f"no channel-10 notes; reading channel {channel} as drums"
     else:
         if channel not in use.notes:
-            raise MidiError(f"{label}: no notes on channel {channel} (notes are on channels {_names(use.notes)})")
+            raise MidiError(f"{label}: no notes on channel {channel} (notes are on {_channels(use.notes)})")
         if channel == DRUM_CHANNEL:
             return data, None
         note = f"reading channel {channel} as drums"

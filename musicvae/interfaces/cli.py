@@ -20,7 +20,7 @@ import typer.core
 import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 from musicvae.data.midi import MAX_BARS
-from musicvae.errors import USER_ERRORS, os_error_message
+from musicvae.errors import USER_ERRORS, os_error_message, plural
 from musicvae.render import MAX_PANELS
 
 if TYPE_CHECKING:
@@ -307,8 +307,8 @@ def inspect(
         pitches = ", ".join(f"{p}×{n}" for p, n in sorted(cells.skipped_pitches.items()))
         num, den = perf.time_signature
         typer.echo(
-            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} notes, map {kit.name} ({per_class}), "
-            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, {len(windows)} usable {bars}-bar windows"
+            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} {plural('note', perf.num_notes)}, map {kit.name} ({per_class}), "
+            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, {len(windows)} usable {bars}-bar {plural('window', len(windows))}"
         )
     raise typer.Exit(1 if failed else 0)
 
@@ -756,7 +756,11 @@ def interpolate_command(
     grooves = interpolate(model, parts[0], parts[1], steps, temperature=temperature, seed=seed, feedback=feedback)
     length = grooves.shape[1] // 16
     what = f"bars {span[0]}-{span[1]} of each file" if span else "whole files"
-    typer.echo(f"interpolating {what}: {start.name} {len(parts[0]) // 16} bars, {end.name} {len(parts[1]) // 16} bars -> {steps} x {length} bars")
+    bars_a, bars_b = len(parts[0]) // 16, len(parts[1]) // 16
+    typer.echo(
+        f"interpolating {what}: {start.name} {bars_a} {plural('bar', bars_a)}, {end.name} {bars_b} {plural('bar', bars_b)} "
+        f"-> {steps} x {length} {plural('bar', length)}"
+    )
     if bpm is not None:
         qpms = [bpm] * steps
         typer.echo(f"tempo: {bpm:g} qpm (--bpm)")
@@ -794,7 +798,7 @@ def cut_bars(groove, span: tuple[int, int], path: Path):
     """Bars span[0]..span[1] of a groove (16 steps a bar); ValueError when the file is shorter."""
     bars = groove.shape[0] // 16
     if span[0] > bars:
-        raise ValueError(f"{path.name} has {bars} bars; --bars {span[0]}-{span[1]} starts after its end")
+        raise ValueError(f"{path.name} has {bars} {plural('bar', bars)}; --bars {span[0]}-{span[1]} starts after its end")
     return groove[(span[0] - 1) * 16 : span[1] * 16]
 
 
