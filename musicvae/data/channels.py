@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicvae.data.groove import check_convertible, drum_notes_only
-from musicvae.data.midi import DrumPerformance, MidiError, read_drums, read_midi_bytes
+from musicvae.data.midi import DrumPerformance, MidiError, broken_midi, read_drums, read_midi_bytes
 from musicvae.data.midi import _read_vlq as read_vlq  # the reader's own variable-length decoding
 from musicvae.errors import plural
 
@@ -78,7 +78,7 @@ def channel_use(data: bytes, label: str) -> ChannelUse:
                 notes[(status & 0x0F) + 1] += 1
                 tracks.add(track)
     except IndexError:
-        raise MidiError(f"{label}: truncated or malformed MIDI track") from None
+        raise broken_midi(data, label) from None
     return ChannelUse(dict(sorted(notes.items())), len(tracks))
 
 

@@ -61,7 +61,7 @@ def test_malformed_track_is_a_one_line_error():
     with pytest.raises(MidiError, match="malformed"):
         channel_use(no_status, "bad")
     cut = daw_clip(0)[:60]  # the track chunk says it is longer than the file
-    with pytest.raises(MidiError, match="malformed"):
+    with pytest.raises(MidiError, match="not a complete file: a track is cut short"):
         channel_use(cut, "cut")
 
 
