@@ -44,7 +44,7 @@ PRIORS = ("auto", "normal", "fitted")
 class MidiGroove:
     """A user MIDI file as a groove: [steps, 27] (whole bars), its tempo, the notes whose pitch
     the drum map skipped (pitch → count) and, when the drums were not on channel 10 as they
-    were, the one-line note saying where they were found."""
+    were or note-ons had no note-off, the one-line note saying so (``read_user_drums``'s)."""
 
     groove: np.ndarray
     qpm: float

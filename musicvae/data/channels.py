@@ -18,6 +18,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from musicvae.data.groove import check_convertible, drum_notes_only
 from musicvae.data.midi import DrumPerformance, MidiError, broken_midi, read_drums, read_midi_bytes
 from musicvae.data.midi import _read_vlq as read_vlq  # the reader's own variable-length decoding
@@ -120,8 +122,12 @@ def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = Non
     ``channel``: None takes channel 10 when it has notes, else the only channel with notes, else
     every note when they are all in one track; a number takes that channel; "all" every note.
     """
+    return _drums_to_channel_10(data, channel_use(data, label), label, channel)
+
+
+def _drums_to_channel_10(data: bytes, use: ChannelUse, label: str, channel: int | str | None) -> tuple[bytes, str | None]:
+    """:func:`drums_on_channel_10` for a file whose :func:`channel_use` is known."""
     channel = parse_channel(channel)
-    use = channel_use(data, label)
     if not use.notes:
         return data, None  # the reader reports the file as having no notes
     if channel == "all":
@@ -158,9 +164,17 @@ def move_drums(data: bytes, out_channel: int) -> bytes:
 
 
 def read_user_drums(source: str | Path | bytes, label: str, channel: int | str | None = None) -> tuple[DrumPerformance, str | None]:
-    """The drum notes of a user's MIDI file (found as :func:`drums_on_channel_10` says) and the
-    note saying where they were found; MidiError (one line) when the file cannot be used."""
-    data, note = drums_on_channel_10(read_midi_bytes(source, label), label, channel)
-    perf = read_drums(data, label)
+    """The drum notes of a user's MIDI file (found as :func:`drums_on_channel_10` says) and a
+    one-line note saying where they were found and how many note-ons without a note-off were
+    kept as hits, or None; MidiError (one line) when the file cannot be used."""
+    data = read_midi_bytes(source, label)
+    use = channel_use(data, label)
+    data, note = _drums_to_channel_10(data, use, label, channel)
+    perf = read_drums(data, label, note_ons=sum(use.notes.values()))
     check_convertible(perf, label)
-    return drum_notes_only(perf, label), note
+    drums = drum_notes_only(perf, label)
+    hits = int(np.count_nonzero(~drums.has_off))
+    if hits:
+        hit_note = f"{hits} {plural('note', hits)} had no note-off; a note-on counts as a hit"
+        note = f"{note}; {hit_note}" if note else hit_note
+    return drums, note

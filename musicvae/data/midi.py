@@ -3,7 +3,8 @@
 Times follow pretty_midi, which magenta reads MIDI with: a note's time in seconds is
 ``tick * 60 / (qpm * ticks_per_quarter)`` for the file's single tempo, and notes are listed in
 the order their note-offs occur. That order decides which note wins a velocity tie inside one
-grid cell, so it is reproduced here.
+grid cell, so it is reproduced here. pretty_midi drops a note-on that no note-off closes; a
+user's file keeps it as a hit (drum machines send note-ons only), see :func:`read_drums`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 # refused before anything of that size is allocated: a 50-byte file can span 100,000 bars.
 MAX_BARS = 1024
 QUARTERS_PER_BAR = 4
+# A user's note-on that no note-off closes is kept as a hit a 32nd note long (at least one tick):
+# shorter than a 16th-note grid step, so it never reaches the next hit. Nothing of the groove
+# depends on the length; it only gives the note an end.
+THIRTY_SECONDS_PER_QUARTER = 8
 
 T = TypeVar("T")
 
@@ -53,11 +58,12 @@ class DrumPerformance:
     """The notes of one MIDI file and the timing facts the groove converter needs.
 
     ``start``/``end`` are in seconds (float64), ``pitch`` is the MIDI pitch (0–127), ``velocity``
-    the MIDI velocity (1–127); notes are in pretty_midi's note-off order. ``qpm`` is the first
-    tempo in quarter notes per minute (120 when the file has none); ``tempo_change`` is the first
-    tempo that differs from it (magenta rejects such files), None when there is none; likewise
-    ``time_signature_change``. ``end_time`` is pretty_midi's end time in seconds: the latest
-    note-off, control change, pitch bend or meta event.
+    the MIDI velocity (1–127); notes are in pretty_midi's note-off order. ``has_off`` is False for
+    a note-on that no note-off closed, kept as a hit (only when :func:`read_drums` is asked to).
+    ``qpm`` is the first tempo in quarter notes per minute (120 when the file has none);
+    ``tempo_change`` is the first tempo that differs from it (magenta rejects such files), None
+    when there is none; likewise ``time_signature_change``. ``end_time`` is pretty_midi's end time
+    in seconds: the latest note-off, control change, pitch bend or meta event.
     """
 
     start: np.ndarray
@@ -65,6 +71,7 @@ class DrumPerformance:
     pitch: np.ndarray
     velocity: np.ndarray
     is_drum: np.ndarray
+    has_off: np.ndarray
     qpm: float
     tempo_change: Change | None
     time_signature: tuple[int, int]
@@ -85,6 +92,7 @@ class DrumPerformance:
             pitch=self.pitch[mask],
             velocity=self.velocity[mask],
             is_drum=self.is_drum[mask],
+            has_off=self.has_off[mask],
             qpm=self.qpm,
             tempo_change=self.tempo_change,
             time_signature=self.time_signature,
@@ -233,13 +241,16 @@ def _read_vlq(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
+def _pretty_midi_notes(data: bytes, hit_ticks: int | None) -> tuple[np.ndarray, ...]:
     """Notes paired the way pretty_midi pairs them, from a scan of the raw note events.
 
     symusic pairs a note-off with the oldest open note-on of its key; pretty_midi closes every
     open note of the key (except one opened at the same tick) and drops a note whose on and off
     share a tick. The two differ only when notes of one key overlap, so this slower scan is used
-    just for such files. Returns (start tick, end tick, pitch, velocity, is_drum) in note-off order.
+    just for such files. A note-on still open at the end of its track is dropped, as both drop
+    it, when ``hit_ticks`` is None; otherwise it is kept as a note ``hit_ticks`` ticks long,
+    after the track's closed notes in onset order. Returns (start tick, end tick, pitch,
+    velocity, is_drum, has_off) in note-off order.
     """
     notes = []
     pos = 8 + int.from_bytes(data[4:8], "big")
@@ -277,23 +288,19 @@ def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
                 elif key in open_notes:
                     closing = [n for n in open_notes[key] if n[0] != tick]
                     staying = [n for n in open_notes[key] if n[0] == tick]
-                    notes.extend((start, tick, key[1], vel, channel == 9) for start, vel in closing)
+                    notes.extend((start, tick, key[1], vel, channel == 9, True) for start, vel in closing)
                     if closing and staying:
                         open_notes[key] = staying
                     else:
                         del open_notes[key]
             pos += 2
+        if hit_ticks is not None:  # the note-ons still open at the end of the track
+            held = sorted((start, pitch, vel, channel) for (channel, pitch), opened in open_notes.items() for start, vel in opened)
+            notes.extend((start, start + hit_ticks, pitch, vel, channel == 9, False) for start, pitch, vel, channel in held)
         pos = chunk_end
-    if not notes:
-        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int16),) * 2 + (np.zeros(0, bool),)
-    start, end, pitch, velocity, drum = zip(*notes)
-    return (
-        np.array(start, np.int64),
-        np.array(end, np.int64),
-        np.array(pitch, np.int16),
-        np.array(velocity, np.int16),
-        np.array(drum, bool),
-    )
+    dtypes = (np.int64, np.int64, np.int16, np.int16, bool, bool)
+    columns = zip(*notes) if notes else ((),) * len(dtypes)
+    return tuple(np.array(column, dtype) for column, dtype in zip(columns, dtypes))
 
 
 def _last_tick(events) -> int:
@@ -324,8 +331,16 @@ def _first_change(events: list[tuple[int, T]], default: T, text: Callable[[T], s
     return next((Change(bar(tick), text(first), text(value)) for tick, value in events[1:] if value != first), None)
 
 
-def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerformance:
-    """Read every note of a MIDI file (all tracks, as magenta does) with its timing facts."""
+def read_drums(source: str | Path | bytes, name: str | None = None, *, note_ons: int | None = None) -> DrumPerformance:
+    """Read every note of a MIDI file (all tracks, as magenta does) with its timing facts.
+
+    ``note_ons``: how many note-ons (velocity > 0) the file holds, when the caller has counted
+    them (:func:`musicvae.data.channels.channel_use` does, for a user's file). A drum machine may
+    send note-ons only; given the count, a note-on that no note-off closes is kept as a hit a
+    32nd note long (``has_off`` False; the converter reads onsets, not lengths). None reads as
+    magenta does, dropping such note-ons, at symusic's speed: the raw scan that finds them runs
+    only when symusic paired fewer notes than the count.
+    """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     data = read_midi_bytes(source, label)
     score = parse_score(data, label)
@@ -363,14 +378,17 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             pitches.append(pitch)
             velocities.append(notes["velocity"].astype(np.int16))
             drums.append(np.full(len(start), bool(track.is_drum)))
+    # symusic drops a note-on never closed, and one that pretty_midi closes with an earlier one.
+    unpaired = note_ons is not None and note_ons > sum(map(len, starts))
 
     seconds_per_tick = 60.0 / (qpm * tpq)
     # note_seq takes the tempo back from pretty_midi's tick scale; the round trip can move qpm by
     # one ulp, which decides the step of notes lying exactly half a step off the grid.
     qpm = 60.0 / (seconds_per_tick * tpq)
-    if repair:
+    if repair or unpaired:
+        hit_ticks = None if note_ons is None else max(1, tpq // THIRTY_SECONDS_PER_QUARTER)
         try:
-            start_ticks, end_ticks, pitch, velocity, is_drum = _pretty_midi_notes(data)
+            start_ticks, end_ticks, pitch, velocity, is_drum, has_off = _pretty_midi_notes(data, hit_ticks)
         except IndexError:
             raise broken_midi(data, label) from None
         if end_ticks.size:  # the raw scan may read notes symusic stopped short of
@@ -385,16 +403,18 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
         pitch = np.concatenate(pitches)[order]
         velocity = np.concatenate(velocities)[order]
         is_drum = np.concatenate(drums)[order]
+        has_off = np.ones(len(order), bool)
     else:
         start_ticks = end_ticks = np.zeros(0, np.int64)
         pitch = velocity = np.zeros(0, np.int16)
-        is_drum = np.zeros(0, bool)
+        is_drum = has_off = np.zeros(0, bool)
     return DrumPerformance(
         start=start_ticks * seconds_per_tick,
         end=end_ticks * seconds_per_tick,
         pitch=pitch,
         velocity=velocity,
         is_drum=is_drum,
+        has_off=has_off,
         qpm=qpm,
         tempo_change=tempo_change,
         time_signature=first,

@@ -280,7 +280,8 @@ def inspect(
 ) -> None:
     """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
 
-    A `note:` line comes first when the drums were not found on channel 10."""
+    A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
+    note-off (each is read as a hit)."""
     from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
     from musicvae.data.drums import drum_map as load_drum_map
