@@ -28,3 +28,8 @@ def os_error_message(exc: OSError) -> str:
     reason = exc.strerror or type(exc).__name__
     paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
     return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
+def plural(word: str, count: int) -> str:
+    """``word`` as it reads after the number ``count``: "bar" for 1, "bars" otherwise."""
+    return word if count == 1 else f"{word}s"

@@ -46,9 +46,9 @@ PRIORS = ("auto", "normal", "fitted")
 @dataclass(frozen=True)
 class MidiGroove:
     """A user MIDI file as a groove: [steps, 27] (whole bars), its tempo, the notes whose pitch
-    the drum map skipped (pitch → count), when the drums were not on channel 10 as they were,
-    the one-line note saying where they were found, and every drum note with its cell (what
-    :func:`midi_bytes` ``kept=`` writes back on the notes' own pitches)."""
+    the drum map skipped (pitch → count), when the drums were not on channel 10 as they were or
+    note-ons had no note-off, the one-line note saying so (``read_user_drums``'s), and every drum
+    note with its cell (what :func:`midi_bytes` ``kept=`` writes back on the notes' own pitches)."""
 
     groove: np.ndarray
     qpm: float

@@ -14,13 +14,16 @@ Channels are numbered 1–16 as DAWs show them (a status byte's low nibble + 1).
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from musicvae.data.groove import check_convertible, drum_notes_only
-from musicvae.data.midi import DrumPerformance, MidiError, read_drums, read_midi_bytes
+from musicvae.data.midi import DrumPerformance, MidiError, broken_midi, read_drums, read_midi_bytes
 from musicvae.data.midi import _read_vlq as read_vlq  # the reader's own variable-length decoding
+from musicvae.errors import plural
 
 DRUM_CHANNEL = 10
 CHANNELS = range(1, 17)
@@ -77,7 +80,7 @@ def channel_use(data: bytes, label: str) -> ChannelUse:
                 notes[(status & 0x0F) + 1] += 1
                 tracks.add(track)
     except IndexError:
-        raise MidiError(f"{label}: truncated or malformed MIDI track") from None
+        raise broken_midi(data, label) from None
     return ChannelUse(dict(sorted(notes.items())), len(tracks))
 
 
@@ -107,8 +110,9 @@ def parse_channel(text: str | int | None) -> int | str | None:
     return channel
 
 
-def _names(channels) -> str:
-    return ", ".join(str(c) for c in channels)
+def _channels(channels: Collection[int]) -> str:
+    """"channel 1" or "channels 1, 2" (channels 1–16)."""
+    return f"{plural('channel', len(channels))} {', '.join(str(c) for c in channels)}"
 
 
 def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = None) -> tuple[bytes, str | None]:
@@ -118,12 +122,16 @@ def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = Non
     ``channel``: None takes channel 10 when it has notes, else the only channel with notes, else
     every note when they are all in one track; a number takes that channel; "all" every note.
     """
+    return _drums_to_channel_10(data, channel_use(data, label), label, channel)
+
+
+def _drums_to_channel_10(data: bytes, use: ChannelUse, label: str, channel: int | str | None) -> tuple[bytes, str | None]:
+    """:func:`drums_on_channel_10` for a file whose :func:`channel_use` is known."""
     channel = parse_channel(channel)
-    use = channel_use(data, label)
     if not use.notes:
         return data, None  # the reader reports the file as having no notes
     if channel == "all":
-        return remap_channels(data, {c: DRUM_CHANNEL for c in use.notes}), f"reading all notes (channels {_names(use.notes)}) as drums"
+        return remap_channels(data, {c: DRUM_CHANNEL for c in use.notes}), f"reading all notes ({_channels(use.notes)}) as drums"
     if channel is None:
         if DRUM_CHANNEL in use.notes:
             return data, None
@@ -131,16 +139,16 @@ def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = Non
             channel = next(iter(use.notes))
         elif use.tracks == 1:
             moved = remap_channels(data, {c: DRUM_CHANNEL for c in use.notes})
-            return moved, f"no channel-10 notes; reading channels {_names(use.notes)} of the one track as drums"
+            return moved, f"no channel-10 notes; reading {_channels(use.notes)} of the one track as drums"
         else:
             raise MidiError(
-                f"{label}: no notes on MIDI channel 10, and notes on channels {_names(use.notes)} in {use.tracks} "
+                f"{label}: no notes on MIDI channel 10, and notes on {_channels(use.notes)} in {use.tracks} "
                 "tracks; choose the drums with --channel N (or --channel all)"
             )
         note = f"no channel-10 notes; reading channel {channel} as drums"
     else:
         if channel not in use.notes:
-            raise MidiError(f"{label}: no notes on channel {channel} (notes are on channels {_names(use.notes)})")
+            raise MidiError(f"{label}: no notes on channel {channel} (notes are on {_channels(use.notes)})")
         if channel == DRUM_CHANNEL:
             return data, None
         note = f"reading channel {channel} as drums"
@@ -156,9 +164,17 @@ def move_drums(data: bytes, out_channel: int) -> bytes:
 
 
 def read_user_drums(source: str | Path | bytes, label: str, channel: int | str | None = None) -> tuple[DrumPerformance, str | None]:
-    """The drum notes of a user's MIDI file (found as :func:`drums_on_channel_10` says) and the
-    note saying where they were found; MidiError (one line) when the file cannot be used."""
-    data, note = drums_on_channel_10(read_midi_bytes(source, label), label, channel)
-    perf = read_drums(data, label)
+    """The drum notes of a user's MIDI file (found as :func:`drums_on_channel_10` says) and a
+    one-line note saying where they were found and how many note-ons without a note-off were
+    kept as hits, or None; MidiError (one line) when the file cannot be used."""
+    data = read_midi_bytes(source, label)
+    use = channel_use(data, label)
+    data, note = _drums_to_channel_10(data, use, label, channel)
+    perf = read_drums(data, label, note_ons=sum(use.notes.values()))
     check_convertible(perf, label)
-    return drum_notes_only(perf, label), note
+    drums = drum_notes_only(perf, label)
+    hits = int(np.count_nonzero(~drums.has_off))
+    if hits:
+        hit_note = f"{hits} {plural('note', hits)} had no note-off; a note-on counts as a hit"
+        note = f"{note}; {hit_note}" if note else hit_note
+    return drums, note

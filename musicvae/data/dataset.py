@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -244,9 +245,10 @@ class BuildReport:
 
 
 def _skip_reason(message: str) -> str:
-    # "file: reason (details)" → "reason" without numbers, so reasons group in the report.
+    # "file: reason (details)", "file: reason of/from 120 …" → "reason" without numbers, so
+    # reasons group in the report.
     reason = message.split(": ", 1)[-1]
-    return reason.split(" (")[0].split(" of ")[0]
+    return re.split(r" \(| of | from ", reason)[0]
 
 
 def file_windows(perf, row: GrooveRow, config: DataConfig) -> tuple[np.ndarray, np.ndarray, dict]:

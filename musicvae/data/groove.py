@@ -68,12 +68,18 @@ class GrooveCells:
 def check_convertible(perf: DrumPerformance, label: str) -> None:
     """Raise MidiError when magenta's converter would produce nothing for this performance."""
     num, den = perf.time_signature
-    if perf.time_signature_changes:
-        raise MidiError(f"{label}: time signature changes ({perf.time_signature_changes})")
+    if change := perf.time_signature_change:
+        raise MidiError(
+            f"{label}: time signature changes from {change.before} to {change.after} at bar {change.bar}; "
+            "musicvae reads 4/4 throughout a file: export the 4/4 part on its own"
+        )
     if num <= 0 or STEPS_PER_QUARTER * 4 * num != STEPS_PER_BAR * den:  # 0/0 would pass as 16 steps
         raise MidiError(f"{label}: time signature {num}/{den} is not 4/4 (16 steps per bar)")
-    if perf.tempo_changes:
-        raise MidiError(f"{label}: tempo changes ({perf.tempo_changes}); only a single tempo is supported")
+    if change := perf.tempo_change:
+        raise MidiError(
+            f"{label}: tempo changes from {change.before} to {change.after} qpm at bar {change.bar}; "
+            "musicvae reads one tempo per file: export the clip at one tempo"
+        )
     if perf.num_notes == 0:
         raise MidiError(f"{label}: no notes")
 

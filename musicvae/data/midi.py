@@ -3,13 +3,17 @@
 Times follow pretty_midi, which magenta reads MIDI with: a note's time in seconds is
 ``tick * 60 / (qpm * ticks_per_quarter)`` for the file's single tempo, and notes are listed in
 the order their note-offs occur. That order decides which note wins a velocity tie inside one
-grid cell, so it is reproduced here.
+grid cell, so it is reproduced here. pretty_midi drops a note-on that no note-off closes; a
+user's file keeps it as a hit (drum machines send note-ons only), see :func:`read_drums`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import symusic
@@ -27,6 +31,12 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 # refused before anything of that size is allocated: a 50-byte file can span 100,000 bars.
 MAX_BARS = 1024
 QUARTERS_PER_BAR = 4
+# A user's note-on that no note-off closes is kept as a hit a 32nd note long (at least one tick):
+# shorter than a 16th-note grid step, so it never reaches the next hit. Nothing of the groove
+# depends on the length; it only gives the note an end.
+THIRTY_SECONDS_PER_QUARTER = 8
+
+T = TypeVar("T")
 
 
 class MidiError(UserError, ValueError):
@@ -34,15 +44,26 @@ class MidiError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class Change:
+    """Where a file's tempo or time signature first changes: the ``bar`` (counted from 1) and the
+    values before and after, as text for messages ("120" in qpm, "4/4")."""
+
+    bar: int
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
 class DrumPerformance:
     """The notes of one MIDI file and the timing facts the groove converter needs.
 
     ``start``/``end`` are in seconds (float64), ``pitch`` is the MIDI pitch (0–127), ``velocity``
-    the MIDI velocity (1–127); notes are in pretty_midi's note-off order. ``qpm`` is the first
-    tempo in quarter notes per minute (120 when the file has none); ``tempo_changes`` counts tempo
-    events that differ from the first (magenta rejects such files), likewise
-    ``time_signature_changes``. ``end_time`` is pretty_midi's end time in seconds: the latest
-    note-off, control change, pitch bend or meta event.
+    the MIDI velocity (1–127); notes are in pretty_midi's note-off order. ``has_off`` is False for
+    a note-on that no note-off closed, kept as a hit (only when :func:`read_drums` is asked to).
+    ``qpm`` is the first tempo in quarter notes per minute (120 when the file has none);
+    ``tempo_change`` is the first tempo that differs from it (magenta rejects such files), None
+    when there is none; likewise ``time_signature_change``. ``end_time`` is pretty_midi's end time
+    in seconds: the latest note-off, control change, pitch bend or meta event.
     """
 
     start: np.ndarray
@@ -50,10 +71,11 @@ class DrumPerformance:
     pitch: np.ndarray
     velocity: np.ndarray
     is_drum: np.ndarray
+    has_off: np.ndarray
     qpm: float
-    tempo_changes: int
+    tempo_change: Change | None
     time_signature: tuple[int, int]
-    time_signature_changes: int
+    time_signature_change: Change | None
     ticks_per_quarter: int
     seconds_per_tick: float
     end_time: float
@@ -70,10 +92,11 @@ class DrumPerformance:
             pitch=self.pitch[mask],
             velocity=self.velocity[mask],
             is_drum=self.is_drum[mask],
+            has_off=self.has_off[mask],
             qpm=self.qpm,
-            tempo_changes=self.tempo_changes,
+            tempo_change=self.tempo_change,
             time_signature=self.time_signature,
-            time_signature_changes=self.time_signature_changes,
+            time_signature_change=self.time_signature_change,
             ticks_per_quarter=self.ticks_per_quarter,
             seconds_per_tick=self.seconds_per_tick,
             end_time=self.end_time,
@@ -111,21 +134,72 @@ def read_midi_bytes(source: str | Path | bytes, name: str | None = None) -> byte
     return source
 
 
+# symusic's parse errors (MiniMidi's texts, ending in "iostream error"), told apart by a phrase
+# and said in the user's words; any other is "a malformed track".
+_PARSE_FAILURES = (
+    ("running status", "a data byte with no status byte before it"),
+    ("Unexpected EOF in", "an event runs past the end of its track"),
+    ("status byte", "an unknown status byte"),
+)
+
+
+def _cut_short(data: bytes) -> bool:
+    """Whether a chunk of the file (the header's included) claims more bytes than are left."""
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:  # not even a chunk header left
+            return True
+        pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
+    return pos > len(data)
+
+
+def broken_midi(data: bytes, label: str, detail: str = "a malformed track") -> MidiError:
+    """The one-line error for MIDI bytes that cannot be parsed: a file cut short (a download or
+    copy that stopped) is named as such, anything else is ``detail``."""
+    if _cut_short(data):
+        detail = "not a complete file: a track is cut short"
+    return MidiError(f"{label}: unreadable MIDI ({detail})")
+
+
 def parse_score(data: bytes, label: str) -> symusic.Score:
     """Parse checked MIDI bytes into a tick-based symusic Score; MidiError on failure."""
     try:
         return symusic.Score.from_midi(data)
     except Exception as exc:  # symusic raises plain RuntimeError/ValueError with long texts
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MidiError(f"{label}: unreadable MIDI ({reason[:120]})") from None
+        detail = next((plain for phrase, plain in _PARSE_FAILURES if phrase in str(exc)), "a malformed track")
+        raise broken_midi(data, label, detail) from None
+
+
+def bar_of(tick: int, ticks_per_quarter: int, signatures: list[symusic.TimeSignature]) -> int:
+    """The bar (counted from 1) that holds ``tick``, bars measured by the time signatures in force
+    (sorted by tick; 4/4 before the first and in place of an unusable one such as 0/0)."""
+    quarters_per_bar = Fraction(QUARTERS_PER_BAR)
+    bars, since = Fraction(0), 0  # whole and partial bars before tick ``since``
+    for signature in signatures:
+        if signature.time > tick:
+            break
+        bars += Fraction(signature.time - since, ticks_per_quarter) / quarters_per_bar
+        since = signature.time
+        if signature.numerator > 0 and signature.denominator > 0:
+            quarters_per_bar = Fraction(4 * signature.numerator, signature.denominator)
+    return int(bars + Fraction(tick - since, ticks_per_quarter) / quarters_per_bar) + 1
+
+
+def qpm_text(qpm: float) -> str:
+    """A tempo in quarter notes per minute as musicians write it: "120", "93.7", "1,500"."""
+    return f"{qpm:,.2f}".rstrip("0").rstrip(".")
 
 
 def check_tempos(score: symusic.Score, label: str) -> None:
-    """MidiError when any tempo lies outside MIN_QPM–MAX_QPM (0 µs per quarter included)."""
+    """MidiError when any tempo lies outside MIN_QPM–MAX_QPM (0 µs per quarter included),
+    saying it in qpm and µs per quarter note, with the bar where it starts."""
     for tempo in score.tempos:
-        qpm = 6e7 / tempo.mspq if tempo.mspq > 0 else float("inf")
-        if not MIN_QPM <= qpm <= MAX_QPM:
-            raise MidiError(f"{label}: absurd tempo of {tempo.mspq} µs per quarter note (at tick {tempo.time})")
+        if tempo.mspq > 0 and MIN_QPM <= 6e7 / tempo.mspq <= MAX_QPM:
+            continue
+        speed = f"{qpm_text(6e7 / tempo.mspq)} qpm ({tempo.mspq:,} µs per quarter note)" if tempo.mspq else "0 µs per quarter note"
+        bar = bar_of(tempo.time, score.ticks_per_quarter, sorted(score.time_signatures, key=lambda s: s.time))
+        limits = f"{qpm_text(MIN_QPM)}–{qpm_text(MAX_QPM)} qpm"
+        raise MidiError(f"{label}: absurd tempo of {speed} at bar {bar}; musicvae reads tempi of {limits}")
 
 
 def last_tick(score: symusic.Score) -> int:
@@ -167,13 +241,16 @@ def _read_vlq(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
+def _pretty_midi_notes(data: bytes, hit_ticks: int | None) -> tuple[np.ndarray, ...]:
     """Notes paired the way pretty_midi pairs them, from a scan of the raw note events.
 
     symusic pairs a note-off with the oldest open note-on of its key; pretty_midi closes every
     open note of the key (except one opened at the same tick) and drops a note whose on and off
     share a tick. The two differ only when notes of one key overlap, so this slower scan is used
-    just for such files. Returns (start tick, end tick, pitch, velocity, is_drum) in note-off order.
+    just for such files. A note-on still open at the end of its track is dropped, as both drop
+    it, when ``hit_ticks`` is None; otherwise it is kept as a note ``hit_ticks`` ticks long,
+    after the track's closed notes in onset order. Returns (start tick, end tick, pitch,
+    velocity, is_drum, has_off) in note-off order.
     """
     notes = []
     pos = 8 + int.from_bytes(data[4:8], "big")
@@ -211,23 +288,19 @@ def _pretty_midi_notes(data: bytes) -> tuple[np.ndarray, ...]:
                 elif key in open_notes:
                     closing = [n for n in open_notes[key] if n[0] != tick]
                     staying = [n for n in open_notes[key] if n[0] == tick]
-                    notes.extend((start, tick, key[1], vel, channel == 9) for start, vel in closing)
+                    notes.extend((start, tick, key[1], vel, channel == 9, True) for start, vel in closing)
                     if closing and staying:
                         open_notes[key] = staying
                     else:
                         del open_notes[key]
             pos += 2
+        if hit_ticks is not None:  # the note-ons still open at the end of the track
+            held = sorted((start, pitch, vel, channel) for (channel, pitch), opened in open_notes.items() for start, vel in opened)
+            notes.extend((start, start + hit_ticks, pitch, vel, channel == 9, False) for start, pitch, vel, channel in held)
         pos = chunk_end
-    if not notes:
-        return (np.zeros(0, np.int64),) * 2 + (np.zeros(0, np.int16),) * 2 + (np.zeros(0, bool),)
-    start, end, pitch, velocity, drum = zip(*notes)
-    return (
-        np.array(start, np.int64),
-        np.array(end, np.int64),
-        np.array(pitch, np.int16),
-        np.array(velocity, np.int16),
-        np.array(drum, bool),
-    )
+    dtypes = (np.int64, np.int64, np.int16, np.int16, bool, bool)
+    columns = zip(*notes) if notes else ((),) * len(dtypes)
+    return tuple(np.array(column, dtype) for column, dtype in zip(columns, dtypes))
 
 
 def _last_tick(events) -> int:
@@ -246,8 +319,28 @@ def _keys_overlap(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> bool
     return bool(np.any(same & (start[order][1:] < end[order][:-1])))
 
 
-def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerformance:
-    """Read every note of a MIDI file (all tracks, as magenta does) with its timing facts."""
+def _first_change(events: list[tuple[int, T]], default: T, text: Callable[[T], str], bar: Callable[[int], int]) -> Change | None:
+    """The first change in (tick, value) events sorted by tick, as pretty_midi counts them: a
+    value that differs from the first event's, or the first event itself when it comes after
+    tick 0 and differs from the ``default`` in force before it. ``bar`` numbers a tick's bar."""
+    if not events:
+        return None
+    first_tick, first = events[0]
+    if first_tick != 0 and first != default:
+        return Change(bar(first_tick), text(default), text(first))
+    return next((Change(bar(tick), text(first), text(value)) for tick, value in events[1:] if value != first), None)
+
+
+def read_drums(source: str | Path | bytes, name: str | None = None, *, note_ons: int | None = None) -> DrumPerformance:
+    """Read every note of a MIDI file (all tracks, as magenta does) with its timing facts.
+
+    ``note_ons``: how many note-ons (velocity > 0) the file holds, when the caller has counted
+    them (:func:`musicvae.data.channels.channel_use` does, for a user's file). A drum machine may
+    send note-ons only; given the count, a note-on that no note-off closes is kept as a hit a
+    32nd note long (``has_off`` False; the converter reads onsets, not lengths). None reads as
+    magenta does, dropping such note-ons, at symusic's speed: the raw scan that finds them runs
+    only when symusic paired fewer notes than the count.
+    """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     data = read_midi_bytes(source, label)
     score = parse_score(data, label)
@@ -258,24 +351,18 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
     end_tick = last_tick(score)
     check_length(end_tick, tpq, label)
 
-    tempos = sorted(score.tempos, key=lambda t: t.time)
-    if tempos:
-        # pretty_midi derives qpm from the stored microseconds per quarter.
-        qpm = 6e7 / tempos[0].mspq
-        changes = sum(1 for t in tempos[1:] if t.mspq != tempos[0].mspq)
-        if tempos[0].time != 0 and qpm != DEFAULT_QPM:
-            changes += 1  # an implicit change from the default 120 qpm
-    else:
-        qpm, changes = DEFAULT_QPM, 0
-
     signatures = sorted(score.time_signatures, key=lambda t: t.time)
-    if signatures:
-        first = (int(signatures[0].numerator), int(signatures[0].denominator))
-        ts_changes = sum(1 for s in signatures[1:] if (s.numerator, s.denominator) != first)
-        if signatures[0].time != 0 and first != (4, 4):
-            ts_changes += 1
-    else:
-        first, ts_changes = (4, 4), 0
+    signature_events = [(int(s.time), (int(s.numerator), int(s.denominator))) for s in signatures]
+    first = signature_events[0][1] if signature_events else (4, 4)
+
+    def bar(tick: int) -> int:
+        return bar_of(tick, tpq, signatures)
+
+    ts_change = _first_change(signature_events, (4, 4), lambda sig: f"{sig[0]}/{sig[1]}", bar)
+    tempos = [(int(t.time), int(t.mspq)) for t in sorted(score.tempos, key=lambda t: t.time)]
+    tempo_change = _first_change(tempos, round(6e7 / DEFAULT_QPM), lambda mspq: qpm_text(6e7 / mspq), bar)
+    # pretty_midi derives qpm from the stored microseconds per quarter.
+    qpm = 6e7 / tempos[0][1] if tempos else DEFAULT_QPM
 
     starts, ends, pitches, velocities, drums = [], [], [], [], []
     repair = False
@@ -291,16 +378,19 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
             pitches.append(pitch)
             velocities.append(notes["velocity"].astype(np.int16))
             drums.append(np.full(len(start), bool(track.is_drum)))
+    # symusic drops a note-on never closed, and one that pretty_midi closes with an earlier one.
+    unpaired = note_ons is not None and note_ons > sum(map(len, starts))
 
     seconds_per_tick = 60.0 / (qpm * tpq)
     # note_seq takes the tempo back from pretty_midi's tick scale; the round trip can move qpm by
     # one ulp, which decides the step of notes lying exactly half a step off the grid.
     qpm = 60.0 / (seconds_per_tick * tpq)
-    if repair:
+    if repair or unpaired:
+        hit_ticks = None if note_ons is None else max(1, tpq // THIRTY_SECONDS_PER_QUARTER)
         try:
-            start_ticks, end_ticks, pitch, velocity, is_drum = _pretty_midi_notes(data)
+            start_ticks, end_ticks, pitch, velocity, is_drum, has_off = _pretty_midi_notes(data, hit_ticks)
         except IndexError:
-            raise MidiError(f"{label}: truncated MIDI track") from None
+            raise broken_midi(data, label) from None
         if end_ticks.size:  # the raw scan may read notes symusic stopped short of
             check_length(int(end_ticks.max()), tpq, label)
     elif starts:
@@ -313,20 +403,22 @@ def read_drums(source: str | Path | bytes, name: str | None = None) -> DrumPerfo
         pitch = np.concatenate(pitches)[order]
         velocity = np.concatenate(velocities)[order]
         is_drum = np.concatenate(drums)[order]
+        has_off = np.ones(len(order), bool)
     else:
         start_ticks = end_ticks = np.zeros(0, np.int64)
         pitch = velocity = np.zeros(0, np.int16)
-        is_drum = np.zeros(0, bool)
+        is_drum = has_off = np.zeros(0, bool)
     return DrumPerformance(
         start=start_ticks * seconds_per_tick,
         end=end_ticks * seconds_per_tick,
         pitch=pitch,
         velocity=velocity,
         is_drum=is_drum,
+        has_off=has_off,
         qpm=qpm,
-        tempo_changes=changes,
+        tempo_change=tempo_change,
         time_signature=first,
-        time_signature_changes=ts_changes,
+        time_signature_change=ts_change,
         ticks_per_quarter=tpq,
         seconds_per_tick=seconds_per_tick,
         end_time=end_tick * seconds_per_tick,

@@ -20,7 +20,7 @@ import typer.core
 import musicvae
 from musicvae.configs import CONFIGS, DEFAULT_PRECISION, Config, get_config
 from musicvae.data.midi import MAX_BARS
-from musicvae.errors import USER_ERRORS, os_error_message
+from musicvae.errors import USER_ERRORS, os_error_message, plural
 from musicvae.render import MAX_PANELS
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ def cache_info() -> None:
     for entry in entries:
         typer.echo(entry.describe())
     total = sum(e.size for e in entries)
-    typer.echo(f"{len(entries)} file(s), {total / 1e6:.1f} MB in {cache_dir()}")
+    typer.echo(f"{len(entries)} {plural('file', len(entries))}, {total / 1e6:.1f} MB in {cache_dir()}")
 
 
 @cache_app.command("clear")
@@ -238,7 +238,7 @@ def cache_clear() -> None:
     from musicvae.data.cache import cache_dir, clear_cache
 
     count, freed = clear_cache()
-    typer.echo(f"removed {count} file(s), {freed / 1e6:.1f} MB from {cache_dir()}")
+    typer.echo(f"removed {count} {plural('file', count)}, {freed / 1e6:.1f} MB from {cache_dir()}")
 
 
 @app.command("preprocess")
@@ -281,7 +281,8 @@ def inspect(
 ) -> None:
     """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
 
-    A `note:` line comes first when the drums were not found on channel 10."""
+    A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
+    note-off (each is read as a hit)."""
     from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
     from musicvae.data.drums import drum_map as load_drum_map
@@ -308,9 +309,9 @@ def inspect(
         pitches = ", ".join(f"{p}×{n}" for p, n in sorted(cells.skipped_pitches.items()))
         num, den = perf.time_signature
         typer.echo(
-            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} notes, map {kit.name} ({per_class}), "
-            f"skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, "
-            f"{len(windows)} whole {bars}-bar training window{'' if len(windows) == 1 else 's'}"
+            f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} {plural('note', perf.num_notes)}, "
+            f"map {kit.name} ({per_class}), skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, "
+            f"{len(windows)} whole {bars}-bar training {plural('window', len(windows))}"
         )
     raise typer.Exit(1 if failed else 0)
 
@@ -540,9 +541,14 @@ def write_grooves(
             from musicvae.render import plot_grooves
 
             plot_grooves([groove], out / f"{name}.png", titles=[name], bpm=tempo)
-    typer.echo(f"wrote {len(names)} groove(s) to {out}/ ({', '.join(n + '.mid' for n in names[:4])}{' …' if len(names) > 4 else ''})")
+    if len(names) == 1:
+        listing = ", ".join(names[0] + ext for ext in written)
+    else:
+        listing = ", ".join(n + ".mid" for n in names[:4]) + (" …" if len(names) > 4 else "")
+        listing += f", each with its {' and '.join(written[1:])}" if len(written) > 1 else ""
+    typer.echo(f"wrote {len(names)} {plural('groove', len(names))} to {out}/ ({listing})")
     if replaced:
-        typer.echo(f"note: replaced {replaced} existing file(s) in {out}/; pass --out DIR to keep earlier results")
+        typer.echo(f"note: replaced {replaced} existing {plural('file', replaced)} in {out}/; pass --out DIR to keep earlier results")
 
 
 @app.command("sample")
@@ -615,7 +621,7 @@ def read_input(path: Path, how: MidiIn, kept: bool = False):
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         if kept:
             count = sum(midi.skipped_pitches.values())
-            typer.echo(f"note: {path.name}: {count} note(s) with pitches outside the drum map written back unchanged: {pitches}")
+            typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back unchanged: {pitches}")
         else:
             typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {pitches}")
     return midi
@@ -781,7 +787,11 @@ def interpolate_command(
     grooves = interpolate(model, parts[0], parts[1], steps, temperature=temperature, seed=seed, feedback=feedback)
     length = grooves.shape[1] // 16
     what = f"bars {span[0]}-{span[1]} of each file" if span else "whole files"
-    typer.echo(f"interpolating {what}: {start.name} {len(parts[0]) // 16} bars, {end.name} {len(parts[1]) // 16} bars -> {steps} x {length} bars")
+    bars_a, bars_b = len(parts[0]) // 16, len(parts[1]) // 16
+    typer.echo(
+        f"interpolating {what}: {start.name} {bars_a} {plural('bar', bars_a)}, {end.name} {bars_b} {plural('bar', bars_b)} "
+        f"-> {steps} x {length} {plural('bar', length)}"
+    )
     if bpm is not None:
         qpms = [bpm] * steps
         typer.echo(f"tempo: {bpm:g} qpm (--bpm)")
@@ -819,7 +829,7 @@ def cut_bars(groove, span: tuple[int, int], path: Path):
     """Bars span[0]..span[1] of a groove (16 steps a bar); ValueError when the file is shorter."""
     bars = groove.shape[0] // 16
     if span[0] > bars:
-        raise ValueError(f"{path.name} has {bars} bars; --bars {span[0]}-{span[1]} starts after its end")
+        raise ValueError(f"{path.name} has {bars} {plural('bar', bars)}; --bars {span[0]}-{span[1]} starts after its end")
     return groove[(span[0] - 1) * 16 : span[1] * 16]
 
 

@@ -56,7 +56,7 @@ def test_cache_is_compact_versioned_and_listed_and_cleared(tmp_path, monkeypatch
     lines = {line.split()[0]: line for line in out.splitlines()[:-1]}
     assert f"format {FORMAT_VERSION}  4 bars grid  8 windows" in lines[entry.path.name]
     assert "format 1 (old format: never read again)" in lines[old.name] and "unreadable" in lines["windows-broken.npz"]
-    assert out.splitlines()[-1].startswith("3 file(s)") and str(cache) in out.splitlines()[-1]
+    assert out.splitlines()[-1].startswith("3 files") and str(cache) in out.splitlines()[-1]
     code, out = cli(["cache", "clear"], capsys)
-    assert code in (0, None) and out.startswith("removed 3 file(s)")
+    assert code in (0, None) and out.startswith("removed 3 files")
     assert [p.name for p in cache.iterdir()] == ["notes.txt"]  # only the cache's own files go

@@ -7,6 +7,7 @@ import pytest
 from conftest import clip_events, daw_clip, midi_file, track
 from musicvae.data.channels import channel_use, drums_on_channel_10, move_drums, read_user_drums
 from musicvae.data.midi import MidiError
+from musicvae.errors import plural
 
 
 @pytest.mark.parametrize("kind", [0, 1])
@@ -60,5 +61,11 @@ def test_malformed_track_is_a_one_line_error():
     with pytest.raises(MidiError, match="malformed"):
         channel_use(no_status, "bad")
     cut = daw_clip(0)[:60]  # the track chunk says it is longer than the file
-    with pytest.raises(MidiError, match="malformed"):
+    with pytest.raises(MidiError, match="not a complete file: a track is cut short"):
         channel_use(cut, "cut")
+
+
+def test_one_channel_is_said_in_the_singular():
+    with pytest.raises(MidiError, match=r"no notes on channel 3 \(notes are on channel 1\)$"):
+        read_user_drums(daw_clip(0), "clip", channel=3)
+    assert plural("channel", 1) == "channel" and plural("bar", 0) == "bars" and plural("note", 2) == "notes"

@@ -38,7 +38,8 @@ def one_note_each(pitches: list[int]) -> DrumPerformance:
     start = np.arange(n) * 0.125  # 120 qpm: a 16th is 0.125 s
     return DrumPerformance(
         start=start, end=start + 0.1, pitch=np.array(pitches, np.int16), velocity=np.full(n, 100, np.int16),
-        is_drum=np.ones(n, bool), qpm=120.0, tempo_changes=0, time_signature=(4, 4), time_signature_changes=0,
+        is_drum=np.ones(n, bool), has_off=np.ones(n, bool), qpm=120.0, tempo_change=None, time_signature=(4, 4),
+        time_signature_change=None,
         ticks_per_quarter=480, seconds_per_tick=60 / (120 * 480), end_time=float(start[-1] + 0.1),
     )  # fmt: skip
 

@@ -48,7 +48,7 @@ def run_every_path(data: bytes) -> None:
         drum_notes_only(perf, "fuzz.mid")
         read_groove(data, "fuzz.mid")
     except UserError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc) and "MiniMidi" not in str(exc), exc  # symusic's own texts stay inside
     try:
         times, classes, velocities = midi_drum_notes(data)
         check_render_size(len(times), times.max() + 1.0)

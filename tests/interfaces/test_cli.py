@@ -32,7 +32,7 @@ def test_inspect_reports_each_file_and_exit_code(tmp_path, capsys):
     score.dump_midi(good)
     code, out, _ = run(["inspect", str(good)], capsys)
     assert code == 0
-    assert "kick=5" in out and "skipped pitches 1" in out and "1 whole 4-bar training window" in out
+    assert "kick=5" in out and "skipped pitches 1" in out and out.endswith("1 whole 4-bar training window\n")
     (tmp_path / "zip.mid").write_bytes(b"PK\x03\x04zip")
     code, out, _ = run(["inspect", str(good), str(tmp_path / "zip.mid"), str(tmp_path / "none.mid")], capsys)
     assert code == 1
@@ -107,7 +107,7 @@ def test_generating_commands_say_when_they_replace_files(tmp_path, capsys):
     code, text, _ = run(["sample", "-n", "2", "--out", str(out)], capsys)
     assert code == 0 and "replaced" not in text
     code, text, _ = run(["sample", "-n", "3", "--out", str(out)], capsys)
-    assert code == 0 and f"note: replaced 2 existing file(s) in {out}/; pass --out DIR to keep earlier results" in text
+    assert code == 0 and f"note: replaced 2 existing files in {out}/; pass --out DIR to keep earlier results" in text
 
 
 def test_choose_checkpoint_writes_a_model_that_samples(tmp_path, capsys, one_thread):

@@ -159,3 +159,20 @@ def test_interpolate_whole_files_with_interpolated_tempo(tmp_path, runs, capsys)
         code, _, err = run(["interpolate", a, b, "--bars", bars, "--checkpoint", runs["groovae_4bar"], "--out", tmp_path / "k"], capsys)
         assert code == 1 and err.startswith("error:") and err.count("\n") == 1
     assert not (tmp_path / "k").exists()
+
+
+def test_note_ons_without_note_offs_and_single_counts_read_right(tmp_path, runs, capsys):
+    """A drum machine's note-ons only are hits, said in a note line; one note, one bar and one
+    window are singular."""
+    hits = [(0 if i == 0 else 240, bytes([0x99, 42 if i % 2 else 36, 100])) for i in range(8)]
+    (tmp_path / "trig.mid").write_bytes(midi_file([track(hits)], 0))
+    (tmp_path / "one.mid").write_bytes(midi_file([track([(0, b"\x99\x26\x64"), (120, b"\x89\x26\x00")])], 0))
+    code, out, _ = run(["inspect", tmp_path / "trig.mid", tmp_path / "one.mid"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == f"note: {tmp_path / 'trig.mid'}: 8 notes had no note-off; a note-on counts as a hit"
+    assert "kick=4 snare=0 closed_hihat=4" in lines[1] and ", 1 note, " in lines[2]
+    a = drum_file(tmp_path / "a.mid", 4, 100.0)
+    code, out, err = run(["interpolate", a, a, "--steps", 2, "--bars", "1-1", "--checkpoint", runs["groovae_4bar"],
+                          "--out", tmp_path / "i"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "a.mid 1 bar, a.mid 1 bar -> 2 x 1 bar\n" in out

@@ -99,7 +99,7 @@ def test_humanize_writes_every_note_on_its_own_pitch(tmp_path, runs, capsys, cli
 
 def test_notes_outside_the_drum_map_are_written_as_played(tmp_path, runs, capsys, clip):
     text, written = humanize(clip, runs, capsys, tmp_path / "gm", "--drum-map", "gm")
-    assert "note: clip.mid: 4 note(s) with pitches outside the drum map written back unchanged: 39×2, 54×1, 56×1" in text
+    assert "note: clip.mid: 4 notes with pitches outside the drum map written back unchanged: 39×2, 54×1, 56×1" in text
     played = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p in UNMAPPED_BY_GM]
     notes = notes_of(written)
     assert sorted(n for n in notes if n[1] in UNMAPPED_BY_GM) == sorted(played)
