@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import socket
 import subprocess
 import sys
@@ -298,6 +299,19 @@ def test_a_file_needing_a_channel_choice_names_the_pages_menu_and_the_channel_fi
 
 def test_seeds_span_the_clis_range():
     assert server.MAX_SEED == cli.MAX_SEED
+
+
+def test_the_pages_number_fields_hold_the_servers_limits(client):
+    page = client.get("/").text
+
+    def limits(name: str) -> tuple[float, float]:
+        tag = re.search(rf'<input id="{name}" [^>]*>', page).group(0)
+        return tuple(float(re.search(rf'{k}="([^"]+)"', tag).group(1)) for k in ("min", "max"))
+
+    assert limits("bpm") == (server.MIN_BPM, server.MAX_BPM)
+    assert limits("gen-n") == (1, server.MAX_GROOVES)
+    assert limits("gen-seed") == (0, server.MAX_SEED)
+    assert limits("int-steps") == (2, server.MAX_INTERPOLATION_STEPS)
 
 
 def test_drum_samples_are_the_synths_takes(client):
