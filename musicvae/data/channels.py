@@ -115,6 +115,19 @@ def _channels(channels: Collection[int]) -> str:
     return f"{plural('channel', len(channels))} {', '.join(str(c) for c in channels)}"
 
 
+class DrumChannelError(MidiError):
+    """No notes on channel 10 and notes on several channels in several tracks: which channel holds
+    the drums is the user's choice. ``hint`` says how to make it; the CLI's (the default) names
+    ``--channel``, and a front end with its own control words its own with :meth:`with_hint`."""
+
+    def __init__(self, label: str, channels: list[int], tracks: int, hint: str = "choose the drums with --channel N (or --channel all)"):
+        self.label, self.channels, self.tracks = label, channels, tracks
+        super().__init__(f"{label}: no notes on MIDI channel 10, and notes on {_channels(channels)} in {tracks} tracks; {hint}")
+
+    def with_hint(self, hint: str) -> DrumChannelError:
+        return DrumChannelError(self.label, self.channels, self.tracks, hint)
+
+
 def drums_on_channel_10(data: bytes, label: str, channel: int | str | None = None) -> tuple[bytes, str | None]:
     """The file's bytes with its drum notes on channel 10 (and nothing else there), plus a
     one-line note saying which notes were taken as drums, or None when channel 10 was used as is.
@@ -141,10 +154,7 @@ def _drums_to_channel_10(data: bytes, use: ChannelUse, label: str, channel: int 
             moved = remap_channels(data, {c: DRUM_CHANNEL for c in use.notes})
             return moved, f"no channel-10 notes; reading {_channels(use.notes)} of the one track as drums"
         else:
-            raise MidiError(
-                f"{label}: no notes on MIDI channel 10, and notes on {_channels(use.notes)} in {use.tracks} "
-                "tracks; choose the drums with --channel N (or --channel all)"
-            )
+            raise DrumChannelError(label, list(use.notes), use.tracks)
         note = f"no channel-10 notes; reading channel {channel} as drums"
     else:
         if channel not in use.notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import socket
 import subprocess
 import sys
@@ -19,9 +20,11 @@ import symusic
 
 from musicvae.checkpoints.native import pretrained_path
 from musicvae.data.drums import CLASS_NAMES
+from musicvae.interfaces import cli
 from musicvae.interfaces.cli import main
 from musicvae.interfaces.studio import server
 from musicvae.render import voice_takes
+from conftest import clip_events, midi_file, track
 from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
 
 
@@ -66,6 +69,11 @@ def test_health_reports_bundled_models_and_missing_ones():
         for device in missing:  # a device without a model answers one line, no traceback
             reply = httpx.post(f"{url}/api/{device}", files={"file": ("a.mid", drum_midi_bytes())})
             assert reply.status_code == 404 and "model missing" in reply.json()["error"]
+
+
+def test_the_largest_seed_samples(client):
+    reply = client.post("/api/sample", json={"n": 1, "seed": 2**32 - 1})
+    assert reply.status_code == 200 and reply.json()["grooves"][0]["seed"] == 2**32 - 1
 
 
 def test_sample_returns_n_grooves_with_seed_index_tensor_and_midi(client):
@@ -266,6 +274,46 @@ def test_read_turns_a_midi_file_into_a_groove(client):
     assert np.array(entry["tensor"]).shape == (48, 27) and entry["bpm"] == pytest.approx(140)
 
 
+def per_drum_tracks() -> bytes:
+    """A DAW export with one track per drum on channels 1 and 2, nothing on channel 10."""
+    return midi_file([track(clip_events(1)), track(clip_events(2))], 1)
+
+
+def test_a_file_needing_a_channel_choice_names_the_pages_menu_and_the_channel_field_reads_it(client):
+    reply = client.post("/api/read", files={"file": ("tracks.mid", per_drum_tracks())})
+    error = reply.json()["error"]
+    assert reply.status_code == 400 and "channels 1, 2 in 2 tracks" in error
+    assert "under Drum channel" in error and "--channel" not in error  # the page has no CLI flags
+    for channel, note in (("all", "reading all notes (channels 1, 2) as drums"), ("2", "reading channel 2 as drums"), ("auto", None)):
+        for path in ("/api/read", "/api/humanize"):  # read alone, and as a device's input
+            reply = client.post(path, files={"file": ("tracks.mid", per_drum_tracks())}, data={"channel": channel})
+            if note is None:
+                assert reply.status_code == 400
+                continue
+            body = reply.json()
+            assert reply.status_code == 200 and body["notes"] == [note]  # the page's status line shows it
+    for channel, words in (("17", "channel must be between 1 and 16"), ("ten", "channel must be a number")):
+        reply = client.post("/api/read", files={"file": ("a.mid", drum_midi_bytes())}, data={"channel": channel})
+        assert reply.status_code == 400 and words in reply.json()["error"]
+
+
+def test_seeds_span_the_clis_range():
+    assert server.MAX_SEED == cli.MAX_SEED
+
+
+def test_the_pages_number_fields_hold_the_servers_limits(client):
+    page = client.get("/").text
+
+    def limits(name: str) -> tuple[float, float]:
+        tag = re.search(rf'<input id="{name}" [^>]*>', page).group(0)
+        return tuple(float(re.search(rf'{k}="([^"]+)"', tag).group(1)) for k in ("min", "max"))
+
+    assert limits("bpm") == (server.MIN_BPM, server.MAX_BPM)
+    assert limits("gen-n") == (1, server.MAX_GROOVES)
+    assert limits("gen-seed") == (0, server.MAX_SEED)
+    assert limits("int-steps") == (2, server.MAX_INTERPOLATION_STEPS)
+
+
 def test_drum_samples_are_the_synths_takes(client):
     for name in CLASS_NAMES:
         for take, expected in zip(("soft", "loud"), voice_takes(CLASS_NAMES.index(name))):
@@ -299,6 +347,7 @@ def test_page_is_served_and_no_client_path_is_opened(client):
         ("/api/sample", {"temperature": 0}, 400, "temperature"),
         ("/api/sample", {"bpm": 1000}, 400, "bpm"),
         ("/api/sample", {"seed": -1}, 400, "seed"),
+        ("/api/sample", {"seed": 2**32}, 400, "seed must be between 0 and 4294967295"),
         ("/api/sample", [1, 2], 400, "JSON object"),
         ("/api/sample", {"prior": "uniform"}, 400, "prior must be one of auto, normal, fitted"),
         ("/api/sample", {"prior": "fitted"}, 400, "this model has no fitted prior"),

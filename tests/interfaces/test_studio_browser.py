@@ -18,6 +18,7 @@ import pytest
 import symusic
 
 from musicvae.interfaces.studio import server
+from conftest import clip_events, midi_file, track
 from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -241,12 +242,112 @@ def test_studio_in_a_browser(page, tmp_path):
     assert "zip archive" in page.inner_text("#error .message")
 
 
+def test_generate_draws_a_new_seed_each_time_unless_one_is_kept(page):
+    page.click('[role=tab][data-device="generate"]')
+    page.fill("#gen-n", "2")
+    page.set_checked("#gen-seed-keep", False)
+    seeds = []
+    for _ in range(2):
+        page.click("#generate")
+        page.wait_for_function(f"document.querySelector('#gen-results .sub')?.textContent.startsWith('seed {page.input_value('#gen-seed')} ')")
+        seeds.append(page.input_value("#gen-seed"))  # shown, so it can be noted and used again
+    assert seeds[0] != seeds[1]
+    page.fill("#gen-seed", "77")  # a typed seed is kept
+    assert page.is_checked("#gen-seed-keep")
+    tensors = []
+    for _ in range(2):
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#gen-results .sub')?.textContent === 'seed 77 · #0' && studio.grooves.length")
+        tensors.append(page.evaluate("studio.grooves.find((g) => g.card.closest('#gen-results')).tensor"))
+    assert page.input_value("#gen-seed") == "77" and tensors[0] == tensors[1]
+
+
+def test_out_of_range_numbers_show_the_value_used_with_a_notice(page):
+    page.click('[role=tab][data-device="generate"]')
+    for field, typed, used, words in (
+        ("#bpm", "1000", "400", "Tempo takes 20–400 bpm; using 400"),
+        ("#gen-n", "99", "16", "Variations takes 1–16; using 16"),
+        ("#gen-seed", "-5", "0", "Seed takes 0–4294967295; using 0"),
+    ):
+        page.fill(field, typed)
+        page.press(field, "Tab")  # leaving the field settles it
+        assert page.input_value(field) == used
+        assert page.inner_text(f"label:has({field}) .notice") == words
+    page.fill("#bpm", "120")
+    page.fill("#gen-n", "1")
+    page.fill("#gen-seed", "4294967295")  # the CLI's largest seed
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#gen-results .sub')?.textContent === 'seed 4294967295 · #0'")
+    assert page.locator("#gen-results .card").count() == 1 and page.locator(".notice").count() == 0
+
+
+def test_a_refused_file_is_not_shown_as_loaded_and_the_error_moves_nothing(page):
+    page.click('[role=tab][data-device="humanize"]')
+    zone = page.locator('.panel[data-panel="humanize"] .drop')
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("beat.mid", drum_midi_bytes(2))])
+    page.wait_for_function("document.querySelector('.panel[data-panel=humanize] .pair .card h3')?.textContent === 'In: beat.mid'")
+    assert page.locator("#error").is_hidden()
+    tabs = page.locator(".devices").bounding_box()
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("long.mid", drum_midi_bytes(40))])  # over 32 bars
+    page.locator("#error").wait_for()
+    assert "long.mid is 40 bars long" in page.inner_text("#error .message")
+    assert zone.locator("span").inner_text().startswith("long.mid was not used")
+    assert page.locator(".devices").bounding_box() == tabs  # the error floats: nothing moves
+    page.click("#error .close")
+    assert page.locator("#error").is_hidden()
+
+
+def test_a_per_drum_track_file_asks_for_the_drum_channel_menu(page):
+    page.click('[role=tab][data-device="humanize"]')
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("tracks.mid", midi_file([track(clip_events(1)), track(clip_events(2))], 1))])
+    page.locator("#error").wait_for()
+    message = page.inner_text("#error .message")
+    assert "under Drum channel" in message and "--channel" not in message
+    page.select_option('.panel[data-panel="humanize"] .channel', "all")  # the same file, read again
+    page.wait_for_function("document.querySelector('.panel[data-panel=humanize] .pair .card h3')?.textContent === 'In: tracks.mid'")
+    assert page.locator("#error").is_hidden() and page.inner_text("#status") == "reading all notes (channels 1, 2) as drums"
+
+
+def test_the_page_fits_narrow_windows_and_the_strip_fits_its_panel(page):
+    page.click('[role=tab][data-device="interpolate"]')
+    page.fill("#int-steps", "5")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#int-results .strip canvas.grid').length === 5")
+    strip = page.locator("#int-results .strip").bounding_box()
+    for box in page.locator("#int-results .strip .card").evaluate_all("cards => cards.map((c) => c.getBoundingClientRect().right)"):
+        assert box <= strip["x"] + strip["width"] + 0.5  # every card whole, none cut at the edge
+    page.click('[role=tab][data-device="generate"]')
+    try:
+        for width, height in ((800, 900), (400, 800)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_function(f"document.documentElement.scrollWidth <= {width}")  # no sideways scrolling
+            page.wait_for_timeout(200)  # the grids are laid out again after a resize
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            outside = page.evaluate(
+                """(width) => [...document.querySelectorAll(".topbar button, .topbar input, .topbar .status, #generate, #gen-seed-keep")]
+                    .filter((e) => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > width; }).map((e) => e.id || e.className)""",
+                width,
+            )
+            assert outside == []
+            spilled = page.evaluate(
+                """() => [...document.querySelectorAll("#gen-results .card")].filter((card) => {
+                    const c = card.getBoundingClientRect();
+                    return [...card.querySelectorAll("button, a, canvas")].some((e) => e.getBoundingClientRect().right > c.right + 0.5);
+                }).length"""
+            )
+            assert spilled == 0
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+
 def test_drumify_taps_hihat_infill_and_groove_transfer(browser, tiny_checkpoints, tmp_path):
     # Small random models stand in for the devices no bundled model covers yet.
     with studio_page(browser, server.load_devices(tiny_checkpoints)) as page:
         page.fill("#bpm", "300")  # short bars: the tap take lasts a second or two
         page.dispatch_event("#bpm", "change")
         page.click('[role=tab][data-device="drumify"]')
+        drop_files(page, '.panel[data-panel="drumify"] .drop', [("beat.mid", drum_midi_bytes(2))])
+        page.locator('.panel[data-panel="drumify"] .pair .card').nth(1).wait_for()
         page.select_option("#tap-bars", "1")
         page.click("#tap-record")
         page.wait_for_function("document.querySelector('#tap-record').textContent.startsWith('Recording')")
@@ -254,9 +355,10 @@ def test_drumify_taps_hihat_infill_and_groove_transfer(browser, tiny_checkpoints
             page.keyboard.press("Space")
             page.wait_for_timeout(150)
         pair = page.locator('.panel[data-panel="drumify"] .pair .card')
-        pair.nth(1).wait_for(timeout=10_000)
+        page.wait_for_function("studio.grooves.some((g) => g.title === 'In: your taps')", timeout=10_000)
         taps = page.evaluate("studio.grooves.find((g) => g.title === 'In: your taps').tensor")
         assert len(taps) == 16 and 1 <= sum(row[1] for row in taps) <= 4
+        assert page.inner_text('.panel[data-panel="drumify"] .drop span') == "or click to choose"  # no file now
         screenshot(page, tmp_path, "studio-drumify.png")
         assert pair.nth(1).locator(".sub").text_content() == "seed 0"
         pair.nth(1).locator(".again").click()  # ⟳: another take of the same taps

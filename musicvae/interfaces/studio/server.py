@@ -40,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from musicvae import generate
+from musicvae.data.channels import CHANNELS, DrumChannelError
 from musicvae.data.drums import CLASS_NAMES, DrumMapError
 from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES
 from musicvae.data.midi import MidiError
@@ -58,6 +59,7 @@ MAX_GROOVES = 16  # n of /api/sample
 MAX_INTERPOLATION_STEPS = 16
 MAX_STEPS = 32 * STEPS_PER_BAR  # longest groove accepted or returned: 32 bars of 16th notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
+MAX_SEED = 2**32 - 1  # as `musicvae sample --seed`: any seed the CLI takes makes the same grooves here
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' or the decoder's own std)
 
@@ -88,12 +90,21 @@ def _number(body: dict, key: str, default: float, low: float, high: float, integ
     if integer and value != int(value):
         raise ApiError(400, f"{key} must be a whole number")
     if not low <= value <= high:
-        raise ApiError(400, f"{key} must be between {low:g} and {high:g}, got {value:g}")
+        raise ApiError(400, f"{key} must be between {low:.12g} and {high:.12g}, got {value:.12g}")  # .12g: a seed in full, not 4.29497e+09
     return int(value) if integer else float(value)
 
 
 def _seed(body: dict) -> int:
-    return _number(body, "seed", 0, 0, 2**31 - 1, integer=True)
+    return _number(body, "seed", 0, 0, MAX_SEED, integer=True)
+
+
+def _channel(fields: dict) -> int | str | None:
+    """Where an uploaded file's drums are, from the form field ``channel``: "auto" (the default:
+    channel 10, else the only channel or track with notes), "all", or a MIDI channel 1–16."""
+    value = fields.get("channel", "auto")
+    if value in ("auto", "all"):
+        return None if value == "auto" else value
+    return _number(fields, "channel", 0, CHANNELS.start, CHANNELS.stop - 1, integer=True)
 
 
 def _temperature(body: dict) -> float:
@@ -159,15 +170,17 @@ async def _form(request: Request) -> tuple[dict, dict[str, "MidiInput"]]:
         form = await request.form(max_files=2, max_fields=16, max_part_size=64 << 10)
     except MultiPartException as err:
         raise ApiError(400, f"bad upload: {err.message}") from None
-    fields, files = {}, {}
+    fields, uploads = {}, {}
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
             data = await value.read(MAX_UPLOAD_BYTES + 1)
             if len(data) > MAX_UPLOAD_BYTES:
                 raise ApiError(413, f"{value.filename or key} is larger than {MAX_UPLOAD_BYTES // 1024} kB")
-            files[key] = await run_in_threadpool(_read_midi, data, value.filename or key)
+            uploads[key] = (data, value.filename or key)
         else:
             fields[key] = value
+    channel = _channel(fields)  # read after the loop: the field may follow the files
+    files = {key: await run_in_threadpool(_read_midi, data, name, channel) for key, (data, name) in uploads.items()}
     return fields, files
 
 
@@ -178,9 +191,11 @@ class MidiInput:
     notes: list[str]  # one-line remarks for the page (e.g. skipped pitches)
 
 
-def _read_midi(data: bytes, name: str) -> MidiInput:
+def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> MidiInput:
     try:
-        midi = generate.read_groove(data, name=name)
+        midi = generate.read_groove(data, name=name, channel=channel)
+    except DrumChannelError as err:  # the page's control, not the CLI's --channel
+        raise ApiError(400, str(err.with_hint("choose the drums' channel under Drum channel (or all channels)"))) from None
     except (MidiError, DrumMapError) as err:
         raise ApiError(400, str(err)) from None
     if len(midi.groove) > MAX_STEPS:
@@ -395,7 +410,7 @@ class Studio:
             "drums": list(CLASS_NAMES),
             "limits": {
                 "upload_bytes": MAX_UPLOAD_BYTES, "n": MAX_GROOVES, "steps": MAX_INTERPOLATION_STEPS,
-                "groove_steps": MAX_STEPS, "bpm": [MIN_BPM, MAX_BPM],
+                "groove_steps": MAX_STEPS, "bpm": [MIN_BPM, MAX_BPM], "seed": MAX_SEED,
             },
         })  # fmt: skip
 

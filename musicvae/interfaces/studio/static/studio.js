@@ -25,7 +25,7 @@ const studio = {
 window.studio = studio;
 
 const settings = {
-  bpm: () => clamp(Number($("#bpm").value) || 120, 20, 400),
+  bpm: () => fieldValue($("#bpm")),
   dynamics: () => Number($("#dynamics").value) / 100,
   timing: () => Number($("#timing").value) / 100,
 };
@@ -33,8 +33,39 @@ const muted = new Set();  // drum classes muted on playback and export
 
 function clamp(x, lo, hi) { return Math.min(hi, Math.max(lo, x)); }
 
+// A number field's value as used: a whole number within the field's min–max (the server's limits),
+// or the field's default when it holds no number.
+function fieldValue(input) {
+  const typed = input.valueAsNumber;
+  return Number.isFinite(typed) ? clamp(Math.round(typed), Number(input.min), Number(input.max)) : Number(input.defaultValue);
+}
+
+// On change, the field is set to the value used, and a short notice says why: what the field shows
+// is what plays and exports.
+function settleField(input) {
+  const typed = input.valueAsNumber, used = fieldValue(input), field = input.closest(".field");
+  if (used === typed) { $(".notice", field)?.remove(); return; }  // a good value: the notice is past
+  input.value = used;
+  const unit = $(".unit", field);
+  const name = field.firstChild.textContent.trim(), range = `${input.min}–${input.max}${unit ? ` ${unit.textContent}` : ""}`;
+  notice(field, Number.isFinite(typed) ? `${name} takes ${range}; using ${used}` : `${name} needs a number; using ${used}`);
+}
+
+function notice(field, text) {
+  let note = $(".notice", field);
+  if (!note) {
+    note = document.createElement("span");
+    note.className = "notice";
+    note.setAttribute("role", "status");
+    field.append(note);
+  }
+  note.textContent = text;
+  clearTimeout(note.timer);
+  note.timer = setTimeout(() => note.remove(), 3000);
+}
+
 // ---------------------------------------------------------------------------------------------
-// Messages: one line of status, one line of error
+// Messages: one line of status; errors in a box over the page's foot, so nothing below moves
 
 function status(text) { $("#status").textContent = text; }
 
@@ -338,7 +369,7 @@ class GridView {
       g.textBaseline = "top";
       for (let s = 0; s < steps; s += 4) {
         const bar = Math.floor(s / 16) + 1, beat = (s % 16) / 4 + 1;
-        if (this.cellW * 4 >= 16 || beat === 1) g.fillText(beat === 1 ? `${bar}` : `${bar}.${beat}`, this.x(s) + 2, rowH * 9 + 4);
+        if (this.cellW * 4 >= 24 || beat === 1) g.fillText(beat === 1 ? `${bar}` : `${bar}.${beat}`, this.x(s) + 2, rowH * 9 + 4);  // 24 px: room for a "2.3"
       }
     }
     // Hits: drawn where they are played (step − offset/2), brighter when louder.
@@ -609,9 +640,9 @@ function busy(button, on, label) {
 // Generate
 function generateRequest(extra = {}) {
   return {
-    n: clamp(Math.round(Number($("#gen-n").value) || 4), 1, 16),
+    n: fieldValue($("#gen-n")),
     temperature: Number($("#gen-temperature").value),
-    seed: clamp(Math.round(Number($("#gen-seed").value) || 0), 0, 2147483647),
+    seed: fieldValue($("#gen-seed")),
     bpm: settings.bpm(),
     // Shown only for a model with a fitted prior; otherwise the server's defaults (normal, no spread).
     ...($("#gen-prior-field").hidden ? {} : { prior: $("#gen-prior").value }),
@@ -626,6 +657,9 @@ async function generate() {
   const button = $("#generate");
   busy(button, true, "Generating…");
   clearError();
+  // A new seed each time, shown in the field so it can be noted, unless the musician keeps one.
+  const seed = $("#gen-seed");
+  if (!$("#gen-seed-keep").checked) seed.value = freshSeed(fieldValue(seed));
   try {
     const request = generateRequest();
     const t0 = performance.now();
@@ -647,14 +681,15 @@ async function generate() {
   }
 }
 
-// ⟳ on a card: the same index and settings (temperature, prior, spread) under a fresh seed, so the
-// groove is still reproducible; only the tempo follows the page.
+// A random seed other than `old`, short enough to note down.
 function freshSeed(old) {
   let seed = old;
   while (seed === old) seed = Math.floor(Math.random() * 100000);
   return seed;
 }
 
+// ⟳ on a card: the same index and settings (temperature, prior, spread) under a fresh seed, so the
+// groove is still reproducible; only the tempo follows the page.
 async function redraw(groove) {
   try {
     const request = { ...groove.request, n: 1, seed: freshSeed(groove.seed), index: groove.index, bpm: settings.bpm() };
@@ -684,7 +719,7 @@ async function interpolate() {
   busy(button, true, "Interpolating…");
   clearError();
   try {
-    const steps = clamp(Math.round(Number($("#int-steps").value) || 5), 2, 16);
+    const steps = fieldValue($("#int-steps"));
     const request = { a: a.tensor, b: b.tensor, steps, temperature: 1.0, seed: 0, bpm: settings.bpm() };
     const { grooves } = await (await postJSON("/api/interpolate", request)).json();
     const area = $("#int-results");
@@ -724,6 +759,7 @@ async function readMidiInto(slot, file) {
   try {
     const form = new FormData();
     form.append("file", file, file.name);
+    form.append("channel", $('.panel[data-panel="interpolate"] .channel').value);
     const body = await (await api("/api/read", { method: "POST", body: form })).json();
     setSlot(slot, { tensor: body.grooves[0].tensor, title: file.name, seed: null, card: null });
   } catch (err) {
@@ -731,14 +767,28 @@ async function readMidiInto(slot, file) {
   }
 }
 
-// Groove / Drumify / Hi-hat / Transfer: files in, input and result side by side
-const regrooveFiles = {};  // device → {field: File | taps tensor}
+// Groove / Drumify / Hi-hat / Transfer: files in, input and result side by side.
+// regrooveInputs: device → {field: File | taps tensor}, each field's input as last given.
+const regrooveInputs = {};
+
+// A drop zone names the file it holds, or says the file was refused; taps are not a file.
+function showInputs(device, given, refused = false) {
+  for (const zone of $$(`.panel[data-panel="${device}"] .drop`)) {
+    const input = given[zone.dataset.field];
+    const name = input instanceof File ? input.name : null;
+    zone.classList.toggle("filled", name !== null && !refused);
+    zone.classList.toggle("refused", name !== null && refused);
+    $("span", zone).textContent = name === null ? zone.dataset.hint
+      : refused ? `${name} was not used (see the message below) · drop another file` : `${name} · drop another file to replace it`;
+  }
+}
 
 // ⟳ on a result card runs the device again under a fresh seed: another take of the same input.
-async function regroove(device, seed = 0) {
+async function regroove(device, seed = 0, given = regrooveInputs[device] || {}) {
   const panel = $(`.panel[data-panel="${device}"]`);
   const fields = device === "groove-transfer" ? ["hits", "groove"] : ["file"];
-  const given = regrooveFiles[device] || {};
+  regrooveInputs[device] = given;
+  showInputs(device, given);
   if (!fields.every((f) => given[f])) return;
   clearError();
   status(`${device}: working…`);
@@ -751,7 +801,7 @@ async function regroove(device, seed = 0) {
     } else {
       const form = new FormData();
       for (const f of fields) form.append(f, given[f], given[f].name);
-      for (const [k, v] of Object.entries(options)) form.append(k, String(v));
+      for (const [k, v] of Object.entries({ ...options, channel: $(".channel", panel).value })) form.append(k, String(v));
       reply = await api(`/api/${device}`, { method: "POST", body: form });
     }
     const body = await reply.json();
@@ -762,17 +812,30 @@ async function regroove(device, seed = 0) {
     const inputs = body.inputs.map((entry, k) => new Groove(entry, { title: `In: ${label(fields[k])}`, subtitle: role(k) }));
     const result = new Groove(body.grooves[0], {
       title: `Out: ${RESULT_NAMES[device]}`, subtitle: `seed ${body.grooves[0].seed}`,
-      regenerate: () => regroove(device, freshSeed(seed)),
+      regenerate: () => regroove(device, freshSeed(seed), given),
     });
     for (const g of [...inputs, result]) pair.append(g.card);
     pair.classList.toggle("three", inputs.length > 1);
-    if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); tempoChanged(); }
+    if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); $("#bpm").dispatchEvent(new Event("change")); }
     layoutCards(pair);
     status(body.notes?.length ? body.notes[0] : `${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
   } catch (err) {
     showError(err.message);
     status("");
+    showInputs(device, given, true);
   }
+}
+
+// A Drum channel menu for a panel that reads MIDI files: DAWs export a drum clip on the clip's own
+// channel, or one track per drum, where channel 10 alone finds nothing.
+function channelMenu(panel) {
+  const field = document.createElement("label");
+  field.className = "field";
+  field.title = "The MIDI channel of the drums in the files you drop. auto: channel 10, else the only channel (or track) with notes.";
+  const channels = Array.from({ length: 16 }, (_, k) => `<option>${k + 1}</option>`).join("");
+  field.innerHTML = `Drum channel <select class="channel"><option value="auto">auto</option>${channels}<option value="all">all channels</option></select>`;
+  $(".controls", panel).append(field);
+  return $("select", field);
 }
 
 const RESULT_NAMES = { humanize: "humanized", drumify: "drumified", "infill-hihat": "new hi-hats", "groove-transfer": "transferred" };
@@ -850,8 +913,7 @@ function finishTaps() {
     tensor[s][1] = 1; tensor[s][10] = 0.7; tensor[s][19] = clamp(-2 * (exact - s), -1, 1);
   }
   if (!tapper.taps.length) { showError("no taps recorded: press the pad or the space bar while the metronome plays"); return; }
-  regrooveFiles.drumify = { file: tensor };
-  regroove("drumify");
+  regroove("drumify", 0, { file: tensor });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,9 +959,10 @@ function wire() {
   $("#error .close").addEventListener("click", clearError);
   for (const tab of $$("[role=tab]")) tab.addEventListener("click", () => selectDevice(tab.dataset.device));
   $("#generate").addEventListener("click", generate);
-  $("#gen-dice").addEventListener("click", () => { $("#gen-seed").value = Math.floor(Math.random() * 100000); });
+  $("#gen-seed").addEventListener("input", () => { $("#gen-seed-keep").checked = true; });  // a typed seed is meant
   $("#interpolate").addEventListener("click", interpolate);
   $("#stop").addEventListener("click", () => studio.audio?.stop());
+  for (const input of $$("input[type=number]")) input.addEventListener("change", () => settleField(input));
   $("#bpm").addEventListener("change", tempoChanged);
   $("#volume").addEventListener("input", () => { if (studio.audio) studio.audio.master.gain.value = Number($("#volume").value) / 100; });
   for (const input of $$("input[type=range]")) {
@@ -913,17 +976,16 @@ function wire() {
     $(`#${id}`).addEventListener("change", () => { for (const g of studio.grooves) g.exportChanged(); });
   }
   for (const slot of $$(".slot")) wireDrop(slot, (file) => readMidiInto(slot.dataset.slot, file));
+  $("#int-steps").closest(".field").before(channelMenu($('.panel[data-panel="interpolate"]')).closest(".field"));
   for (const panel of $$(".panel.regroove")) {
     const device = panel.dataset.panel;
     for (const zone of $$(".drop", panel)) {
+      zone.dataset.hint = $("span", zone).textContent;
       wireDrop(zone, (file) => {
-        if (!modelOk(device)) return;
-        regrooveFiles[device] = { ...(regrooveFiles[device] || {}), [zone.dataset.field]: file };
-        zone.classList.add("filled");
-        $("span", zone).textContent = `${file.name} · drop another file to replace it`;
-        regroove(device);
+        if (modelOk(device)) regroove(device, 0, { ...regrooveInputs[device], [zone.dataset.field]: file });
       });
     }
+    channelMenu(panel).addEventListener("change", () => regroove(device));  // read the files again
   }
   $("#humanize-keep").addEventListener("change", () => regroove("humanize"));
   $("#tap-record").addEventListener("click", recordTaps);
@@ -942,7 +1004,6 @@ function wire() {
 
 async function start() {
   wire();
-  $("#gen-seed").value = Math.floor(Math.random() * 100000);
   try {
     studio.audio = new AudioEngine();
     const [health] = await Promise.all([api("/api/health").then((r) => r.json()), studio.audio.load()]);
