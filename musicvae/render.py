@@ -19,7 +19,8 @@ import numpy as np
 from musicvae.atomic import atomic_path, check_output_file, write_bytes
 from musicvae.data.drums import CLASS_NAMES, NUM_CLASSES, DrumMap
 from musicvae.data.drums import drum_map as load_drum_map
-from musicvae.data.midi import check_tempos, parse_score, read_midi_bytes
+from musicvae.data.channels import channel_use
+from musicvae.data.midi import add_unclosed_hits, check_tempos, parse_score, read_midi_bytes
 from musicvae.errors import UserError
 
 SAMPLE_RATE = 44100
@@ -291,6 +292,8 @@ def midi_drum_notes(
     data = read_midi_bytes(bytes(midi) if isinstance(midi, bytearray) else midi, label)
     score = parse_score(data, label)
     check_tempos(score, label)  # a tempo of 0 would put every note at infinity
+    if sum(channel_use(data, label).notes.values()) > sum(len(t.notes) for t in score.tracks):
+        add_unclosed_hits(score, data, label)  # a drum machine's note-ons sound too
     score = score.to("second")
     tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
     lookup = load_drum_map(drum_map).lookup()

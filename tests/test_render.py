@@ -290,3 +290,14 @@ def test_step_labels_stay_readable_on_long_grooves(steps, spacing):
     ticks = render.step_ticks(steps)
     assert ticks[0] == 0 and np.all(np.diff(ticks) == spacing)
     assert len(ticks) <= render.MAX_STEP_LABELS + 1
+
+
+def test_a_drum_machines_note_ons_without_note_offs_sound():
+    # Four kicks sent as note-ons only (a trigger box), then a snare with its note-off, at 120 qpm:
+    # symusic drops the open note-ons, the renderer must not.
+    kicks = [b"\x00\x99\x24\x64"] + [bytes([0x83, 0x60, 0x99, 0x24, 0x64])] * 3  # every 480 ticks
+    data = smf(tempo_event(500_000), *kicks, drum_note(480, pitch=38))
+    times, classes, velocities = render.midi_drum_notes(data)
+    order = np.argsort(times, kind="stable")
+    assert np.allclose(times[order], [0.0, 0.5, 1.0, 1.5, 2.0])
+    assert classes[order].tolist() == [0, 0, 0, 0, 1] and set(velocities.tolist()) == {100}

@@ -303,6 +303,28 @@ def _pretty_midi_notes(data: bytes, hit_ticks: int | None) -> tuple[np.ndarray, 
     return tuple(np.array(column, dtype) for column, dtype in zip(columns, dtypes))
 
 
+def add_unclosed_hits(score: symusic.Score, data: bytes, label: str) -> int:
+    """Add to ``score`` (in ticks, parsed from ``data``) the note-ons that no note-off closes, as
+    hits a 32nd note long in a track of their own (marked drum when they are on channel 10), and
+    return how many: symusic drops them, and a drum machine's file may hold nothing else. For
+    readers that keep the file's tempo map (the renderer); :func:`read_drums` finds them itself."""
+    hit_ticks = max(1, int(score.ticks_per_quarter) // THIRTY_SECONDS_PER_QUARTER)
+    try:
+        start, end, pitch, velocity, is_drum, has_off = _pretty_midi_notes(data, hit_ticks)
+    except IndexError:
+        raise broken_midi(data, label) from None
+    for drum in (True, False):
+        held = ~has_off & (is_drum == drum)
+        if held.any():
+            track = symusic.Track("note-ons without note-offs", 0, drum)
+            track.notes = symusic.Note.from_numpy(
+                time=start[held].astype(np.int32), duration=(end - start)[held].astype(np.int32),
+                pitch=pitch[held].astype(np.int8), velocity=velocity[held].astype(np.int8),
+            )  # fmt: skip
+            score.tracks.append(track)
+    return int(np.count_nonzero(~has_off))
+
+
 def _last_tick(events) -> int:
     """The latest time (ticks) of a non-empty symusic event list. Text events (markers, lyrics)
     have no numpy view, so they are walked one by one."""
