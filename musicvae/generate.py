@@ -24,7 +24,7 @@ from musicvae.configs import DataConfig
 from musicvae.data.channels import DRUM_CHANNEL, move_drums, read_user_drums
 from musicvae.data.drums import CLOSED_HH, NUM_CLASSES, DrumMap
 from musicvae.data.groove import (
-    HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells, groove_to_midi_bytes, note_cells, winning_cells,
+    HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells, groove_to_midi_bytes, note_cells, winning_cells, within_clip,
 )
 from musicvae.data.midi import DEFAULT_QPM
 from musicvae.data.transforms import controls_for, encoder_inputs, feel_controls
@@ -71,7 +71,7 @@ def read_groove(
     """
     label = name or (str(path) if not isinstance(path, bytes) else "<bytes>")
     perf, note = read_user_drums(path, label, channel)
-    notes = note_cells(perf, drum_map)
+    notes = within_clip(note_cells(perf, drum_map))
     cells = winning_cells(perf, notes)
     return MidiGroove(cells.to_tensor(dtype=np.float32), perf.qpm, cells.skipped_pitches, note, notes)
 

@@ -312,3 +312,27 @@ def test_drumify_decides_with_the_models_own_thresholds():
     np.testing.assert_array_equal(drumify(taps, model, seed=0), drumify(taps, model, seed=0, hit_threshold=0.35))
     with pytest.raises(ValueError, match="hit_threshold must be"):
         drumify(taps, model, hit_threshold="loud")
+
+
+def _clip_with_last_kick_at(tick: int) -> bytes:
+    """A 2-bar clip at 480 ticks per quarter (a bar is 1,920 ticks): hi-hat eighths, and a kick
+    whose onset is ``tick``."""
+    from conftest import drum_note, smf
+
+    events, previous = [], 0
+    for onset in sorted([*range(0, 3840, 240), tick]):
+        events.append(drum_note(onset - previous, pitch=36 if onset == tick else 42, length=30))
+        previous = onset + 30
+    return smf(*events)
+
+
+def test_a_hit_just_before_a_clips_end_stays_in_its_last_bar():
+    # Step 31.6 of 32 rounds to step 32: it would open a third bar that holds nothing else.
+    groove = read_groove(_clip_with_last_kick_at(3792)).groove
+    assert groove.shape == (32, 27)
+    assert groove[31, 0] == 1.0 and groove[31, 18] == -1.0  # the kick: a late hit on the last step
+
+
+def test_a_hit_on_the_next_bar_line_opens_that_bar():
+    groove = read_groove(_clip_with_last_kick_at(3840)).groove
+    assert groove.shape == (48, 27) and groove[32, 0] == 1.0 and groove[32, 18] == 0.0

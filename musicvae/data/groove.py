@@ -179,6 +179,32 @@ def note_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -
     )
 
 
+def late_limited(offset: np.ndarray) -> np.ndarray:
+    """×2-scaled offsets with those more than half a step late (only notes :func:`within_clip`
+    moved back a step lie there) set to half a step late, −1. Every offset from a note's nearest
+    step is already within ±1, to the last bit: a margin keeps float noise at −1 untouched, so
+    the dataset's tensors stay magenta's."""
+    return np.where(offset < -1.0 - 1e-6, -1.0, offset)
+
+
+def within_clip(notes: NoteCells) -> NoteCells:
+    """A user's clip: ``notes`` with any note quantised past the bar its onset lies in moved
+    back onto that bar's last step, so the clip keeps its length in bars.
+
+    A DAW loop of 2 bars may hold a hit played just before its end (step 31.6 of 32): rounded to
+    the nearest step it would open a third bar that holds nothing else, and every device would
+    then play (infill-hihat: fill) a bar the user never wrote. Such a note is a late hit on the
+    last step instead; its offset is half a step late (:func:`late_limited`).
+    A note whose onset is in a bar (even its first tick) keeps that bar. The dataset is not read
+    this way: magenta's converter keeps the note on the next step.
+    """
+    if notes.position.size == 0:
+        return notes
+    # 1e-6 steps: an onset exactly on a bar line, computed through seconds, may come out a hair early
+    bars = int(np.floor(notes.position.max() / STEPS_PER_BAR + 1e-6)) + 1
+    return dataclasses.replace(notes, step=np.minimum(notes.step, bars * STEPS_PER_BAR - 1))
+
+
 def performance_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -> GrooveCells:
     """Quantize a performance into winning-note cells (no windowing, no checks); pitches go to
     classes by the drum map (a built-in name, a .json file or a DrumMap)."""
@@ -193,7 +219,7 @@ def winning_cells(perf: DrumPerformance, notes: NoteCells) -> GrooveCells:
         step=notes.step[win],
         cls=notes.cls[win],
         velocity=perf.velocity[win] / MAX_VELOCITY,
-        offset=step_offsets(perf.start[win], notes.step[win], perf.qpm),
+        offset=late_limited(step_offsets(perf.start[win], notes.step[win], perf.qpm)),
         skipped_pitches=notes.skipped_pitches(),
     )
 

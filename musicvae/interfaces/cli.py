@@ -279,9 +279,10 @@ def inspect(
     channel: Optional[str] = typer.Option(None, "--channel", help=CHANNEL_HELP),
     bars: int = typer.Option(4, "--bars", callback=check_bars, help=f"Window length in bars for the window count (1–{MAX_BARS})."),
 ) -> None:
-    """One line per MIDI file: tempo, time signature, notes per drum class, skipped pitches, windows.
+    """One line per MIDI file: tempo, time signature, notes, hits per drum class, skipped pitches, windows.
 
-    A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
+    A hit is a drum on a 16th step: notes layered on one step and drum (36 with 35) are one hit,
+    so the hits can add up to fewer than the notes. A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
     note-off (each is read as a hit)."""
     from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
