@@ -42,13 +42,14 @@ def _version(show: bool) -> None:
         raise typer.Exit()
 
 
-# One line per paragraph: the help formatter wraps lines to the terminal but keeps their breaks.
-APP_HELP = (
-    "MusicVAE / GrooVAE drum grooves in PyTorch.\n\n"
-    "The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into --out, "
-    "by default the folder grooves/, and replace files of the same name there: pass --out DIR to keep earlier results."
-)
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP)
+APP_HELP = """MusicVAE / GrooVAE drum grooves in PyTorch.
+
+The generating commands (sample, humanize, reconstruct …) write their MIDI, WAV and PNG files into
+--out, by default the folder grooves/, and replace files of the same name there: pass --out DIR to
+keep earlier results."""
+# Markdown mode: help paragraphs are reflowed to the terminal's width, not broken where the
+# source lines end.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=APP_HELP, rich_markup_mode="markdown")
 
 
 @app.callback()
