@@ -611,7 +611,7 @@ class MidiIn:
 def read_input(path: Path, how: MidiIn, kept: bool = False):
     """A user MIDI file as a groove, saying in a `note:` line where its drums were found and which
     pitches the map skipped — or, when its notes are ``kept`` (written back by a device that keeps
-    the hits), how many notes outside the map are written back unchanged."""
+    the hits), how many notes outside the map are written back on their own pitches."""
     from musicvae.generate import read_groove
 
     midi = read_groove(path, drum_map=how.drum_map, channel=how.channel)
@@ -621,7 +621,7 @@ def read_input(path: Path, how: MidiIn, kept: bool = False):
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         if kept:
             count = sum(midi.skipped_pitches.values())
-            typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back unchanged: {pitches}")
+            typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back on their own pitches: {pitches}")
         else:
             typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {pitches}")
     return midi

@@ -4,6 +4,7 @@ pitches outside the kit's nine drums, and notes the drum map does not know, with
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 import symusic
@@ -97,13 +98,45 @@ def test_humanize_writes_every_note_on_its_own_pitch(tmp_path, runs, capsys, cli
     assert len({v for _, _, v in notes}) > 5
 
 
-def test_notes_outside_the_drum_map_are_written_as_played(tmp_path, runs, capsys, clip):
+def test_notes_outside_the_drum_map_are_written_as_played_or_with_their_layer(tmp_path, runs, capsys, clip):
     text, written = humanize(clip, runs, capsys, tmp_path / "gm", "--drum-map", "gm")
-    assert "note: clip.mid: 4 notes with pitches outside the drum map written back unchanged: 39×2, 54×1, 56×1" in text
-    played = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p in UNMAPPED_BY_GM]
+    assert "note: clip.mid: 4 notes with pitches outside the drum map written back on their own pitches: 39×2, 54×1, 56×1" in text
     notes = notes_of(written)
-    assert sorted(n for n in notes if n[1] in UNMAPPED_BY_GM) == sorted(played)
     assert len(notes) == len(CLIP)
+    # 54 and 56 are alone on their steps: as played; each 39 clap is layered on a 42 hi-hat (the
+    # step's loudest note): it keeps its velocity and lands on the hi-hat's new tick
+    alone = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p in {54, 56}]
+    assert sorted(n for n in notes if n[1] in {54, 56}) == sorted(alone)
+    claps = [n for n in notes if n[1] == 39]
+    hihat_ticks = {t for t, p, _ in notes if p == 42}
+    assert [v for _, _, v in claps] == [90, 95] and all(t in hihat_ticks for t, _, _ in claps)
+    assert {t for t, _, _ in claps} != {12 * STEP_TICKS, 28 * STEP_TICKS}  # the model moved them
+
+
+def test_an_unmapped_note_layered_on_a_snare_moves_with_it(tmp_path, runs, capsys):
+    # gm has no class for the 39 clap: it was left where played while the snare moved (a flam)
+    layered = [(s, 42, 80) for s in range(0, 32, 2)] + [(s, p, v) for s in (4, 12, 20, 28) for p, v in ((38, 110), (39, 70))]
+    path = tmp_path / "layered.mid"
+    path.write_bytes(clip_bytes(layered))
+    run(["humanize", path, "--checkpoint", runs["groovae_2bar_humanize"], "--out", tmp_path, "--drum-map", "gm"], capsys)
+    notes = notes_of(tmp_path / "layered_humanized.mid")
+    snares, claps = ([(t, v) for t, p, v in notes if p == pitch] for pitch in (38, 39))
+    assert [t for t, _ in claps] == [t for t, _ in snares] != [s * STEP_TICKS for s in (4, 12, 20, 28)]
+    assert [v for _, v in claps] == [70] * 4  # each keeps its own velocity
+
+
+def test_a_custom_maps_unmapped_layer_moves_with_the_mapped_one(tmp_path, runs, capsys):
+    kit = tmp_path / "kit.json"  # a map that knows the 36 kick, not the 35 under it
+    classes = {"kick": [36], "snare": [38], "closed_hihat": [42], "open_hihat": [46], "low_tom": [43], "mid_tom": [47],
+               "high_tom": [50], "crash": [49], "ride": [51]}  # fmt: skip
+    kit.write_text(json.dumps({"classes": classes}))
+    beat = [(s, 42, 80) for s in range(0, 32, 2)] + [(s, p, v) for s in (0, 8, 16, 24) for p, v in ((36, 100), (35, 60))]
+    path = tmp_path / "kicks.mid"
+    path.write_bytes(clip_bytes(beat))
+    run(["humanize", path, "--checkpoint", runs["groovae_2bar_humanize"], "--out", tmp_path, "--drum-map", kit], capsys)
+    notes = notes_of(tmp_path / "kicks_humanized.mid")
+    kicks, under = ([t for t, p, _ in notes if p == pitch] for pitch in (36, 35))
+    assert under == kicks != [s * STEP_TICKS for s in (0, 8, 16, 24)]
 
 
 def test_the_same_seed_writes_the_same_bytes(tmp_path, runs, capsys, clip):
