@@ -661,9 +661,13 @@ def _regroove_command(
         z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
         hit_threshold=options.get("hit_threshold", generate.AUTO if command == "drumify" else None) or "off",
     )  # fmt: skip
+    if score_midi is not None:
+        cut = generate.score_cut_note(len(score_midi.groove), len(result), score_midi.notes.step)
+        if cut:
+            typer.echo(f"note: {control.name}: {cut}")
     kept = None
     if kept_from is not None:  # the input's own notes, on their own pitches
-        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result), model.config.max_seq_len)
+        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result))
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to, kept=[kept])
 
 

@@ -177,6 +177,42 @@ def test_groove_transfer_writes_the_scores_notes(tmp_path, runs, capsys, clip):
     assert collections.Counter(p for _, p, _ in notes) == collections.Counter(2 * [p for _, p, _ in CLIP])
 
 
+def transfer(tmp_path, runs, capsys, score_bars: int, feel_bars: int):
+    """Groove transfer of a score of ``score_bars`` bars (bar b: a kick on step b of the bar, so
+    every bar differs, and hi-hats on the 8ths) on a feel of ``feel_bars``: (output, notes, text)."""
+    score = [(16 * b + b, 36, 100) for b in range(score_bars)] + [(s, 42, 70) for s in range(0, 16 * score_bars, 2)]
+    paths = {"score": score, "feel": [(s, 42, 60 + s % 16) for s in range(0, 16 * feel_bars, 2)]}
+    for name, notes in paths.items():
+        (tmp_path / f"{name}.mid").write_bytes(clip_bytes(notes))
+    text = run(["groove-transfer", "--hits", tmp_path / "score.mid", "--groove", tmp_path / "feel.mid",
+                "--checkpoint", runs["groovae_2bar_groove_transfer"], "--out", tmp_path], capsys)  # fmt: skip
+    return score, notes_of(tmp_path / "feel_on_score.mid"), text
+
+
+def kick_bars(notes) -> list[tuple[int, int]]:
+    """(bar, step in the bar) of each kick written: which score bar played there."""
+    return sorted(divmod(round(t / STEP_TICKS), 16) for t, p, _ in notes if p == 36)
+
+
+def test_a_one_bar_score_plays_every_bar_of_the_feel(tmp_path, runs, capsys):
+    _, notes, _ = transfer(tmp_path, runs, capsys, 1, 4)
+    assert kick_bars(notes) == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    assert sorted({round(t / STEP_TICKS) // 16 for t, p, _ in notes if p == 42}) == [0, 1, 2, 3]
+    assert len(notes) == 4 * 9
+
+
+def test_a_three_bar_score_repeats_by_its_own_length(tmp_path, runs, capsys):
+    _, notes, text = transfer(tmp_path, runs, capsys, 3, 4)
+    assert kick_bars(notes) == [(0, 0), (1, 1), (2, 2), (3, 0)]  # bars 1-3, then 1
+    assert "cut to" not in text
+
+
+def test_a_score_longer_than_the_feel_is_cut_and_says_so(tmp_path, runs, capsys):
+    score, notes, text = transfer(tmp_path, runs, capsys, 4, 1)
+    assert "note: score.mid: 4 bars, cut to the feel's 1 bar (27 notes dropped)\n" in text
+    assert len(score) == 36 and len(notes) == 9 and kick_bars(notes) == [(0, 0)]
+
+
 def test_reconstruct_keeping_the_hits_writes_the_input_notes(tmp_path, runs, capsys, clip):
     run(["reconstruct", clip, "--keep-hits", "--checkpoint", runs["groovae_4bar"], "--out", tmp_path], capsys)
     notes = notes_of(tmp_path / "clip_reconstructed.mid")
