@@ -29,6 +29,7 @@ from musicvae.data.groove import (
 from musicvae.data.midi import DEFAULT_QPM
 from musicvae.data.transforms import controls_for, encoder_inputs, feel_controls
 from musicvae.data.transforms import taps as tap_rhythm
+from musicvae.errors import plural
 from musicvae.model import MusicVAE
 
 USER_DRUM_MAP = "reduced"  # magenta's map for user MIDI; writes General-MIDI toms (45/48/50)
@@ -84,16 +85,24 @@ def to_windows(groove: np.ndarray, window_steps: int) -> np.ndarray:
     return padded.reshape(count, window_steps, groove.shape[1])
 
 
+def fit_length(groove: np.ndarray, num_steps: int) -> np.ndarray:
+    """``groove`` [steps, 27] repeated by its own length in steps (whole bars for a MIDI file: a
+    1-bar score plays every bar, a 3-bar one bars 1–3 then 1 …) and cut to ``num_steps`` steps;
+    silence when it is empty."""
+    if len(groove) == 0:
+        return np.zeros((num_steps, groove.shape[1]), groove.dtype)
+    return np.tile(groove, (math.ceil(num_steps / len(groove)), 1))[:num_steps]
+
+
 def paired_windows(
     groove: np.ndarray, control_groove: np.ndarray | None, window_steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows [k, window_steps, 27] of ``groove`` and of ``control_groove`` (default: the same
-    windows), the latter repeated or cut to ``groove``'s count of windows."""
+    windows), the latter repeated by its own length or cut to ``groove``'s length (:func:`fit_length`)."""
     windows = to_windows(groove, window_steps)
     if control_groove is None:
         return windows, windows
-    source = to_windows(control_groove, window_steps)
-    return windows, source if len(source) == len(windows) else np.resize(source, windows.shape)
+    return windows, to_windows(fit_length(control_groove, len(groove)), window_steps)
 
 
 def join_windows(windows: np.ndarray, num_steps: int) -> np.ndarray:
@@ -438,7 +447,8 @@ def groove_transfer(
     score: np.ndarray, feel: np.ndarray, model: MusicVAE | None = None, *, keep_hits: bool = True, **options
 ) -> np.ndarray:
     """``score``'s drums (which drum on which step) played with the feel of ``feel`` (both
-    [steps, 27]; the output has ``feel``'s length, the score repeated or cut to fit), as
+    [steps, 27]; the output has ``feel``'s length, the score repeated by its own length or cut
+    to fit: :func:`fit_length`, :func:`score_cut_note`), as
     ``musicvae groove-transfer`` does (``model``: a groove_transfer or hits_control model,
     default the bundled one).
     ``keep_hits`` plays exactly the score's hits; without it the model may change them. With a
@@ -463,17 +473,32 @@ def groove_transfer(
 NOTES_KEPT_FROM = {"humanize": "groove", "reconstruct": "groove", "infill-hihat": "groove", "groove-transfer": "score"}
 
 
-def kept_notes(device: str, source: MidiGroove, num_steps: int, window_steps: int) -> NoteCells:
+def kept_notes(device: str, source: MidiGroove, num_steps: int) -> NoteCells:
     """The notes of ``source`` (the input named by ``NOTES_KEPT_FROM[device]``) that ``device``,
-    keeping the hits, played into its output of ``num_steps`` steps decoded in windows of
-    ``window_steps``: infill-hihat's input hi-hats are left out (the model writes that part anew),
-    groove transfer's score is repeated or cut to the output's length as its hits are."""
+    keeping the hits, played into its output of ``num_steps`` steps: infill-hihat's input hi-hats
+    are left out (the model writes that part anew), groove transfer's score is repeated by its own
+    length or cut to the output's length, as its hits are (:func:`fit_length`)."""
     notes = source.notes
     if device == "infill-hihat":
         return notes.select(notes.cls != CLOSED_HH)
-    if device == "groove-transfer":  # as paired_windows repeats the score's windows
-        return notes.repeated(window_steps * max(1, math.ceil(len(source.groove) / window_steps)), num_steps)
+    if device == "groove-transfer":
+        return notes.repeated(len(source.groove), num_steps)
     return notes
+
+
+def score_cut_note(score_steps: int, feel_steps: int, note_steps: np.ndarray) -> str | None:
+    """The one line saying what groove transfer drops of a score of ``score_steps`` steps played
+    with a feel of ``feel_steps`` steps (the output's length): None when the score fits, else
+    e.g. "4 bars, cut to the feel's 1 bar (40 notes dropped)", counting the ``note_steps`` (the
+    step of each of the score's notes) at or past ``feel_steps``."""
+    if score_steps <= feel_steps:
+        return None
+    score_bars, feel_bars = score_steps / STEPS_PER_BAR, feel_steps / STEPS_PER_BAR
+    dropped = int(np.count_nonzero(np.asarray(note_steps) >= feel_steps))
+    return (
+        f"{score_bars:g} {plural('bar', score_bars)}, cut to the feel's {feel_bars:g} {plural('bar', feel_bars)} "
+        f"({dropped} {plural('note', dropped)} dropped)"
+    )
 
 
 # The function each regroove device runs (its command's and the studio's): groove-transfer takes

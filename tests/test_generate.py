@@ -159,6 +159,22 @@ def test_groove_transfer_uses_the_score_as_controls(tmp_path):
     assert out.shape == feel.shape
 
 
+@pytest.mark.parametrize("score_bars", [1, 3, 5])
+def test_groove_transfer_repeats_the_score_by_its_own_bars_in_hits_and_kept_notes(tmp_path, score_bars):
+    from musicvae.generate import groove_transfer, kept_notes
+
+    feel = read_groove(drum_midi(tmp_path / "feel.mid", 4)).groove
+    played = symusic.Score.from_file(drum_midi(tmp_path / "score.mid", score_bars))
+    played.tracks[0].notes.extend(symusic.Note((16 * b + b) * 120, 60, 36, 100) for b in range(score_bars))  # bar b: a kick on its step b
+    played.dump_midi(tmp_path / "score.mid")
+    score = read_groove(tmp_path / "score.mid")
+    out = groove_transfer(score.groove, feel, tiny("groovae_2bar_groove_transfer"), seed=0)
+    bar = [b % score_bars for b in range(4)]  # which score bar each output bar plays
+    np.testing.assert_array_equal(out[:, :9], np.concatenate([score.groove[16 * b : 16 * b + 16, :9] for b in bar]))
+    notes = kept_notes("groove-transfer", score, len(out))
+    assert sorted(zip(notes.step, notes.cls)) == sorted(zip(*np.nonzero(out[:, :9] > 0.5)))  # one cell per note here
+
+
 def test_groove_transfer_gives_a_feel_model_the_feel_means_of_each_window(tmp_path, monkeypatch):
     from musicvae.data.transforms import feel_controls
     from musicvae.generate import groove_transfer, to_windows

@@ -613,7 +613,7 @@ class MidiIn:
 def read_input(path: Path, how: MidiIn, kept: bool = False):
     """A user MIDI file as a groove, saying in a `note:` line where its drums were found and which
     pitches the map skipped — or, when its notes are ``kept`` (written back by a device that keeps
-    the hits), how many notes outside the map are written back unchanged."""
+    the hits), how many notes outside the map are written back on their own pitches."""
     from musicvae.generate import read_groove
 
     midi = read_groove(path, drum_map=how.drum_map, channel=how.channel)
@@ -623,7 +623,7 @@ def read_input(path: Path, how: MidiIn, kept: bool = False):
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         if kept:
             count = sum(midi.skipped_pitches.values())
-            typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back unchanged: {pitches}")
+            typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back on their own pitches: {pitches}")
         else:
             typer.echo(f"note: {path.name}: skipped notes with pitches outside the drum map: {pitches}")
     return midi
@@ -663,9 +663,13 @@ def _regroove_command(
         z="mean" if from_mean else "posterior", hits="kept" if keep_hits else "drawn",
         hit_threshold=options.get("hit_threshold", generate.AUTO if command == "drumify" else None) or "off",
     )  # fmt: skip
+    if score_midi is not None:
+        cut = generate.score_cut_note(len(score_midi.groove), len(result), score_midi.notes.step)
+        if cut:
+            typer.echo(f"note: {control.name}: {cut}")
     kept = None
     if kept_from is not None:  # the input's own notes, on their own pitches
-        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result), model.config.max_seq_len)
+        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result))
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to, kept=[kept])
 
 

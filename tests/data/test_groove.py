@@ -188,6 +188,30 @@ def test_keep_notes_moves_every_kept_note_with_its_cell():
     assert notes.velocity.tolist() == [64, 32, 3, 1, 77, 95]
 
 
+def test_an_unmapped_note_moves_with_the_loudest_kept_note_of_its_step():
+    # a clap (39, no class) on a snare and a quieter hi-hat at step 4, a tambourine (54) alone at 6
+    kept = _notes([(4.0, 38, 110, 1), (4.1, 42, 60, 2), (4.0, 39, 70, -1), (6.2, 54, 50, -1)])
+    groove = np.zeros((16, 27))
+    groove[4, [1, 10, 19]] = 1.0, 0.5, 0.6  # the snare 0.3 step early
+    groove[4, [2, 11, 20]] = 1.0, 0.5, -0.6  # the hi-hat 0.3 step late
+    notes = keep_notes(groove, kept, 120.0, "gm")
+    start = dict(zip(notes.pitch.tolist(), notes.start / 0.125))
+    assert start[39] == start[38] == pytest.approx(3.7)  # with the snare, not the hi-hat
+    assert start[54] == 6.2  # alone on its step: as played
+    assert notes.velocity.tolist()[2:] == [70, 50]  # their own velocities
+
+
+def test_an_unmapped_note_follows_the_nearest_pitch_of_equally_loud_layers():
+    # a 42 hi-hat as loud as the 38 snare on the clap's step, and first in note order
+    kept = _notes([(4.0, 42, 100, 2), (4.0, 38, 100, 1), (4.0, 39, 70, -1)])
+    groove = np.zeros((16, 27))
+    groove[4, [1, 10, 19]] = 1.0, 0.5, 0.6  # the snare 0.3 step early
+    groove[4, [2, 11, 20]] = 1.0, 0.5, -0.6  # the hi-hat 0.3 step late
+    notes = keep_notes(groove, kept, 120.0, "gm")
+    start = dict(zip(notes.pitch.tolist(), notes.start / 0.125))
+    assert start[39] == start[38] == pytest.approx(3.7) != start[42]
+
+
 def test_keep_notes_of_unchanged_cells_are_the_notes_as_played():
     rows = [(0.0, 36, 100, 0), (0.0, 35, 51, 0), (2.2, 38, 90, 1), (2.0, 37, 30, 1)]  # a flam
     kept = _notes(rows)

@@ -4,6 +4,7 @@ pitches outside the kit's nine drums, and notes the drum map does not know, with
 from __future__ import annotations
 
 import collections
+import json
 
 import pytest
 import symusic
@@ -97,13 +98,45 @@ def test_humanize_writes_every_note_on_its_own_pitch(tmp_path, runs, capsys, cli
     assert len({v for _, _, v in notes}) > 5
 
 
-def test_notes_outside_the_drum_map_are_written_as_played(tmp_path, runs, capsys, clip):
+def test_notes_outside_the_drum_map_are_written_as_played_or_with_their_layer(tmp_path, runs, capsys, clip):
     text, written = humanize(clip, runs, capsys, tmp_path / "gm", "--drum-map", "gm")
-    assert "note: clip.mid: 4 notes with pitches outside the drum map written back unchanged: 39×2, 54×1, 56×1" in text
-    played = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p in UNMAPPED_BY_GM]
+    assert "note: clip.mid: 4 notes with pitches outside the drum map written back on their own pitches: 39×2, 54×1, 56×1" in text
     notes = notes_of(written)
-    assert sorted(n for n in notes if n[1] in UNMAPPED_BY_GM) == sorted(played)
     assert len(notes) == len(CLIP)
+    # 54 and 56 are alone on their steps: as played; each 39 clap is layered on a 42 hi-hat (the
+    # step's loudest note): it keeps its velocity and lands on the hi-hat's new tick
+    alone = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p in {54, 56}]
+    assert sorted(n for n in notes if n[1] in {54, 56}) == sorted(alone)
+    claps = [n for n in notes if n[1] == 39]
+    hihat_ticks = {t for t, p, _ in notes if p == 42}
+    assert [v for _, _, v in claps] == [90, 95] and all(t in hihat_ticks for t, _, _ in claps)
+    assert {t for t, _, _ in claps} != {12 * STEP_TICKS, 28 * STEP_TICKS}  # the model moved them
+
+
+def test_an_unmapped_note_layered_on_a_snare_moves_with_it(tmp_path, runs, capsys):
+    # gm has no class for the 39 clap: it was left where played while the snare moved (a flam)
+    layered = [(s, 42, 80) for s in range(0, 32, 2)] + [(s, p, v) for s in (4, 12, 20, 28) for p, v in ((38, 110), (39, 70))]
+    path = tmp_path / "layered.mid"
+    path.write_bytes(clip_bytes(layered))
+    run(["humanize", path, "--checkpoint", runs["groovae_2bar_humanize"], "--out", tmp_path, "--drum-map", "gm"], capsys)
+    notes = notes_of(tmp_path / "layered_humanized.mid")
+    snares, claps = ([(t, v) for t, p, v in notes if p == pitch] for pitch in (38, 39))
+    assert [t for t, _ in claps] == [t for t, _ in snares] != [s * STEP_TICKS for s in (4, 12, 20, 28)]
+    assert [v for _, v in claps] == [70] * 4  # each keeps its own velocity
+
+
+def test_a_custom_maps_unmapped_layer_moves_with_the_mapped_one(tmp_path, runs, capsys):
+    kit = tmp_path / "kit.json"  # a map that knows the 36 kick, not the 35 under it
+    classes = {"kick": [36], "snare": [38], "closed_hihat": [42], "open_hihat": [46], "low_tom": [43], "mid_tom": [47],
+               "high_tom": [50], "crash": [49], "ride": [51]}  # fmt: skip
+    kit.write_text(json.dumps({"classes": classes}))
+    beat = [(s, 42, 80) for s in range(0, 32, 2)] + [(s, p, v) for s in (0, 8, 16, 24) for p, v in ((36, 100), (35, 60))]
+    path = tmp_path / "kicks.mid"
+    path.write_bytes(clip_bytes(beat))
+    run(["humanize", path, "--checkpoint", runs["groovae_2bar_humanize"], "--out", tmp_path, "--drum-map", kit], capsys)
+    notes = notes_of(tmp_path / "kicks_humanized.mid")
+    kicks, under = ([t for t, p, _ in notes if p == pitch] for pitch in (36, 35))
+    assert under == kicks != [s * STEP_TICKS for s in (0, 8, 16, 24)]
 
 
 def test_the_same_seed_writes_the_same_bytes(tmp_path, runs, capsys, clip):
@@ -142,6 +175,42 @@ def test_groove_transfer_writes_the_scores_notes(tmp_path, runs, capsys, clip):
     notes = notes_of(tmp_path / "feel_on_clip.mid")
     # the 2-bar score, repeated to the feel's 4 bars
     assert collections.Counter(p for _, p, _ in notes) == collections.Counter(2 * [p for _, p, _ in CLIP])
+
+
+def transfer(tmp_path, runs, capsys, score_bars: int, feel_bars: int):
+    """Groove transfer of a score of ``score_bars`` bars (bar b: a kick on step b of the bar, so
+    every bar differs, and hi-hats on the 8ths) on a feel of ``feel_bars``: (output, notes, text)."""
+    score = [(16 * b + b, 36, 100) for b in range(score_bars)] + [(s, 42, 70) for s in range(0, 16 * score_bars, 2)]
+    paths = {"score": score, "feel": [(s, 42, 60 + s % 16) for s in range(0, 16 * feel_bars, 2)]}
+    for name, notes in paths.items():
+        (tmp_path / f"{name}.mid").write_bytes(clip_bytes(notes))
+    text = run(["groove-transfer", "--hits", tmp_path / "score.mid", "--groove", tmp_path / "feel.mid",
+                "--checkpoint", runs["groovae_2bar_groove_transfer"], "--out", tmp_path], capsys)  # fmt: skip
+    return score, notes_of(tmp_path / "feel_on_score.mid"), text
+
+
+def kick_bars(notes) -> list[tuple[int, int]]:
+    """(bar, step in the bar) of each kick written: which score bar played there."""
+    return sorted(divmod(round(t / STEP_TICKS), 16) for t, p, _ in notes if p == 36)
+
+
+def test_a_one_bar_score_plays_every_bar_of_the_feel(tmp_path, runs, capsys):
+    _, notes, _ = transfer(tmp_path, runs, capsys, 1, 4)
+    assert kick_bars(notes) == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    assert sorted({round(t / STEP_TICKS) // 16 for t, p, _ in notes if p == 42}) == [0, 1, 2, 3]
+    assert len(notes) == 4 * 9
+
+
+def test_a_three_bar_score_repeats_by_its_own_length(tmp_path, runs, capsys):
+    _, notes, text = transfer(tmp_path, runs, capsys, 3, 4)
+    assert kick_bars(notes) == [(0, 0), (1, 1), (2, 2), (3, 0)]  # bars 1-3, then 1
+    assert "cut to" not in text
+
+
+def test_a_score_longer_than_the_feel_is_cut_and_says_so(tmp_path, runs, capsys):
+    score, notes, text = transfer(tmp_path, runs, capsys, 4, 1)
+    assert "note: score.mid: 4 bars, cut to the feel's 1 bar (27 notes dropped)\n" in text
+    assert len(score) == 36 and len(notes) == 9 and kick_bars(notes) == [(0, 0)]
 
 
 def test_reconstruct_keeping_the_hits_writes_the_input_notes(tmp_path, runs, capsys, clip):

@@ -268,6 +268,16 @@ def test_groove_transfer_needs_hits_and_groove(client):
     assert reply.status_code == 400 and "hits" in reply.json()["error"]
 
 
+def test_groove_transfer_repeats_a_short_score_by_its_bars_and_says_when_it_cuts_one(client):
+    files = {"hits": ("score.mid", drum_midi_bytes(1, pitch=36)), "groove": ("feel.mid", drum_midi_bytes(4))}
+    body = client.post("/api/groove-transfer", files=files).json()
+    played = np.array(body["grooves"][0]["tensor"])[:, :9].reshape(4, 16, 9)
+    assert (played == played[0]).all() and played[0].any() and body["notes"] == []  # the 1-bar score in every bar
+    files = {"hits": ("score.mid", drum_midi_bytes(4, pitch=36)), "groove": ("feel.mid", drum_midi_bytes(1))}
+    body = client.post("/api/groove-transfer", files=files).json()
+    assert body["notes"] == ["score.mid: 4 bars, cut to the feel's 1 bar (30 notes dropped)"]  # 10 hits a bar
+
+
 def test_read_turns_a_midi_file_into_a_groove(client):
     reply = client.post("/api/read", files={"file": ("x.mid", drum_midi_bytes(3, qpm=140))})
     entry = reply.json()["grooves"][0]

@@ -189,6 +189,7 @@ class MidiInput:
     groove: np.ndarray  # [steps, 27]
     qpm: float
     notes: list[str]  # one-line remarks for the page (e.g. skipped pitches)
+    name: str  # the file's name, or the request's field for a tensor
 
 
 def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> MidiInput:
@@ -205,7 +206,7 @@ def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> Midi
     if midi.skipped_pitches:
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         notes.append(f"{name}: skipped notes with pitches outside the drum map ({pitches})")
-    return MidiInput(midi.groove, round(midi.qpm, 2), notes)  # 140.00014 (µs/quarter) reads as 140
+    return MidiInput(midi.groove, round(midi.qpm, 2), notes, name)  # 140.00014 (µs/quarter) reads as 140
 
 
 async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[MidiInput]]:
@@ -220,7 +221,7 @@ async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[
     missing = [n for n in names if n not in body]
     if missing:
         raise ApiError(400, f"missing field(s): {', '.join(missing)}")
-    return body, [MidiInput(_tensor(body[n], n), _bpm(body, generate.DEFAULT_QPM), []) for n in names]
+    return body, [MidiInput(_tensor(body[n], n), _bpm(body, generate.DEFAULT_QPM), [], n) for n in names]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -453,10 +454,15 @@ class Studio:
         result = await self.run(
             generate.DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
         )
+        notes = [note for i in inputs for note in i.notes]
+        if control is not None:  # the score's notes are those of its input groove, one per hit
+            hit_steps = np.nonzero(control.groove[:, HITS] > 0.5)[0]
+            cut = generate.score_cut_note(len(control.groove), len(result), hit_steps)
+            notes += [f"{control.name}: {cut}"] if cut else []
         return JSONResponse({
             "grooves": [groove_entry(result, bpm, seed, 0)],
             "inputs": [groove_entry(i.groove, bpm, None, k) for k, i in enumerate(inputs)],
-            "notes": [note for i in inputs for note in i.notes],
+            "notes": notes,
         })  # fmt: skip
 
     async def humanize(self, request: Request) -> Response:

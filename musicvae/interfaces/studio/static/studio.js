@@ -818,7 +818,7 @@ async function regroove(device, seed = 0, given = regrooveInputs[device] || {}) 
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); $("#bpm").dispatchEvent(new Event("change")); }
     layoutCards(pair);
-    status(body.notes?.length ? body.notes[0] : `${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
+    status(body.notes?.length ? body.notes.join("; ") : `${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
   } catch (err) {
     showError(err.message);
     status("");
