@@ -39,3 +39,14 @@ def drum_midi_bytes(bars: int = 2, qpm: float = 100.0, pitch: int = 42) -> bytes
             track.notes.append(symusic.Note(step * 120, 60, 38, 90))
     score.tracks.append(track)
     return score.dumps_midi()
+
+
+def layered_beat() -> bytes:
+    """One bar as a DAW writes it: kick 35 under 36, a 39 clap alone on a step, 38 doubled, hi-hats."""
+    score = symusic.Score(480)
+    score.tempos.append(symusic.Tempo(0, 100))
+    drums = symusic.Track("drums", 0, True)
+    for step, pitch in ((0, 36), (0, 35), (2, 42), (4, 39), (6, 42), (8, 38), (8, 38), (12, 38)):
+        drums.notes.append(symusic.Note(step * 120, 60, pitch, 90))
+    score.tracks.append(drums)
+    return score.dumps_midi()

@@ -25,7 +25,7 @@ from musicvae.interfaces.cli import main
 from musicvae.interfaces.studio import server
 from musicvae.render import voice_takes
 from conftest import clip_events, midi_file, track
-from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
+from studio_support import drum_midi_bytes, layered_beat, tiny_checkpoints  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,17 @@ def test_same_request_same_bytes_other_seed_other_grooves(client):
     assert [g["midi"] for g in other] != [g["midi"] for g in first.json()["grooves"]]
 
 
+def test_midi_at_another_tempo_keeps_the_marker_it_is_sent(client):
+    entry = client.post("/api/sample", json={"n": 1, "seed": 5, "bpm": 120}).json()["grooves"][0]
+    assert entry["meta"] == symusic.Score.from_midi(base64.b64decode(entry["midi"])).markers[0].text
+    slower = client.post("/api/midi", json={"tensor": entry["tensor"], "bpm": 90, "meta": entry["meta"]})
+    sampled = client.post("/api/sample", json={"n": 1, "seed": 5, "bpm": 90}).json()["grooves"][0]
+    assert slower.content == base64.b64decode(sampled["midi"])  # what `musicvae sample --bpm 90` writes
+    for meta in ("two\nlines", "x" * 301, 7):
+        reply = client.post("/api/midi", json={"tensor": entry["tensor"], "meta": meta})
+        assert reply.status_code == 400 and "meta must be one line" in reply.json()["error"]
+
+
 def test_one_groove_regenerates_alone_from_its_seed_and_index(client):
     batch = client.post("/api/sample", json={"n": 4, "seed": 3, "temperature": 0.9}).json()["grooves"]
     alone = client.post("/api/sample", json={"n": 1, "seed": 3, "index": 2, "temperature": 0.9}).json()["grooves"]
@@ -111,7 +122,7 @@ def test_midi_of_a_returned_tensor_is_the_returned_midi_and_edits_show(client):
     sampled = symusic.Score.from_midi(base64.b64decode(entry["midi"]))
     written = symusic.Score.from_midi(reply.content)
     assert written.tracks[0].notes == sampled.tracks[0].notes and written.tempos == sampled.tempos
-    assert len(written.markers) == 0  # a groove sent back may be edited: no seed claimed
+    assert len(written.markers) == 0  # a groove sent back may be edited: no seed claimed unless sent
     tensor = np.array(entry["tensor"])
     step = int(np.flatnonzero(tensor[:, 0] < 0.5)[0])  # a step without a kick: add one
     tensor[step, [0, 9, 18]] = [1, 0.5, 0]
@@ -278,6 +289,30 @@ def test_groove_transfer_repeats_a_short_score_by_its_bars_and_says_when_it_cuts
     assert body["notes"] == ["score.mid: 4 bars, cut to the feel's 1 bar (30 notes dropped)"]  # 10 hits a bar
 
 
+def layered_note(changed: int, total: int, pitches: str, device: str, name: str = "tracks.mid") -> str:
+    what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
+    return (
+        f"{name}: {changed} of {total} notes are {what}; the studio plays them as its 9 drums, "
+        f"one note per drum and step. `musicvae {device}` writes every note on its own pitch"
+    )
+
+
+def test_kept_notes_the_grid_merges_or_moves_are_counted_and_the_cli_named(client):
+    beat = ("daw.mid", layered_beat())
+    # The 35 under the 36 and the second 38 merge, the clap becomes a 38: 3 of 8 notes changed.
+    humanized = client.post("/api/humanize", files={"file": beat}).json()
+    assert humanized["notes"] == [layered_note(3, 8, "35, 39", "humanize", "daw.mid")]
+    written = midi_notes(humanized["grooves"][0])
+    assert len(written) == 8 - 2 and {n.pitch for n in written} == {36, 38, 42}
+    transferred = client.post("/api/groove-transfer", files={"hits": beat, "groove": ("feel.mid", drum_midi_bytes(1))}).json()
+    assert transferred["notes"] == [layered_note(3, 8, "35, 39", "groove-transfer", "daw.mid")]
+    swapped = client.post("/api/groove-transfer", files={"hits": ("feel.mid", drum_midi_bytes(1)), "groove": beat}).json()
+    assert swapped["notes"] == []  # the feel's notes are not kept
+    assert client.post("/api/drumify", files={"file": beat}).json()["notes"] == []  # the model picks the drums
+    assert client.post("/api/humanize", files={"file": beat}, data={"keep_hits": "false"}).json()["notes"] == []
+    assert client.post("/api/humanize", files={"file": ("b.mid", drum_midi_bytes(2))}).json()["notes"] == []
+
+
 def test_read_turns_a_midi_file_into_a_groove(client):
     reply = client.post("/api/read", files={"file": ("x.mid", drum_midi_bytes(3, qpm=140))})
     entry = reply.json()["grooves"][0]
@@ -301,7 +336,9 @@ def test_a_file_needing_a_channel_choice_names_the_pages_menu_and_the_channel_fi
                 assert reply.status_code == 400
                 continue
             body = reply.json()
-            assert reply.status_code == 200 and body["notes"] == [note]  # the page's status line shows it
+            assert reply.status_code == 200 and body["notes"][0] == note  # the page shows it
+            # "all" reads both tracks' copies of the clip: layered notes, which humanize names next
+            assert body["notes"][1:] == ([] if path == "/api/read" or channel == "2" else [layered_note(24, 48, "", "humanize")])
     for channel, words in (("17", "channel must be between 1 and 16"), ("ten", "channel must be a number")):
         reply = client.post("/api/read", files={"file": ("a.mid", drum_midi_bytes())}, data={"channel": channel})
         assert reply.status_code == 400 and words in reply.json()["error"]

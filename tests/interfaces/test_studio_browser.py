@@ -19,7 +19,7 @@ import symusic
 
 from musicvae.interfaces.studio import server
 from conftest import clip_events, midi_file, track
-from studio_support import drum_midi_bytes, tiny_checkpoints  # noqa: F401 (a fixture)
+from studio_support import drum_midi_bytes, layered_beat, tiny_checkpoints  # noqa: F401 (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -86,12 +86,15 @@ def drop_files(page, selector: str, files: list[tuple[str, bytes]]) -> None:
     )
 
 
-def downloaded_notes(page, button) -> list:
+def downloaded(page, button) -> symusic.Score:
     with page.expect_download() as info:
         button.click()
     assert info.value.suggested_filename.endswith(".mid")
-    score = symusic.Score.from_midi(Path(info.value.path()).read_bytes())
-    return sorted((n.time, n.pitch, n.velocity) for t in score.tracks for n in t.notes)
+    return symusic.Score.from_midi(Path(info.value.path()).read_bytes())
+
+
+def downloaded_notes(page, button) -> list:
+    return sorted((n.time, n.pitch, n.velocity) for t in downloaded(page, button).tracks for n in t.notes)
 
 
 def screenshot(page, tmp_path, name: str, full_page: bool = True) -> Path:
@@ -262,17 +265,28 @@ def test_generate_draws_a_new_seed_each_time_unless_one_is_kept(page):
     assert page.input_value("#gen-seed") == "77" and tensors[0] == tensors[1]
 
 
+# Where every visible control is.
+CONTROL_BOXES = """() => [...document.querySelectorAll("button, input, select")].filter((c) => c.offsetParent)
+    .map((c) => { const r = c.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"""
+
+
 def test_out_of_range_numbers_show_the_value_used_with_a_notice(page):
     page.click('[role=tab][data-device="generate"]')
-    for field, typed, used, words in (
-        ("#bpm", "1000", "400", "Tempo takes 20–400 bpm; using 400"),
-        ("#gen-n", "99", "16", "Variations takes 1–16; using 16"),
-        ("#gen-seed", "-5", "0", "Seed takes 0–4294967295; using 0"),
-    ):
-        page.fill(field, typed)
-        page.press(field, "Tab")  # leaving the field settles it
-        assert page.input_value(field) == used
-        assert page.inner_text(f"label:has({field}) .notice") == words
+    for width in (400, 1280):  # a phone, where every field has a row of its own, and a laptop
+        page.set_viewport_size({"width": width, "height": 860})
+        for field, typed, used, words in (
+            ("#bpm", "1000", "400", "Tempo takes 20–400 bpm; using 400"),
+            ("#gen-n", "99", "16", "Variations takes 1–16; using 16"),
+            ("#gen-seed", "-5", "0", "Seed takes 0–4294967295; using 0"),
+            ("#gen-seed", "1e10", "4294967295", "Seed takes 0–4294967295; using 4294967295"),  # the longest
+        ):
+            page.fill(field, typed)
+            controls = page.evaluate(CONTROL_BOXES)
+            page.press(field, "Tab")  # leaving the field settles it
+            assert page.input_value(field) == used
+            assert page.inner_text("#status.notice") == words
+            assert page.evaluate("(s => s.scrollWidth <= s.clientWidth)(document.querySelector('#status'))")  # whole
+            assert page.evaluate(CONTROL_BOXES) == controls  # the status line's notice moves nothing
     page.fill("#bpm", "120")
     page.fill("#gen-n", "1")
     page.fill("#gen-seed", "4294967295")  # the CLI's largest seed
@@ -305,7 +319,36 @@ def test_a_per_drum_track_file_asks_for_the_drum_channel_menu(page):
     assert "under Drum channel" in message and "--channel" not in message
     page.select_option('.panel[data-panel="humanize"] .channel', "all")  # the same file, read again
     page.wait_for_function("document.querySelector('.panel[data-panel=humanize] .pair .card h3')?.textContent === 'In: tracks.mid'")
-    assert page.locator("#error").is_hidden() and page.inner_text("#status") == "reading all notes (channels 1, 2) as drums"
+    assert page.locator("#error").is_hidden()
+    notes = page.locator('.panel[data-panel="humanize"] .file-notes li')
+    assert notes.first.inner_text() == "reading all notes (channels 1, 2) as drums"
+    assert notes.nth(1).inner_text().startswith("tracks.mid: 24 of 48 notes are layered")  # both tracks' copies
+
+
+def test_kept_layers_and_other_pitches_are_named_and_a_tempo_change_keeps_the_marker(page):
+    page.click('[role=tab][data-device="humanize"]')
+    page.select_option('.panel[data-panel="humanize"] .channel', "auto")
+    drop_files(page, '.panel[data-panel="humanize"] .drop', [("daw.mid", layered_beat())])
+    page.wait_for_function("document.querySelector('.panel[data-panel=humanize] .pair .card h3')?.textContent === 'In: daw.mid'")
+    note = page.locator('.panel[data-panel="humanize"] .file-notes li')
+    assert note.count() == 1 and note.inner_text().startswith("daw.mid: 3 of 8 notes are layers or other drums (pitches 35, 39)")
+    assert note.locator("code").inner_text() == "musicvae humanize"  # the CLI that writes them as played
+    page.set_checked("#humanize-keep", False)  # notes redrawn by the model: nothing kept, nothing to say
+    page.wait_for_function("!document.querySelector('.panel[data-panel=humanize] .file-notes li')")
+    page.set_checked("#humanize-keep", True)
+    note.wait_for()  # the file's tempo is set before the tempo below
+
+    # A sampled groove played at another tempo still says how `musicvae sample --bpm` makes it again.
+    page.click('[role=tab][data-device="generate"]')
+    page.fill("#gen-n", "1")
+    page.click("#generate")
+    page.wait_for_function("!document.querySelector('#generate').disabled")
+    page.fill("#bpm", "90")
+    page.press("#bpm", "Tab")
+    score = downloaded(page, page.locator("#gen-results .card .download"))
+    assert score.tempos[0].qpm == pytest.approx(90) and score.markers[0].text.startswith("musicvae sample ")
+    page.fill("#bpm", "120")
+    page.press("#bpm", "Tab")
 
 
 def test_the_page_fits_narrow_windows_and_the_strip_fits_its_panel(page):

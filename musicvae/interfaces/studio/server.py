@@ -41,8 +41,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from musicvae import generate
 from musicvae.data.channels import CHANNELS, DrumChannelError
-from musicvae.data.drums import CLASS_NAMES, DrumMapError
-from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES
+from musicvae.data.drums import CLASS_NAMES, CLOSED_HH, NUM_CLASSES, DrumMapError, drum_map
+from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells
 from musicvae.data.midi import MidiError
 
 if TYPE_CHECKING:
@@ -62,6 +62,10 @@ MIN_BPM, MAX_BPM = 20.0, 400.0
 MAX_SEED = 2**32 - 1  # as `musicvae sample --seed`: any seed the CLI takes makes the same grooves here
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' or the decoder's own std)
+MAX_META_CHARS = 300  # the marker text /api/midi writes back (sample_meta's line is about 120)
+# The devices whose CLI writes the notes of their first input back as played (docs/devices.md); the
+# studio's grids write one note per drum and step, on the drum map's pitch.
+KEEPS_NOTES = frozenset({"humanize", "infill-hihat", "groove-transfer"})
 
 
 class ApiError(Exception):
@@ -105,6 +109,15 @@ def _channel(fields: dict) -> int | str | None:
     if value in ("auto", "all"):
         return None if value == "auto" else value
     return _number(fields, "channel", 0, CHANNELS.start, CHANNELS.stop - 1, integer=True)
+
+
+def _meta(body: dict) -> str | None:
+    """The marker text /api/midi writes: a groove entry's ``meta``, sent back by the page for an
+    unedited groove at another tempo (``musicvae sample --bpm`` writes the same marker)."""
+    meta = body.get("meta")
+    if meta is not None and not (isinstance(meta, str) and len(meta) <= MAX_META_CHARS and meta.isprintable()):
+        raise ApiError(400, f"meta must be one line of text, at most {MAX_META_CHARS} characters")
+    return meta
 
 
 def _temperature(body: dict) -> float:
@@ -190,6 +203,7 @@ class MidiInput:
     qpm: float
     notes: list[str]  # one-line remarks for the page (e.g. skipped pitches)
     name: str  # the file's name, or the request's field for a tensor
+    cells: NoteCells | None = None  # every note of a MIDI file with its (step, class) cell; None for a tensor
 
 
 def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> MidiInput:
@@ -206,7 +220,28 @@ def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> Midi
     if midi.skipped_pitches:
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
         notes.append(f"{name}: skipped notes with pitches outside the drum map ({pitches})")
-    return MidiInput(midi.groove, round(midi.qpm, 2), notes, name)  # 140.00014 (µs/quarter) reads as 140
+    return MidiInput(midi.groove, round(midi.qpm, 2), notes, name, midi.notes)  # 140.00014 (µs/quarter) reads as 140
+
+
+def _grid_note(source: MidiInput, device: str) -> str | None:
+    """The remark for a kept file whose notes the studio's grid does not write as played: a grid
+    cell (step, drum) holds one note on its class's output pitch, so layered notes merge and a note
+    on another pitch of the class (clap 39 on the snare, cowbell 56 …) is written as the class's
+    drum. None when every note the device keeps comes back as itself."""
+    cells = source.cells
+    kept = (cells.cls >= 0) & ((cells.cls != CLOSED_HH) | (device != "infill-hihat"))  # infill redraws the hi-hats
+    mapped = cells.select(kept)  # notes outside the map: _read_midi's skipped-pitch note
+    own = mapped.pitch == drum_map(generate.USER_DRUM_MAP).output_pitches()[mapped.cls]
+    cell = mapped.step * NUM_CLASSES + mapped.cls
+    changed = len(cell) - len(np.unique(cell[own]))  # at most one note per cell, on its own pitch, stays itself
+    if not changed:
+        return None
+    pitches = ", ".join(str(p) for p in np.unique(mapped.pitch[~own]))
+    what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
+    return (
+        f"{source.name}: {changed} of {len(cells.pitch)} notes are {what}; the studio plays them "
+        f"as its 9 drums, one note per drum and step. `musicvae {device}` writes every note on its own pitch"
+    )
 
 
 async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[MidiInput]]:
@@ -230,9 +265,10 @@ async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[
 
 def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, meta: str | None = None) -> dict:
     """One groove of a response: its seed and index, the tensor and its MIDI (base64, with
-    ``meta`` as its marker text). The tensor holds the model's float32 numbers exactly (as
-    float64, which JSON carries without loss), so /api/midi of it and ``musicvae sample`` write
-    the same bytes as this MIDI; rounding them would move a velocity or tick now and then."""
+    ``meta`` as its marker text; ``meta`` also alone, for /api/midi at another tempo). The tensor
+    holds the model's float32 numbers exactly (as float64, which JSON carries without loss), so
+    /api/midi of it and ``musicvae sample`` write the same bytes as this MIDI; rounding them would
+    move a velocity or tick now and then."""
     groove = np.asarray(groove, np.float32).astype(np.float64) + 0.0  # + 0.0: no "-0.0" in JSON
     return {
         "seed": seed,
@@ -240,6 +276,7 @@ def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, m
         "bpm": bpm,
         "tensor": groove.tolist(),
         "midi": base64.b64encode(generate.midi_bytes(groove, bpm, meta=meta)).decode("ascii"),
+        "meta": meta,
     }
 
 
@@ -459,6 +496,8 @@ class Studio:
             hit_steps = np.nonzero(control.groove[:, HITS] > 0.5)[0]
             cut = generate.score_cut_note(len(control.groove), len(result), hit_steps)
             notes += [f"{control.name}: {cut}"] if cut else []
+        if keep and device in KEEPS_NOTES and inputs[0].cells is not None:  # a file, not taps
+            notes += [note for note in [_grid_note(inputs[0], device)] if note]
         return JSONResponse({
             "grooves": [groove_entry(result, bpm, seed, 0)],
             "inputs": [groove_entry(i.groove, bpm, None, k) for k, i in enumerate(inputs)],
@@ -491,7 +530,7 @@ class Studio:
         if "tensor" not in body:
             raise ApiError(400, "missing field: tensor")
         groove, bpm = _tensor(body["tensor"], "tensor"), _bpm(body, generate.DEFAULT_QPM)
-        data = generate.midi_bytes(groove.astype(np.float32), bpm)  # the model's precision: see groove_entry
+        data = generate.midi_bytes(groove.astype(np.float32), bpm, meta=_meta(body))  # the model's precision: see groove_entry
         return Response(data, media_type="audio/midi", headers={"Content-Disposition": 'attachment; filename="groove.mid"'})
 
 

@@ -40,34 +40,40 @@ function fieldValue(input) {
   return Number.isFinite(typed) ? clamp(Math.round(typed), Number(input.min), Number(input.max)) : Number(input.defaultValue);
 }
 
-// On change, the field is set to the value used, and a short notice says why: what the field shows
+// On change, the field is set to the value used, and the status line says why: what the field shows
 // is what plays and exports.
 function settleField(input) {
   const typed = input.valueAsNumber, used = fieldValue(input), field = input.closest(".field");
-  if (used === typed) { $(".notice", field)?.remove(); return; }  // a good value: the notice is past
+  if (used === typed) {  // a good value: a notice about this field is past
+    if ($("#status").dataset.notice === input.id) status("");
+    return;
+  }
   input.value = used;
   const unit = $(".unit", field);
   const name = field.firstChild.textContent.trim(), range = `${input.min}–${input.max}${unit ? ` ${unit.textContent}` : ""}`;
-  notice(field, Number.isFinite(typed) ? `${name} takes ${range}; using ${used}` : `${name} needs a number; using ${used}`);
+  notice(input, Number.isFinite(typed) ? `${name} takes ${range}; using ${used}` : `${name} needs a number; using ${used}`);
 }
 
-function notice(field, text) {
-  let note = $(".notice", field);
-  if (!note) {
-    note = document.createElement("span");
-    note.className = "notice";
-    note.setAttribute("role", "status");
-    field.append(note);
-  }
-  note.textContent = text;
-  clearTimeout(note.timer);
-  note.timer = setTimeout(() => note.remove(), 3000);
+// A notice in the status line, highlighted for a few seconds. Not under the field: there it would
+// cover the next row of controls in a narrow window, and pushing the rows down would move them.
+function notice(input, text) {
+  const line = $("#status");
+  status(text);
+  line.dataset.notice = input.id;
+  line.classList.add("notice");
+  clearTimeout(line.timer);
+  line.timer = setTimeout(() => line.classList.remove("notice"), 4000);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Messages: one line of status; errors in a box over the page's foot, so nothing below moves
 
-function status(text) { $("#status").textContent = text; }
+function status(text) {
+  const line = $("#status");
+  line.textContent = text;
+  delete line.dataset.notice;
+  line.classList.remove("notice");
+}
 
 function showError(text) {
   const box = $("#error");
@@ -497,7 +503,7 @@ class Groove {
     this.index = entry.index;
     this.title = title;
     this.edited = false;
-    this.serverMidi = { bpm: entry.bpm, base64: entry.midi };  // what the server wrote, unedited
+    this.serverMidi = { bpm: entry.bpm, base64: entry.midi, meta: entry.meta };  // what the server wrote, unedited
     this.midiUrl = `data:audio/midi;base64,${entry.midi}`;
     this.pending = null;
     this.view = new GridView(this, { compact });
@@ -553,7 +559,7 @@ class Groove {
   replace(entry, title, subtitle) {
     this.tensor = entry.tensor.map((row) => row.slice());
     this.seed = entry.seed; this.index = entry.index; this.title = title; this.edited = false;
-    this.serverMidi = { bpm: entry.bpm, base64: entry.midi };
+    this.serverMidi = { bpm: entry.bpm, base64: entry.midi, meta: entry.meta };
     $("h3", this.card).textContent = title;
     $(".sub", this.card).textContent = subtitle;
     this.view.render();
@@ -562,7 +568,9 @@ class Groove {
   }
 
   // The MIDI of what you hear: the server's own file when nothing changed, else /api/midi of
-  // the tensor with feel and mutes applied at the current tempo. Debounced for drags.
+  // the tensor with feel and mutes applied at the current tempo. A groove only played at another
+  // tempo keeps its marker (how `musicvae sample --bpm` makes it again); an edited one claims none.
+  // Debounced for drags.
   exportChanged() {
     clearTimeout(this.pending);
     this.pending = setTimeout(() => this.midi().catch((e) => showError(e.message)), 120);
@@ -570,10 +578,13 @@ class Groove {
 
   async midi() {
     clearTimeout(this.pending);
-    if (!this.edited && feelIsNeutral() && this.serverMidi.bpm === settings.bpm()) {
+    const asMade = !this.edited && feelIsNeutral();
+    if (asMade && this.serverMidi.bpm === settings.bpm()) {
       this.midiUrl = `data:audio/midi;base64,${this.serverMidi.base64}`;
     } else {
-      const reply = await postJSON("/api/midi", { tensor: withFeel(this.tensor), bpm: settings.bpm() });
+      // Unedited: the tensor as sent (a neutral feel could still round a velocity) and its marker.
+      const groove = asMade ? { tensor: this.tensor, meta: this.serverMidi.meta } : { tensor: withFeel(this.tensor) };
+      const reply = await postJSON("/api/midi", { ...groove, bpm: settings.bpm() });
       this.midiUrl = await blobToDataUrl(await reply.blob());
     }
     $(".drag", this.card).href = this.midiUrl;
@@ -818,12 +829,24 @@ async function regroove(device, seed = 0, given = regrooveInputs[device] || {}) 
     pair.classList.toggle("three", inputs.length > 1);
     if (body.grooves[0].bpm) { $("#bpm").value = Math.round(body.grooves[0].bpm); $("#bpm").dispatchEvent(new Event("change")); }
     layoutCards(pair);
-    status(body.notes?.length ? body.notes.join("; ") : `${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
+    showNotes(panel, body.notes);
+    status(`${RESULT_NAMES[device]}: ${fields.map(label).join(" + ")}`);
   } catch (err) {
     showError(err.message);
     status("");
-    showInputs(device, given, true);
+    showInputs(device, given, true);  // the last good file's results and remarks stay
   }
+}
+
+// The server's remarks on the files read (where the drums were found, notes the grid merges or
+// moves), a line each above the grids they are about; `command` text is shown as code.
+function showNotes(panel, notes) {
+  const lines = notes.map((text) => {
+    const line = document.createElement("li");
+    text.split("`").forEach((part, k) => line.append(k % 2 ? Object.assign(document.createElement("code"), { textContent: part }) : part));
+    return line;
+  });
+  $(".file-notes", panel).replaceChildren(...lines);
 }
 
 // A Drum channel menu for a panel that reads MIDI files: DAWs export a drum clip on the clip's own
@@ -986,6 +1009,9 @@ function wire() {
       });
     }
     channelMenu(panel).addEventListener("change", () => regroove(device));  // read the files again
+    const notes = document.createElement("ul");
+    notes.className = "file-notes";
+    $(".dropzones", panel).after(notes);
   }
   $("#humanize-keep").addEventListener("change", () => regroove("humanize"));
   $("#tap-record").addEventListener("click", recordTaps);
