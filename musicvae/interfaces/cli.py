@@ -280,7 +280,7 @@ def inspect(
     channel: Optional[str] = typer.Option(None, "--channel", help=CHANNEL_HELP),
     bars: int = typer.Option(4, "--bars", callback=check_bars, help=f"Window length in bars for the window count (1–{MAX_BARS})."),
 ) -> None:
-    """One line per MIDI file: tempo, time signature, notes, hits per drum class, skipped pitches, windows.
+    """One line per MIDI file: tempo, time signature, notes, hits per drum class, skipped notes, windows.
 
     A hit is a drum on a 16th step: notes layered on one step and drum (36 with 35) are one hit,
     so the hits can add up to fewer than the notes. A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
@@ -312,7 +312,7 @@ def inspect(
         num, den = perf.time_signature
         typer.echo(
             f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} {plural('note', perf.num_notes)}, "
-            f"map {kit.name} ({per_class}), skipped pitches {skipped}{f' ({pitches})' if pitches else ''}, "
+            f"map {kit.name}, hits {per_class}, {skipped} {plural('note', skipped)} skipped{f' ({pitches})' if pitches else ''}, "
             f"{len(windows)} whole {bars}-bar training {plural('window', len(windows))}"
         )
     raise typer.Exit(1 if failed else 0)
@@ -417,6 +417,8 @@ def import_magenta(
     """Convert a magenta TensorFlow GrooVAE checkpoint (no TensorFlow needed)."""
     from musicvae.checkpoints.native import load, save_model
 
+    if not src.exists() and not Path(f"{src}.index").is_file():  # load() would suggest this very command
+        fail(f"{src}: no such checkpoint (give magenta's prefix …/model.ckpt-N, its run folder, or a .tar)")
     model = load(src, config=get_config(config))
     save_model(out, model)
     typer.echo(f"imported {src} ({config}, {model.num_parameters():,} parameters) into {out}")
@@ -643,6 +645,16 @@ def _regroove_command(
     midi = read_input(source, how, kept=kept_from == "groove")
     score_midi = read_input(control, how, kept=kept_from == "score") if control is not None else None
     score = score_midi.groove if score_midi is not None else None
+    if command == "infill-hihat" and keep_hits:  # the map may class a tambourine (54) as closed hi-hat
+        import numpy as np
+
+        from musicvae.data.drums import CLOSED_HH
+
+        replaced = midi.notes.select(midi.notes.cls == CLOSED_HH)
+        if len(replaced.pitch):
+            pitches = ", ".join(f"{p}×{n}" for p, n in zip(*np.unique(replaced.pitch, return_counts=True)))
+            count = len(replaced.pitch)
+            typer.echo(f"note: {source.name}: the closed hi-hat part is drawn anew, replacing its {count} {plural('note', count)} ({pitches})")
     if wav:
         from musicvae.render import check_render_length
 

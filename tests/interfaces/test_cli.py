@@ -32,7 +32,7 @@ def test_inspect_reports_each_file_and_exit_code(tmp_path, capsys):
     score.dump_midi(good)
     code, out, _ = run(["inspect", str(good)], capsys)
     assert code == 0
-    assert "kick=5" in out and "skipped pitches 1" in out and out.endswith("1 whole 4-bar training window\n")
+    assert "kick=5" in out and "1 note skipped" in out and out.endswith("1 whole 4-bar training window\n")
     (tmp_path / "zip.mid").write_bytes(b"PK\x03\x04zip")
     code, out, _ = run(["inspect", str(good), str(tmp_path / "zip.mid"), str(tmp_path / "none.mid")], capsys)
     assert code == 1

@@ -274,3 +274,9 @@ def test_the_cli_runs_with_a_typer_that_lacks_the_help_hook():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("musicvae ")
+
+
+def test_import_magenta_of_a_missing_checkpoint_says_what_to_give(tmp_path, capsys):
+    err = assert_user_error(["import-magenta", tmp_path / "gone.tar", "--config", "groovae_4bar", "--out", tmp_path / "o"], capsys)
+    assert "gone.tar: no such checkpoint" in err and "import-magenta" not in err
+    assert files_under(tmp_path) == []

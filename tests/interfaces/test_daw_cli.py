@@ -53,7 +53,7 @@ def test_daw_clip_on_channel_1_through_the_commands(tmp_path, runs, capsys, kind
     code, out, _ = run(["inspect", clip], capsys)
     assert code == 0
     assert "note: " in out and "no channel-10 notes; reading channel 1 as drums" in out
-    assert "100.00 qpm" in out and "kick=4 snare=4 closed_hihat=16 open_hihat=0" in out and "skipped pitches 0," in out
+    assert "100.00 qpm" in out and "hits kick=4 snare=4 closed_hihat=16 open_hihat=0" in out and "0 notes skipped," in out
     for command, preset in COMMANDS.items():
         out_dir = tmp_path / command
         code, out, err = run([command, clip, "--checkpoint", runs[preset], "--out", out_dir], capsys)
@@ -94,9 +94,9 @@ def test_custom_drum_map_file_end_to_end(tmp_path, runs, capsys):
     }  # fmt: skip
     (tmp_path / "kit.json").write_text(json.dumps(kit))
     code, out, _ = run(["inspect", clip], capsys)  # the default map does not know pitch 24
-    assert code == 0 and "kick=0" in out and "skipped pitches 4 (24×4)" in out
+    assert code == 0 and "kick=0" in out and "4 notes skipped (24×4)" in out
     code, out, _ = run(["inspect", clip, "--drum-map", tmp_path / "kit.json"], capsys)
-    assert code == 0 and "map test-kit (kick=4 snare=4 closed_hihat=16" in out and "skipped pitches 0," in out
+    assert code == 0 and "map test-kit, hits kick=4 snare=4 closed_hihat=16" in out and "0 notes skipped," in out
     code, _, err = run(["humanize", clip, "--checkpoint", runs[COMMANDS["humanize"]], "--out", tmp_path / "h",
                         "--drum-map", tmp_path / "kit.json"], capsys)  # fmt: skip
     assert code == 0, err

@@ -159,9 +159,13 @@ def test_wav_renders_the_written_notes(tmp_path, runs, capsys, clip):
 
 
 def test_infill_hihat_keeps_the_other_drums_as_played(tmp_path, runs, capsys, clip):
-    run(["infill-hihat", clip, "--checkpoint", runs["groovae_2bar_add_closed_hh"], "--out", tmp_path], capsys)
+    text = run(["infill-hihat", clip, "--checkpoint", runs["groovae_2bar_add_closed_hh"], "--out", tmp_path], capsys)
     notes = notes_of(tmp_path / "clip_hihat.mid")
     hihats = {42, 44, 54}  # the reduced map's closed hi-hat pitches of the clip
+    replaced = collections.Counter(p for _, p, _ in CLIP if p in hihats)
+    listed = ", ".join(f"{p}×{n}" for p, n in sorted(replaced.items()))
+    count = sum(replaced.values())
+    assert f"note: clip.mid: the closed hi-hat part is drawn anew, replacing its {count} notes ({listed})" in text
     others = [(s * STEP_TICKS, p, v) for s, p, v in CLIP if p not in hihats]
     assert sorted(n for n in notes if n[1] not in hihats) == sorted(others)
     assert {p for _, p, _ in notes if p in hihats} == {42}  # the new part, on the kit's hi-hat
