@@ -293,7 +293,7 @@ def layered_note(changed: int, total: int, pitches: str, device: str, name: str 
     what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
     return (
         f"{name}: {changed} of {total} notes are {what}; the studio plays them as its 9 drums, "
-        f"one note per drum and step. `musicvae {device}` writes every note on its own pitch"
+        f"one note per drum and step. `musicvae {device}` writes every note on its own pitch."
     )
 
 

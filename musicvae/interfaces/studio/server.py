@@ -240,7 +240,7 @@ def _grid_note(source: MidiInput, device: str) -> str | None:
     what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
     return (
         f"{source.name}: {changed} of {len(cells.pitch)} notes are {what}; the studio plays them "
-        f"as its 9 drums, one note per drum and step. `musicvae {device}` writes every note on its own pitch"
+        f"as its 9 drums, one note per drum and step. `musicvae {device}` writes every note on its own pitch."
     )
 
 
