@@ -446,7 +446,7 @@ OutOption = typer.Option(Path("grooves"), "--out", "-o", help="Output folder; fi
 WavOption = typer.Option(False, "--wav", help="Also render each MIDI to WAV (built-in drum synth).")
 PngOption = typer.Option(False, "--png", help="Also draw each groove as a drum-grid PNG.")
 FeedbackOption = typer.Option(
-    "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit; default) | magenta (raw values)."
+    "consistent", "--feedback", help="consistent (zero velocity/offset fed back where no hit) | magenta (raw values)."
 )
 PriorOption = typer.Option(
     "auto", "--prior", help="Where z comes from: normal (N(0, I), magenta) | fitted (prior.safetensors) | auto (fitted if present)."
@@ -462,12 +462,17 @@ OutChannelOption = typer.Option(10, "--out-channel", help="MIDI channel (1-16) t
 FromMeanOption = typer.Option(
     False, "--from-mean", help="Decode each window from μ (the same take every time) instead of a seeded draw from the posterior."
 )
-HitThresholdOption = typer.Option(
-    None, "--hit-threshold", callback=check_hit_threshold,
-    help="Play a drum wherever the model's probability exceeds this (0–1) instead of drawing it at --temperature; "
-    "'off' draws. Default: drumify uses its model's per-class thresholds fitted on GMD validation "
-    "(`musicvae fit-thresholds`; 0.35 for a model without them), the others draw.",
-)  # fmt: skip
+def hit_threshold_option(device: str):
+    """--hit-threshold, whose help gives ``device``'s own default."""
+    default = (
+        "its model's per-class thresholds fitted on GMD validation (`musicvae fit-thresholds`; 0.35 for a model "
+        "without them)" if device == "drumify" else "off"
+    )
+    return typer.Option(
+        None, "--hit-threshold", callback=check_hit_threshold,
+        help=f"Play a drum wherever the model's probability exceeds this (0–1) instead of drawing it at "
+        f"--temperature; 'off' draws. Default: {default}.",
+    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -714,7 +719,7 @@ def _add_regroove_command(
         temperature: float = TemperatureOption, seed: int = SeedOption, feedback: str = FeedbackOption,
         bpm: Optional[float] = BpmOption, out: Path = OutOption, wav: bool = WavOption, png: bool = PngOption,
         keep: bool = typer.Option(keep_hits, "--keep-hits/--redraw-hits", help=KEEP_HITS_HELP.get(name, KEEP_HITS_HELP[None])),
-        from_mean: bool = FromMeanOption, hit_threshold: Optional[str] = HitThresholdOption,
+        from_mean: bool = FromMeanOption, hit_threshold: Optional[str] = hit_threshold_option(name),
         drum_map: str = DrumMapOption, channel: Optional[str] = ChannelOption, out_channel: int = OutChannelOption,
     ) -> None:  # fmt: skip
         midi_to = midi_out(drum_map, out_channel)
