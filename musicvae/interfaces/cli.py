@@ -170,7 +170,10 @@ CHANNEL_HELP = (
     "MIDI channel (1-16) of the drums, or 'all'. Default: channel 10 when it has notes, else the only channel "
     "(or track) with notes."
 )
-ConfigOption = typer.Option("groovae_4bar", "--config", "-c", help=f"Preset: {', '.join(sorted(CONFIGS))}.")
+# The presets are listed under a command's help at full width: in the option's column, 80 columns
+# wide, rich cuts names like groovae_2bar_groove_transfer short.
+PRESETS_EPILOG = f"Presets: {', '.join(sorted(CONFIGS))}."
+ConfigOption = typer.Option("groovae_4bar", "--config", "-c", help="Preset (the presets are listed below).")
 SetOption = typer.Option(None, "--set", help="Override a setting, e.g. --set train.batch_size=64 (repeatable).")
 WindowingOption = typer.Option(None, "--windowing", help="files | tfds | grid (default: the preset's).")
 DataOption = typer.Option(None, "--data", "-d", help="GMD folder or zip (default: $MUSICVAE_GMD_DIR).")
@@ -187,7 +190,7 @@ def data_download(
     typer.echo(f"Groove MIDI Dataset ready in {folder}")
 
 
-@data_app.command("stats")
+@data_app.command("stats", epilog=PRESETS_EPILOG)
 def data_stats(
     data: Optional[Path] = DataOption,
     config: str = ConfigOption,
@@ -242,7 +245,7 @@ def cache_clear() -> None:
     typer.echo(f"removed {count} {plural('file', count)}, {freed / 1e6:.1f} MB from {cache_dir()}")
 
 
-@app.command("preprocess")
+@app.command("preprocess", epilog=PRESETS_EPILOG)
 def preprocess(
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file (written atomically)."),
     data: Optional[Path] = DataOption,
@@ -336,12 +339,12 @@ def drum_maps_command(
     typer.echo("Your own map: --drum-map FILE.json (format in docs/drum-maps.md; `musicvae drum-maps gm` prints one).")
 
 
-@app.command("train")
+@app.command("train", epilog=PRESETS_EPILOG)
 def train_command(
     run_dir: Path = typer.Option(..., "--run-dir", help="Folder for checkpoints, logs and the final model."),
     data: Optional[Path] = DataOption,
     config: Optional[str] = typer.Option(
-        None, "--config", "-c", help=f"Preset (default groovae_4bar; on --resume the run's own): {', '.join(sorted(CONFIGS))}."
+        None, "--config", "-c", help="Preset (default groovae_4bar; on --resume the run's own; the presets are listed below)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (default: the preset's; on --resume the run's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (default: the preset's)."),
