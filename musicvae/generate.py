@@ -473,16 +473,16 @@ def groove_transfer(
 NOTES_KEPT_FROM = {"humanize": "groove", "reconstruct": "groove", "infill-hihat": "groove", "groove-transfer": "score"}
 
 
-def kept_notes(device: str, source: MidiGroove, num_steps: int) -> NoteCells:
-    """The notes of ``source`` (the input named by ``NOTES_KEPT_FROM[device]``) that ``device``,
-    keeping the hits, played into its output of ``num_steps`` steps: infill-hihat's input hi-hats
-    are left out (the model writes that part anew), groove transfer's score is repeated by its own
-    length or cut to the output's length, as its hits are (:func:`fit_length`)."""
-    notes = source.notes
+def kept_notes(device: str, notes: NoteCells, source_steps: int, num_steps: int) -> NoteCells:
+    """The ``notes`` of a source groove of ``source_steps`` steps (the input named by
+    ``NOTES_KEPT_FROM[device]``, e.g. ``read_groove(…).notes``) that ``device``, keeping the hits,
+    played into its output of ``num_steps`` steps: infill-hihat's input hi-hats are left out (the
+    model writes that part anew), groove transfer's score is repeated by its own length or cut to
+    the output's length, as its hits are (:func:`fit_length`)."""
     if device == "infill-hihat":
         return notes.select(notes.cls != CLOSED_HH)
     if device == "groove-transfer":
-        return notes.repeated(len(source.groove), num_steps)
+        return notes.repeated(source_steps, num_steps)
     return notes
 
 

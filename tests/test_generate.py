@@ -171,7 +171,7 @@ def test_groove_transfer_repeats_the_score_by_its_own_bars_in_hits_and_kept_note
     out = groove_transfer(score.groove, feel, tiny("groovae_2bar_groove_transfer"), seed=0)
     bar = [b % score_bars for b in range(4)]  # which score bar each output bar plays
     np.testing.assert_array_equal(out[:, :9], np.concatenate([score.groove[16 * b : 16 * b + 16, :9] for b in bar]))
-    notes = kept_notes("groove-transfer", score, len(out))
+    notes = kept_notes("groove-transfer", score.notes, len(score.groove), len(out))
     assert sorted(zip(notes.step, notes.cls)) == sorted(zip(*np.nonzero(out[:, :9] > 0.5)))  # one cell per note here
 
 

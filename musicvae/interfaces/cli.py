@@ -689,7 +689,8 @@ def _regroove_command(
             typer.echo(f"note: {control.name}: {cut}")
     kept = None
     if kept_from is not None:  # the input's own notes, on their own pitches
-        kept = generate.kept_notes(command, score_midi if kept_from == "score" else midi, len(result))
+        source_midi = score_midi if kept_from == "score" else midi
+        kept = generate.kept_notes(command, source_midi.notes, len(source_midi.groove), len(result))
     write_grooves(out, [f"{source.stem}_{suffix}"], [result], bpm or midi.qpm, wav, png, [meta], midi_to, kept=[kept])
 
 

@@ -289,27 +289,40 @@ def test_groove_transfer_repeats_a_short_score_by_its_bars_and_says_when_it_cuts
     assert body["notes"] == ["score.mid: 4 bars, cut to the feel's 1 bar (30 notes dropped)"]  # 10 hits a bar
 
 
-def layered_note(changed: int, total: int, pitches: str, device: str, name: str = "tracks.mid") -> str:
+def layered_note(changed: int, total: int, pitches: str, name: str = "tracks.mid") -> str:
     what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
     return (
-        f"{name}: {changed} of {total} notes are {what}; the studio plays them as its 9 drums, "
-        f"one note per drum and step. `musicvae {device}` writes every note on its own pitch."
+        f"{name}: {changed} of {total} notes are {what}; the grid shows and plays them as its 9 drums, one note "
+        "per drum and step, but the result's MIDI keeps every note on its own pitch while you leave the groove, "
+        "its mutes, the tempo, Dynamics and Timing as they are."
     )
 
 
-def test_kept_notes_the_grid_merges_or_moves_are_counted_and_the_cli_named(client):
+def test_kept_notes_the_grid_merges_or_moves_are_counted_and_kept_in_the_results_midi(client):
     beat = ("daw.mid", layered_beat())
-    # The 35 under the 36 and the second 38 merge, the clap becomes a 38: 3 of 8 notes changed.
+    # The 35 under the 36 and the second 38 merge in the grid, the clap becomes a 38: 3 of 8 notes.
     humanized = client.post("/api/humanize", files={"file": beat}).json()
-    assert humanized["notes"] == [layered_note(3, 8, "35, 39", "humanize", "daw.mid")]
-    written = midi_notes(humanized["grooves"][0])
-    assert len(written) == 8 - 2 and {n.pitch for n in written} == {36, 38, 42}
+    assert humanized["notes"] == [layered_note(3, 8, "35, 39", "daw.mid")]
+    written = midi_notes(humanized["grooves"][0])  # the result's MIDI: every note, as the CLI writes it
+    assert sorted(n.pitch for n in written) == [35, 36, 38, 38, 38, 39, 42, 42]
+    assert len(midi_notes(humanized["inputs"][0])) == 8 - 2  # the input's card is its grid
     transferred = client.post("/api/groove-transfer", files={"hits": beat, "groove": ("feel.mid", drum_midi_bytes(1))}).json()
-    assert transferred["notes"] == [layered_note(3, 8, "35, 39", "groove-transfer", "daw.mid")]
+    assert transferred["notes"] == [layered_note(3, 8, "35, 39", "daw.mid")]
+    assert sorted(n.pitch for n in midi_notes(transferred["grooves"][0])) == [35, 36, 38, 38, 38, 39, 42, 42]
     swapped = client.post("/api/groove-transfer", files={"hits": ("feel.mid", drum_midi_bytes(1)), "groove": beat}).json()
     assert swapped["notes"] == []  # the feel's notes are not kept
     assert client.post("/api/drumify", files={"file": beat}).json()["notes"] == []  # the model picks the drums
-    assert client.post("/api/humanize", files={"file": beat}, data={"keep_hits": "false"}).json()["notes"] == []
+    redrawn = client.post("/api/humanize", files={"file": beat}, data={"keep_hits": "false"}).json()
+    assert redrawn["notes"] == [] and not {35, 39} & {n.pitch for n in midi_notes(redrawn["grooves"][0])}  # the map's pitches
+
+
+def test_a_kept_note_outside_the_drum_map_is_named_and_written_back(client):
+    beat = ("odd.mid", drum_midi_bytes(1, pitch=24))  # 24 (no drum of the reduced map) on the 8ths, 2 snares
+    read = client.post("/api/read", files={"file": beat}).json()
+    assert read["notes"] == ["odd.mid: skipped notes with pitches outside the drum map (24×8)"]  # the grid skips them
+    humanized = client.post("/api/humanize", files={"file": beat}).json()
+    assert humanized["notes"] == [layered_note(8, 10, "24", "odd.mid")]
+    assert 24 in {n.pitch for n in midi_notes(humanized["grooves"][0])}
     assert client.post("/api/humanize", files={"file": ("b.mid", drum_midi_bytes(2))}).json()["notes"] == []
 
 
@@ -338,7 +351,7 @@ def test_a_file_needing_a_channel_choice_names_the_pages_menu_and_the_channel_fi
             body = reply.json()
             assert reply.status_code == 200 and body["notes"][0] == note  # the page shows it
             # "all" reads both tracks' copies of the clip: layered notes, which humanize names next
-            assert body["notes"][1:] == ([] if path == "/api/read" or channel == "2" else [layered_note(24, 48, "", "humanize")])
+            assert body["notes"][1:] == ([] if path == "/api/read" or channel == "2" else [layered_note(24, 48, "")])
     for channel, words in (("17", "channel must be between 1 and 16"), ("ten", "channel must be a number")):
         reply = client.post("/api/read", files={"file": ("a.mid", drum_midi_bytes())}, data={"channel": channel})
         assert reply.status_code == 400 and words in reply.json()["error"]

@@ -325,14 +325,15 @@ def test_a_per_drum_track_file_asks_for_the_drum_channel_menu(page):
     assert notes.nth(1).inner_text().startswith("tracks.mid: 24 of 48 notes are layered")  # both tracks' copies
 
 
-def test_kept_layers_and_other_pitches_are_named_and_a_tempo_change_keeps_the_marker(page):
+def test_kept_layers_and_other_pitches_are_named_and_downloaded_and_a_tempo_change_keeps_the_marker(page):
     page.click('[role=tab][data-device="humanize"]')
     page.select_option('.panel[data-panel="humanize"] .channel', "auto")
     drop_files(page, '.panel[data-panel="humanize"] .drop', [("daw.mid", layered_beat())])
     page.wait_for_function("document.querySelector('.panel[data-panel=humanize] .pair .card h3')?.textContent === 'In: daw.mid'")
     note = page.locator('.panel[data-panel="humanize"] .file-notes li')
     assert note.count() == 1 and note.inner_text().startswith("daw.mid: 3 of 8 notes are layers or other drums (pitches 35, 39)")
-    assert note.locator("code").inner_text() == "musicvae humanize"  # the CLI that writes them as played
+    out = downloaded(page, page.locator('.panel[data-panel="humanize"] .pair .card').nth(1).locator(".download"))
+    assert sorted(n.pitch for n in out.tracks[0].notes) == [35, 36, 38, 38, 38, 39, 42, 42]  # every note, as played
     page.set_checked("#humanize-keep", False)  # notes redrawn by the model: nothing kept, nothing to say
     page.wait_for_function("!document.querySelector('.panel[data-panel=humanize] .file-notes li')")
     page.set_checked("#humanize-keep", True)

@@ -204,6 +204,12 @@ class MidiInput:
     notes: list[str]  # one-line remarks for the page (e.g. skipped pitches)
     name: str  # the file's name, or the request's field for a tensor
     cells: NoteCells | None = None  # every note of a MIDI file with its (step, class) cell; None for a tensor
+    skipped: str | None = None  # the remark on notes outside the drum map, which the grid skips
+
+    def remarks(self, kept: bool = False) -> list[str]:
+        """The remarks for the page; with ``kept`` (a device writes this file's notes back into its
+        result's MIDI, :func:`_grid_note` says how) the skipped notes' remark is left out."""
+        return self.notes + ([] if kept or self.skipped is None else [self.skipped])
 
 
 def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> MidiInput:
@@ -217,30 +223,36 @@ def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> Midi
         bars = len(midi.groove) // STEPS_PER_BAR
         raise ApiError(413, f"{name} is {bars} bars long; the studio takes at most {MAX_STEPS // STEPS_PER_BAR}")
     notes = [midi.channel_note] if midi.channel_note else []
+    skipped = None
     if midi.skipped_pitches:
         pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
-        notes.append(f"{name}: skipped notes with pitches outside the drum map ({pitches})")
-    return MidiInput(midi.groove, round(midi.qpm, 2), notes, name, midi.notes)  # 140.00014 (µs/quarter) reads as 140
+        skipped = f"{name}: skipped notes with pitches outside the drum map ({pitches})"
+    return MidiInput(midi.groove, round(midi.qpm, 2), notes, name, midi.notes, skipped)  # 140.00014 (µs/quarter) reads as 140
 
 
 def _grid_note(source: MidiInput, device: str) -> str | None:
-    """The remark for a kept file whose notes the studio's grid does not write as played: a grid
-    cell (step, drum) holds one note on its class's output pitch, so layered notes merge and a note
-    on another pitch of the class (clap 39 on the snare, cowbell 56 …) is written as the class's
-    drum. None when every note the device keeps comes back as itself."""
+    """The remark for a kept file whose notes the studio's grid does not show as played: a grid
+    cell (step, drum) holds one note on its class's output pitch, so there layered notes merge, a
+    note on another pitch of the class (clap 39 on the snare, cowbell 56 …) becomes the class's
+    drum and a note outside the drum map is left out. The result's MIDI (:func:`groove_entry` with
+    the kept notes) still holds each of them on its own pitch, until the groove is edited, muted or
+    played at another tempo or feel: then the page writes its grid (/api/midi). None when the grid shows every
+    note the device keeps as itself."""
     cells = source.cells
-    kept = (cells.cls >= 0) & ((cells.cls != CLOSED_HH) | (device != "infill-hihat"))  # infill redraws the hi-hats
-    mapped = cells.select(kept)  # notes outside the map: _read_midi's skipped-pitch note
+    kept = (cells.cls != CLOSED_HH) | (device != "infill-hihat")  # infill redraws the hi-hats
+    mapped, unmapped = cells.select(kept & (cells.cls >= 0)), cells.select(cells.cls < 0)
     own = mapped.pitch == drum_map(generate.USER_DRUM_MAP).output_pitches()[mapped.cls]
     cell = mapped.step * NUM_CLASSES + mapped.cls
-    changed = len(cell) - len(np.unique(cell[own]))  # at most one note per cell, on its own pitch, stays itself
+    # at most one note per cell, on its own pitch, is shown as itself
+    changed = len(cell) - len(np.unique(cell[own])) + len(unmapped.pitch)
     if not changed:
         return None
-    pitches = ", ".join(str(p) for p in np.unique(mapped.pitch[~own]))
+    pitches = ", ".join(str(p) for p in np.unique(np.concatenate([mapped.pitch[~own], unmapped.pitch])))
     what = f"layers or other drums (pitches {pitches})" if pitches else "layered"
     return (
-        f"{source.name}: {changed} of {len(cells.pitch)} notes are {what}; the studio plays them "
-        f"as its 9 drums, one note per drum and step. `musicvae {device}` writes every note on its own pitch."
+        f"{source.name}: {changed} of {len(cells.pitch)} notes are {what}; the grid shows and plays them as its "
+        f"9 drums, one note per drum and step, but the result's MIDI keeps every note on its own pitch while you "
+        f"leave the groove, its mutes, the tempo, Dynamics and Timing as they are."
     )
 
 
@@ -263,9 +275,12 @@ async def _inputs(request: Request, names: tuple[str, ...]) -> tuple[dict, list[
 # Responses
 
 
-def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, meta: str | None = None) -> dict:
+def groove_entry(
+    groove: np.ndarray, bpm: float, seed: int | None, index: int, meta: str | None = None, kept: NoteCells | None = None
+) -> dict:
     """One groove of a response: its seed and index, the tensor and its MIDI (base64, with
-    ``meta`` as its marker text; ``meta`` also alone, for /api/midi at another tempo). The tensor
+    ``meta`` as its marker text; ``meta`` also alone, for /api/midi at another tempo; the input
+    notes a device ``kept`` on their own pitches, as the CLI writes them). The tensor
     holds the model's float32 numbers exactly (as float64, which JSON carries without loss), so
     /api/midi of it and ``musicvae sample`` write the same bytes as this MIDI; rounding them would
     move a velocity or tick now and then."""
@@ -275,7 +290,7 @@ def groove_entry(groove: np.ndarray, bpm: float, seed: int | None, index: int, m
         "index": index,
         "bpm": bpm,
         "tensor": groove.tolist(),
-        "midi": base64.b64encode(generate.midi_bytes(groove, bpm, meta=meta)).decode("ascii"),
+        "midi": base64.b64encode(generate.midi_bytes(groove, bpm, meta=meta, kept=kept)).decode("ascii"),
         "meta": meta,
     }
 
@@ -478,7 +493,7 @@ class Studio:
         seed, temperature, bpm = _seed(body), _temperature(body), _bpm(body, a.qpm)
         model = self.model("interpolate")
         grooves = await self.run(generate.interpolate, model, a.groove, b.groove, steps, temperature=temperature, seed=seed)
-        return JSONResponse({"grooves": [groove_entry(g, bpm, seed, k) for k, g in enumerate(grooves)], "notes": a.notes + b.notes})
+        return JSONResponse({"grooves": [groove_entry(g, bpm, seed, k) for k, g in enumerate(grooves)], "notes": a.remarks() + b.remarks()})
 
     async def _regroove(self, request: Request, device: str, names: tuple[str, ...], keep_hits: bool) -> Response:
         model = self.model(device)  # before reading the upload: a missing model needs no file
@@ -491,15 +506,18 @@ class Studio:
         result = await self.run(
             generate.DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
         )
-        notes = [note for i in inputs for note in i.notes]
+        kept = None  # the kept file's notes, written back into the result's MIDI on their own pitches
+        if keep and device in KEEPS_NOTES and inputs[0].cells is not None:  # a file, not taps
+            kept = generate.kept_notes(device, inputs[0].cells, len(inputs[0].groove), len(result))
+        notes = [note for k, i in enumerate(inputs) for note in i.remarks(kept=k == 0 and kept is not None)]
         if control is not None:  # the score's notes are those of its input groove, one per hit
             hit_steps = np.nonzero(control.groove[:, HITS] > 0.5)[0]
             cut = generate.score_cut_note(len(control.groove), len(result), hit_steps)
             notes += [f"{control.name}: {cut}"] if cut else []
-        if keep and device in KEEPS_NOTES and inputs[0].cells is not None:  # a file, not taps
+        if kept is not None:
             notes += [note for note in [_grid_note(inputs[0], device)] if note]
         return JSONResponse({
-            "grooves": [groove_entry(result, bpm, seed, 0)],
+            "grooves": [groove_entry(result, bpm, seed, 0, kept=kept)],
             "inputs": [groove_entry(i.groove, bpm, None, k) for k, i in enumerate(inputs)],
             "notes": notes,
         })  # fmt: skip
@@ -523,7 +541,7 @@ class Studio:
         if "file" not in files:
             raise ApiError(400, "missing MIDI file field: file")
         midi = files["file"]
-        return JSONResponse({"grooves": [groove_entry(midi.groove, midi.qpm, None, 0)], "notes": midi.notes})
+        return JSONResponse({"grooves": [groove_entry(midi.groove, midi.qpm, None, 0)], "notes": midi.remarks()})
 
     async def midi(self, request: Request) -> Response:
         body = await _json(request)
