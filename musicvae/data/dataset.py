@@ -39,7 +39,7 @@ from musicvae.configs import DataConfig, data_config_from_dict
 from musicvae.data.cache import cache_dir
 from musicvae.data.drums import drum_map
 from musicvae.data.gmd import GrooveDataset, GrooveRow, is_eval_session_file, open_dataset
-from musicvae.data.groove import HITS, MAX_VELOCITY, OFFSETS, VELOCITIES, check_convertible, performance_cells
+from musicvae.data.groove import HITS, MAX_VELOCITY, OFFSETS, VELOCITIES, check_convertible, performance_cells, pitch_counts_text
 from musicvae.data.midi import MidiError, read_drums
 from musicvae.data.transforms import controls_for, encoder_inputs
 from musicvae.data.windows import files_windows, grid_windows, tfds_windows
@@ -239,7 +239,7 @@ class BuildReport:
         out = [f"files used: {self.files_used}"]
         out += [f"skipped ({reason}): {count}" for reason, count in sorted(self.skipped.items())]
         if self.skipped_pitches:
-            pitches = ", ".join(f"{p}×{n}" for p, n in sorted(self.skipped_pitches.items()))
+            pitches = pitch_counts_text(self.skipped_pitches)
             out.append(f"notes with unmapped pitches skipped: {pitches}")
         return out
 

@@ -145,10 +145,14 @@ class NoteCells:
         """The notes where ``mask`` is true."""
         return NoteCells(*(getattr(self, f.name)[mask] for f in fields(self)))
 
+    def pitch_counts(self) -> dict[int, int]:
+        """Pitch → count of the notes, by pitch."""
+        values, counts = np.unique(self.pitch, return_counts=True)
+        return {int(v): int(n) for v, n in zip(values, counts)}
+
     def skipped_pitches(self) -> dict[int, int]:
         """Pitch → count of the notes whose pitch the drum map has no class for."""
-        values, counts = np.unique(self.pitch[self.cls < 0], return_counts=True)
-        return {int(v): int(n) for v, n in zip(values, counts)}
+        return self.select(self.cls < 0).pitch_counts()
 
     def on_output_pitches(self, drum_map_spec: str | DrumMap) -> "NoteCells":
         """The notes with each one that has a class moved to that class's output pitch of the drum
@@ -164,6 +168,11 @@ class NoteCells:
         repeats = [dataclasses.replace(notes, position=notes.position + k, step=notes.step + k) for k in shifts]
         joined = NoteCells(*(np.concatenate([getattr(n, f.name) for n in repeats]) for f in fields(self)))
         return joined.select(joined.step < num_steps)
+
+
+def pitch_counts_text(counts: dict[int, int]) -> str:
+    """Pitch → count as the commands and the studio say it: "39×4, 54×8", by pitch."""
+    return ", ".join(f"{pitch}×{count}" for pitch, count in sorted(counts.items()))
 
 
 def note_cells(perf: DrumPerformance, drum_map_spec: str | DrumMap = "roland") -> NoteCells:

@@ -286,12 +286,12 @@ def inspect(
     """One line per MIDI file: tempo, time signature, notes, hits per drum class, skipped notes, windows.
 
     A hit is a drum on a 16th step: notes layered on one step and drum (36 with 35) are one hit,
-    so the hits can add up to fewer than the notes. A `note:` line comes first when the drums were not found on channel 10 or note-ons had no
-    note-off (each is read as a hit)."""
+    so the hits can add up to fewer than the notes. A `note:` line comes first when the drums were
+    not found on channel 10 or note-ons had no note-off (each is read as a hit)."""
     from musicvae.data.channels import read_user_drums
     from musicvae.data.drums import CLASS_NAMES
     from musicvae.data.drums import drum_map as load_drum_map
-    from musicvae.data.groove import performance_cells
+    from musicvae.data.groove import performance_cells, pitch_counts_text
     from musicvae.data.midi import MidiError
     from musicvae.data.windows import files_windows
 
@@ -311,7 +311,7 @@ def inspect(
         counts = collections.Counter(cells.cls.tolist())
         per_class = " ".join(f"{CLASS_NAMES[c]}={counts[c]}" for c in range(9))
         skipped = sum(cells.skipped_pitches.values())
-        pitches = ", ".join(f"{p}×{n}" for p, n in sorted(cells.skipped_pitches.items()))
+        pitches = pitch_counts_text(cells.skipped_pitches)
         num, den = perf.time_signature
         typer.echo(
             f"{path}: {perf.qpm:.2f} qpm, {num}/{den}, {perf.num_notes} {plural('note', perf.num_notes)}, "
@@ -624,13 +624,14 @@ def read_input(path: Path, how: MidiIn, kept: bool = False):
     """A user MIDI file as a groove, saying in a `note:` line where its drums were found and which
     pitches the map skipped — or, when its notes are ``kept`` (written back by a device that keeps
     the hits), how many notes outside the map are written back on their own pitches."""
+    from musicvae.data.groove import pitch_counts_text
     from musicvae.generate import read_groove
 
     midi = read_groove(path, drum_map=how.drum_map, channel=how.channel)
     if midi.channel_note:
         typer.echo(f"note: {path.name}: {midi.channel_note}")
     if midi.skipped_pitches:
-        pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
+        pitches = pitch_counts_text(midi.skipped_pitches)
         if kept:
             count = sum(midi.skipped_pitches.values())
             typer.echo(f"note: {path.name}: {count} {plural('note', count)} with pitches outside the drum map written back on their own pitches: {pitches}")
@@ -654,14 +655,12 @@ def _regroove_command(
     score_midi = read_input(control, how, kept=kept_from == "score") if control is not None else None
     score = score_midi.groove if score_midi is not None else None
     if command == "infill-hihat" and keep_hits:  # the map may class a tambourine (54) as closed hi-hat
-        import numpy as np
-
         from musicvae.data.drums import CLOSED_HH
+        from musicvae.data.groove import pitch_counts_text
 
         replaced = midi.notes.select(midi.notes.cls == CLOSED_HH)
-        if len(replaced.pitch):
-            pitches = ", ".join(f"{p}×{n}" for p, n in zip(*np.unique(replaced.pitch, return_counts=True)))
-            count = len(replaced.pitch)
+        if count := len(replaced.pitch):
+            pitches = pitch_counts_text(replaced.pitch_counts())
             typer.echo(f"note: {source.name}: the closed hi-hat part is drawn anew, replacing its {count} {plural('note', count)} ({pitches})")
     if wav:
         from musicvae.render import check_render_length

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from musicvae import generate
 from musicvae.data.channels import CHANNELS, DrumChannelError
 from musicvae.data.drums import CLASS_NAMES, CLOSED_HH, NUM_CLASSES, DrumMapError, drum_map
-from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells
+from musicvae.data.groove import DEPTH, HITS, OFFSETS, STEPS_PER_BAR, VELOCITIES, NoteCells, pitch_counts_text
 from musicvae.data.midi import MidiError
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _read_midi(data: bytes, name: str, channel: int | str | None = None) -> Midi
     notes = [midi.channel_note] if midi.channel_note else []
     skipped = None
     if midi.skipped_pitches:
-        pitches = ", ".join(f"{p}×{c}" for p, c in sorted(midi.skipped_pitches.items()))
+        pitches = pitch_counts_text(midi.skipped_pitches)
         skipped = f"{name}: skipped notes with pitches outside the drum map ({pitches})"
     return MidiInput(midi.groove, round(midi.qpm, 2), notes, name, midi.notes, skipped)  # 140.00014 (µs/quarter) reads as 140
 
