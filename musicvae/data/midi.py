@@ -303,10 +303,10 @@ def _pretty_midi_notes(data: bytes, hit_ticks: int | None) -> tuple[np.ndarray, 
     return tuple(np.array(column, dtype) for column, dtype in zip(columns, dtypes))
 
 
-def add_unclosed_hits(score: symusic.Score, data: bytes, label: str) -> int:
+def add_unclosed_hits(score: symusic.Score, data: bytes, label: str) -> None:
     """Add to ``score`` (in ticks, parsed from ``data``) the note-ons that no note-off closes, as
-    hits a 32nd note long in a track of their own (marked drum when they are on channel 10), and
-    return how many: symusic drops them, and a drum machine's file may hold nothing else. For
+    hits a 32nd note long in a track of their own (marked drum when they are on channel 10):
+    symusic drops them, and a drum machine's file may hold nothing else. For
     readers that keep the file's tempo map (the renderer); :func:`read_drums` finds them itself."""
     hit_ticks = max(1, int(score.ticks_per_quarter) // THIRTY_SECONDS_PER_QUARTER)
     try:
@@ -322,7 +322,6 @@ def add_unclosed_hits(score: symusic.Score, data: bytes, label: str) -> int:
                 pitch=pitch[held].astype(np.int8), velocity=velocity[held].astype(np.int8),
             )  # fmt: skip
             score.tracks.append(track)
-    return int(np.count_nonzero(~has_off))
 
 
 def _last_tick(events) -> int:

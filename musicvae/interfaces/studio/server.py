@@ -63,9 +63,6 @@ MAX_SEED = 2**32 - 1  # as `musicvae sample --seed`: any seed the CLI takes make
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_SPREAD = 2.0  # velocity/timing spread of /api/sample (1 = the fitted residuals' or the decoder's own std)
 MAX_META_CHARS = 300  # the marker text /api/midi writes back (sample_meta's line is about 120)
-# The devices whose CLI writes the notes of their first input back as played (docs/devices.md); the
-# studio's grids write one note per drum and step, on the drum map's pitch.
-KEEPS_NOTES = frozenset({"humanize", "infill-hihat", "groove-transfer"})
 
 
 class ApiError(Exception):
@@ -506,8 +503,10 @@ class Studio:
         result = await self.run(
             generate.DEVICE_FUNCTIONS[device], *grooves, model, temperature=temperature, seed=seed, keep_hits=keep
         )
-        kept = None  # the kept file's notes, written back into the result's MIDI on their own pitches
-        if keep and device in KEEPS_NOTES and inputs[0].cells is not None:  # a file, not taps
+        # The kept file's notes (inputs[0]: the file, or groove transfer's score), written back into
+        # the result's MIDI on their own pitches; drumify keeps none.
+        kept = None
+        if keep and device in generate.NOTES_KEPT_FROM and inputs[0].cells is not None:  # a file, not taps
             kept = generate.kept_notes(device, inputs[0].cells, len(inputs[0].groove), len(result))
         notes = [note for k, i in enumerate(inputs) for note in i.remarks(kept=k == 0 and kept is not None)]
         if control is not None:  # the score's notes are those of its input groove, one per hit
